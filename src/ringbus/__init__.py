@@ -1,0 +1,27 @@
+"""ringbus: an in-process event bus whose hot path is compiled.
+
+>>> import ringbus
+>>> bus = ringbus.Bus()
+>>> TICK = bus.event_type("md.tick")
+>>> @bus.on(TICK)
+... def on_tick(price):
+...     print("tick", price)
+>>> bus.emit(TICK, 101.5)
+tick 101.5
+1
+"""
+try:
+    from ringbus._dispatch import EmitDepthError
+except ImportError as exc:  # pragma: no cover - only without a build
+    raise ImportError(
+        "ringbus's compiled core is missing: install the package with `pip install .` "
+        "(or `pip install --no-build-isolation -e .` for development) rather than "
+        "importing it from the source tree") from exc
+
+from ringbus._bus import Bus
+from ringbus.ordering import OrderCycleError
+from ringbus.subscription import Subscription
+
+__version__ = "0.1.0"
+
+__all__ = ["Bus", "Subscription", "EmitDepthError", "OrderCycleError", "__version__"]

@@ -1,0 +1,266 @@
+"""Compiled inline dispatch: the table behind ``Bus.emit``.
+
+Registration (names, ordering, weak references, policies) lives in Python; it hands this
+module finished :class:`HandlerArray` objects. Nothing here sorts, looks up a dict or
+allocates on the path of one event.
+"""
+from cpython.long cimport PyLong_CheckExact, PyLong_AsSsize_t
+from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_DECREF, Py_XDECREF
+
+from ringbus._capi cimport (
+    ringbus_emit_depth, ringbus_weakref_get, ringbus_take_exception,
+    PY_VECTORCALL_ARGUMENTS_OFFSET, PyObject_Vectorcall,
+)
+
+import operator
+
+# The call kinds, for the Python code that builds subscriptions.
+STRONG = CALL_STRONG
+WEAK_METHOD = CALL_WEAK_METHOD
+WEAK = CALL_WEAK
+
+
+class EmitDepthError(RecursionError):
+    """Handlers re-entered ``emit`` more deeply than the bus's ``max_depth`` allows.
+
+    It is never handed to the error policy: it unwinds every nested ``emit`` so that the
+    outermost caller sees it, and the bus stays usable afterwards.
+    """
+
+
+cdef class HandlerArray:
+    """The handlers of one event type, in dispatch order; immutable.
+
+    Built from subscription objects that carry ``_target``, ``_ref`` and ``_kind``.
+    """
+
+    def __cinit__(self, subscriptions):
+        cdef tuple subs = tuple(subscriptions)
+        cdef Py_ssize_t i, n = len(subs)
+        cdef list keep = []
+        self.entries = <HandlerEntry *>PyMem_Malloc(max(n, 1) * sizeof(HandlerEntry))
+        if self.entries == NULL:
+            raise MemoryError()
+        self.count = 0
+        for i in range(n):
+            sub = subs[i]
+            target = sub._target
+            ref = sub._ref
+            kind = sub._kind
+            if kind not in (CALL_STRONG, CALL_WEAK_METHOD, CALL_WEAK):
+                raise ValueError(f"subscription has an unknown call kind {kind!r}")
+            keep.append((sub, target, ref))
+            self.entries[i].target = <PyObject *>target
+            self.entries[i].ref = NULL if ref is None else <PyObject *>ref
+            self.entries[i].subscription = <PyObject *>sub
+            self.entries[i].kind = kind
+            self.count += 1
+        self._keep = tuple(keep)
+
+    def __dealloc__(self):
+        PyMem_Free(self.entries)
+
+    def __len__(self):
+        return self.count
+
+    @property
+    def subscriptions(self):
+        """The subscriptions, in dispatch order."""
+        return tuple(k[0] for k in self._keep)
+
+
+cdef class DispatchTable:
+    """Event type id -> :class:`HandlerArray`; the compiled base of ``ringbus.Bus``."""
+
+    def __cinit__(self, *args, **kwargs):
+        self._table = NULL
+        self._size = 0
+        self._capacity = 0
+        self._max_depth = 64
+        self._raise_errors = False
+        self._error_sink = None
+
+    def __dealloc__(self):
+        cdef Py_ssize_t i
+        if self._table != NULL:
+            for i in range(self._size):
+                Py_XDECREF(self._table[i])
+            PyMem_Free(self._table)
+
+    # -- registration side (Python callers, not the hot path) ---------------------------
+
+    def _grow(self, Py_ssize_t size):
+        """Make ids ``[0, size)`` valid. Existing entries keep their handlers."""
+        cdef Py_ssize_t cap, i
+        cdef PyObject **table
+        if size <= self._size:
+            return
+        if size > self._capacity:
+            cap = max(16, self._capacity)
+            while cap < size:
+                cap *= 2
+            table = <PyObject **>PyMem_Realloc(self._table, cap * sizeof(PyObject *))
+            if table == NULL:
+                raise MemoryError()
+            self._table = table
+            self._capacity = cap
+        for i in range(self._size, size):
+            self._table[i] = NULL
+        self._size = size
+
+    def _swap(self, Py_ssize_t t, HandlerArray handlers):
+        """Install ``handlers`` (or None: no handlers) for id ``t``; returns the old array.
+
+        The old array stays alive for any dispatch that already holds it.
+        """
+        if t < 0 or t >= self._size:
+            raise ValueError(f"event type {t} is not in the table")
+        old = self._table[t]
+        if handlers is not None and handlers.count > 0:
+            Py_INCREF(handlers)
+            self._table[t] = <PyObject *>handlers
+        else:
+            self._table[t] = NULL
+        if old == NULL:
+            return None
+        result = <object>old      # takes a new reference ...
+        Py_DECREF(result)         # ... and this drops the table's own
+        return result
+
+    def _handlers(self, Py_ssize_t t):
+        """The installed HandlerArray for id ``t`` (None if it has no handlers)."""
+        if t < 0 or t >= self._size:
+            raise ValueError(f"event type {t} is not in the table")
+        if self._table[t] == NULL:
+            return None
+        return <object>self._table[t]
+
+    def _configure(self, *, int max_depth, bint raise_errors, error_sink):
+        if max_depth < 1:
+            raise ValueError(f"max_depth must be >= 1, got {max_depth}")
+        self._max_depth = max_depth
+        self._raise_errors = raise_errors
+        self._error_sink = error_sink
+
+    def _counters(self):
+        return {
+            "emitted": self._emitted,
+            "handler_calls": self._handler_calls,
+            "handler_errors": self._handler_errors,
+        }
+
+    @property
+    def max_depth(self):
+        """How deeply handlers may nest ``emit`` calls before EmitDepthError."""
+        return self._max_depth
+
+    # -- hot path ------------------------------------------------------------------------
+
+    cdef Py_ssize_t check_id(self, object event_type) except -1:
+        """The id as a C integer, or a clear exception naming ``event_type``."""
+        cdef Py_ssize_t t
+        if PyLong_CheckExact(event_type):
+            t = PyLong_AsSsize_t(event_type)
+        else:
+            if isinstance(event_type, (str, bytes)) or not hasattr(type(event_type), "__index__"):
+                raise TypeError(
+                    f"event_type must be an int id (register names with bus.event_type()), "
+                    f"got {type(event_type).__name__}: {event_type!r}")
+            t = operator.index(event_type)
+        if t < 0 or t >= self._size:
+            raise ValueError(
+                f"event_type {event_type!r} is not a registered id: "
+                f"expected 0 <= event_type < {self._size}")
+        return t
+
+    cdef Py_ssize_t dispatch(self, Py_ssize_t t, object payload) except -1:
+        """Dispatch one event whose id the caller has checked."""
+        global ringbus_emit_depth
+        cdef PyObject *installed = self._table[t]
+        self._emitted += 1
+        if installed == NULL:
+            return 0
+        # A counted reference: the array outlives a swap made by one of its own handlers.
+        cdef HandlerArray handlers = <HandlerArray>installed
+        if ringbus_emit_depth >= self._max_depth:
+            raise EmitDepthError(
+                f"emit() nested deeper than max_depth={self._max_depth} "
+                f"(a handler re-emitting without end?)")
+        ringbus_emit_depth += 1
+        try:
+            return self._run(handlers, t, payload)
+        finally:
+            ringbus_emit_depth -= 1
+
+    cdef Py_ssize_t _run(self, HandlerArray handlers, Py_ssize_t t, object payload) except -1:
+        cdef Py_ssize_t i, ran = 0
+        cdef HandlerEntry *entry
+        cdef PyObject *result
+        cdef PyObject *alive
+        # args[0] is scratch space: PY_VECTORCALL_ARGUMENTS_OFFSET lets a callee that is a
+        # bound method put `self` there instead of allocating a new argument array.
+        cdef PyObject *args[2]
+        cdef list errors = None
+        for i in range(handlers.count):
+            entry = &handlers.entries[i]
+            args[1] = <PyObject *>payload
+            if entry.kind == CALL_STRONG:
+                result = PyObject_Vectorcall(entry.target, &args[1],
+                                             1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)
+            else:
+                alive = ringbus_weakref_get(entry.ref)
+                if alive == NULL:
+                    continue        # died since the array was built; its callback unsubscribes
+                if entry.kind == CALL_WEAK_METHOD:
+                    args[0] = alive
+                    result = PyObject_Vectorcall(entry.target, args, 2, NULL)
+                else:
+                    result = PyObject_Vectorcall(alive, &args[1],
+                                                 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)
+                Py_DECREF(<object>alive)
+            ran += 1
+            if result != NULL:
+                Py_DECREF(<object>result)
+            else:
+                failed = self._handler_failed(entry, t, payload)
+                if failed is not None:
+                    if errors is None:
+                        errors = []
+                    errors.append(failed)
+        self._handler_calls += ran
+        if errors is not None:
+            first = errors[0]
+            if len(errors) > 1:
+                _attach_others(first, errors[1:])
+            raise first
+        return ran
+
+    cdef object _handler_failed(self, HandlerEntry *entry, Py_ssize_t t, object payload):
+        """A handler raised: isolate an Exception, unwind anything else now.
+
+        Returns the exception when on_error="raise" wants it re-raised after the event's
+        other handlers ran, else None.
+        """
+        exc = ringbus_take_exception()
+        if not isinstance(exc, Exception) or isinstance(exc, EmitDepthError):
+            raise exc       # BaseException (KeyboardInterrupt, SystemExit) is never swallowed
+        self._handler_errors += 1
+        if self._raise_errors:
+            return exc
+        if self._error_sink is not None:
+            self._error_sink(t, payload, <object>entry.subscription, exc)
+        return None
+
+
+def _attach_others(first, others):
+    """on_error="raise" with several failures: the first is raised, the rest ride along."""
+    try:
+        first.other_errors = list(others)
+    except AttributeError:
+        pass
+    add_note = getattr(first, "add_note", None)
+    if add_note is not None:
+        add_note(f"ringbus: {len(others)} more handler(s) of the same event failed: "
+                 + ", ".join(repr(e) for e in others))

@@ -1,0 +1,289 @@
+"""Registration for a Bus, in plain Python: names, subscriptions, order, error policies.
+
+Every change ends in one call into the compiled table (``_swap``) with a freshly built,
+immutable HandlerArray; nothing here runs on the path of an event.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+from typing import Any, Callable, Iterable, Mapping, Optional, Union
+
+import weakref
+
+from ringbus._dispatch import HandlerArray
+from ringbus.ordering import OrderCycleError, order
+from ringbus.subscription import Subscription
+
+__all__ = ["Registry"]
+
+log = logging.getLogger("ringbus")
+
+EventType = Union[int, str]
+Handler = Callable[[Any], Any]
+ErrorPolicy = Union[str, Callable[[int, Any, Subscription, BaseException], Any]]
+
+#: Ids stay dense and the table is an array indexed by id; this bounds its memory.
+MAX_EVENT_TYPES = 1 << 24
+
+
+class Registry:
+    """The registration state of one Bus; the Bus's methods delegate here.
+
+    It holds its table weakly: the Bus owns the Registry, never the other way round.
+    """
+
+    __slots__ = ("_table", "_lock", "_names", "_ids", "_subs", "_seq", "_on_error",
+                 "__weakref__")
+
+    def __init__(self, table, *, on_error: ErrorPolicy = "log", max_depth: int = 64):
+        if not isinstance(max_depth, int) or isinstance(max_depth, bool) or max_depth < 1:
+            raise ValueError(f"max_depth must be an int >= 1, got {max_depth!r}")
+        self._table = weakref.ref(table)
+        self._lock = threading.RLock()
+        self._names: dict[str, int] = {}
+        self._ids: list[Optional[str]] = []
+        self._subs: list[list[Subscription]] = []   # per id, registration order
+        self._seq = 0
+        self._set_error_policy(on_error, max_depth)
+
+    def _set_error_policy(self, on_error: ErrorPolicy, max_depth: int) -> None:
+        if isinstance(on_error, str):
+            if on_error == "log":
+                sink = self._log_error
+            elif on_error == "raise":
+                sink = None
+            else:
+                raise ValueError(
+                    f"on_error must be 'log', 'raise' or a callable, got {on_error!r}")
+        elif callable(on_error):
+            sink = self._callback_error(on_error)
+        else:
+            raise TypeError(
+                f"on_error must be 'log', 'raise' or a callable, got {type(on_error).__name__}")
+        self._on_error = on_error
+        self.table._configure(max_depth=max_depth, raise_errors=on_error == "raise",
+                        error_sink=sink)
+
+    @property
+    def table(self):
+        table = self._table()
+        if table is None:
+            raise ReferenceError("the Bus of this registration has been garbage collected")
+        return table
+
+    # -- event types -------------------------------------------------------------------------
+
+    def event_type(self, name_or_id: EventType) -> int:
+        """Register an event type and return its dense integer id.
+
+        A name gets the next free id the first time and the same id ever after. An int is
+        accepted as an id and registered (unnamed) if it is not yet.
+        """
+        with self._lock:
+            if isinstance(name_or_id, str):
+                if not name_or_id:
+                    raise ValueError("event type name must be a non-empty str")
+                t = self._names.get(name_or_id)
+                if t is None:
+                    t = len(self._ids)
+                    self._ensure(t)
+                    self._names[name_or_id] = t
+                    self._ids[t] = name_or_id
+                return t
+            t = self._as_id(name_or_id, "name_or_id")
+            if not 0 <= t < MAX_EVENT_TYPES:
+                raise ValueError(
+                    f"name_or_id must be 0 <= id < {MAX_EVENT_TYPES}, got {name_or_id!r}")
+            self._ensure(t)
+            return t
+
+    def event_name(self, event_type: int) -> Optional[str]:
+        """The name registered for ``event_type`` (None for an id registered as an int)."""
+        return self._ids[self._known(event_type, "event_type")]
+
+    @property
+    def event_types(self) -> Mapping[str, int]:
+        """The named event types, name -> id (a copy)."""
+        with self._lock:
+            return dict(self._names)
+
+    def _ensure(self, t: int) -> None:
+        while len(self._ids) <= t:
+            self._ids.append(None)
+            self._subs.append([])
+        self.table._grow(len(self._ids))
+
+    @staticmethod
+    def _as_id(value, arg: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            index = getattr(type(value), "__index__", None)
+            if index is None or isinstance(value, bool):
+                raise TypeError(
+                    f"{arg} must be an int id or a str name, got {type(value).__name__}: "
+                    f"{value!r}")
+            value = index(value)
+        if value < 0:
+            raise ValueError(f"{arg} must be a non-negative id, got {value!r}")
+        return value
+
+    def _known(self, event_type: EventType, arg: str) -> int:
+        """An id already in the table (a registered name resolves to its id)."""
+        if isinstance(event_type, str):
+            t = self._names.get(event_type)
+            if t is None:
+                raise ValueError(f"{arg} {event_type!r} is not a registered event type name")
+            return t
+        t = self._as_id(event_type, arg)
+        if t >= len(self._ids):
+            raise ValueError(
+                f"{arg} {event_type!r} is not a registered id: expected 0 <= {arg} < "
+                f"{len(self._ids)} (register it with bus.event_type())")
+        return t
+
+    # -- subscriptions -------------------------------------------------------------------------
+
+    def subscribe(self, event_type: EventType, handler: Handler, *, priority: int = 0,
+                  after: Any = (), before: Any = (), name: Optional[str] = None,
+                  weak: Optional[bool] = None) -> Subscription:
+        """Call ``handler(payload)`` for every event of ``event_type``.
+
+        Order for one event: ``after=`` / ``before=`` edges first (Subscriptions or
+        subscription names of the same event type), then higher ``priority`` first, then
+        registration order. An edge set with a cycle raises ValueError naming it and leaves
+        the bus unchanged. Bound methods are held weakly unless ``weak=False``; other
+        callables strongly unless ``weak=True``. The change applies from the next event.
+        """
+        _check_handler(handler)
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise TypeError(f"priority must be an int, got {type(priority).__name__}")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str or None, got {type(name).__name__}")
+        if weak is not None and not isinstance(weak, bool):
+            raise TypeError(f"weak must be True, False or None, got {weak!r}")
+        with self._lock:
+            if isinstance(event_type, str):
+                t = self.event_type(event_type)
+            else:
+                t = self._known(event_type, "event_type")
+            current = self._subs[t]
+            if name is not None and any(s.name == name for s in current):
+                raise ValueError(f"name {name!r} is already used by a subscription of "
+                                 f"event type {t}")
+            self._seq += 1
+            sub = Subscription(self, t, handler, priority=priority, name=name,
+                               seq=self._seq, weak=weak)
+            sub.after = self._resolve(t, current, after, "after", sub)
+            sub.before = self._resolve(t, current, before, "before", sub)
+            self._install(t, current + [sub])      # raises, unchanged, on a cycle
+            current.append(sub)
+            return sub
+
+    def on(self, event_type: EventType, *, priority: int = 0, after: Any = (),
+           before: Any = (), name: Optional[str] = None,
+           weak: Optional[bool] = None) -> Callable[[Handler], Handler]:
+        """Decorator form of :meth:`subscribe`; returns the function unchanged."""
+        def decorate(handler: Handler) -> Handler:
+            self.subscribe(event_type, handler, priority=priority, after=after,
+                           before=before, name=name, weak=weak)
+            return handler
+        return decorate
+
+    def subscriptions(self, event_type: EventType) -> tuple[Subscription, ...]:
+        """The live subscriptions of ``event_type``, in dispatch order."""
+        t = self._known(event_type, "event_type")
+        handlers = self.table._handlers(t)
+        return () if handlers is None else handlers.subscriptions
+
+    def stats(self) -> dict[str, int]:
+        """Counters: emitted, handler_calls, handler_errors, subscriptions, event_types."""
+        counters = self.table._counters()
+        with self._lock:
+            counters["subscriptions"] = sum(len(s) for s in self._subs)
+            counters["event_types"] = len(self._ids)
+        return counters
+
+    def _remove(self, sub: Subscription) -> None:
+        with self._lock:
+            if not sub._active:
+                return
+            sub._active = False
+            remaining = [s for s in self._subs[sub.event_type] if s is not sub]
+            self._subs[sub.event_type][:] = remaining
+            self._install(sub.event_type, remaining)
+
+    def _resolve(self, t: int, current: list, refs: Any, arg: str,
+                 new: Subscription) -> tuple[Subscription, ...]:
+        if refs is None:
+            return ()
+        if isinstance(refs, (str, Subscription)):
+            refs = (refs,)
+        try:
+            refs = tuple(refs)
+        except TypeError:
+            raise TypeError(f"{arg} must be a Subscription, a subscription name or an "
+                            f"iterable of them, got {type(refs).__name__}") from None
+        out = []
+        for ref in refs:
+            if isinstance(ref, Subscription):
+                if ref.event_type != t or ref._bus() is not self:
+                    raise ValueError(f"{arg}: {ref!r} is not a subscription of event "
+                                     f"type {t} on this bus")
+                if not ref._active:
+                    raise ValueError(f"{arg}: {ref!r} has been unsubscribed")
+                out.append(ref)
+            elif isinstance(ref, str):
+                if ref == new.name:
+                    raise OrderCycleError(
+                        f"dependency cycle: {ref} -> {ref} ({arg}= names the subscription "
+                        f"itself)", (new, new))
+                found = [s for s in current if s.name == ref]
+                if not found:
+                    raise ValueError(f"{arg}: no subscription named {ref!r} on event type {t}")
+                out.append(found[0])
+            else:
+                raise TypeError(f"{arg} entries must be Subscriptions or names, got "
+                                f"{type(ref).__name__}: {ref!r}")
+        return tuple(out)
+
+    def _install(self, t: int, subs: list[Subscription]) -> None:
+        """Order ``subs`` and swap their HandlerArray into the table (copy-on-write)."""
+        preds: dict[Subscription, list[Subscription]] = {s: list(s.after) for s in subs}
+        for s in subs:
+            for later in s.before:
+                if later in preds:
+                    preds[later].append(s)
+        ranked = order(subs, preds, key=lambda s: (-s.priority, s.seq))
+        self.table._swap(t, HandlerArray(ranked) if ranked else None)
+
+    # -- error policies ------------------------------------------------------------------------
+
+    def _log_error(self, t: int, payload: Any, sub: Subscription, exc: BaseException) -> None:
+        log.error("handler %s failed on event %s (%s) with payload %r", sub,
+                  t, self._ids[t] if t < len(self._ids) else "?", payload,
+                  exc_info=(type(exc), exc, exc.__traceback__))
+
+    def _callback_error(self, callback):
+        def sink(t, payload, sub, exc):
+            try:
+                callback(t, payload, sub, exc)
+            except Exception:
+                # The policy itself failed: the original error must still be seen.
+                log.exception("on_error callback %r failed; the handler error was:", callback)
+                self._log_error(t, payload, sub, exc)
+        return sink
+
+
+def _check_handler(handler: Any) -> None:
+    if not callable(handler):
+        raise TypeError(f"handler must be callable, got {type(handler).__name__}: {handler!r}")
+    try:
+        sig = inspect.signature(handler)
+    except (TypeError, ValueError):
+        return                              # builtins without a signature: trust them
+    try:
+        sig.bind(None)
+    except TypeError:
+        raise TypeError(f"handler {handler!r} must accept one positional argument "
+                        f"(the payload); its signature is {sig}") from None

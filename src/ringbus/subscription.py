@@ -1,0 +1,111 @@
+"""A handler's registration on one event type, and how the dispatch table calls it."""
+from __future__ import annotations
+
+import types
+import weakref
+from typing import Any, Callable, Optional
+
+from ringbus._dispatch import STRONG as CALL_STRONG, WEAK as CALL_WEAK, WEAK_METHOD as CALL_WEAK_METHOD
+
+
+class Subscription:
+    """Returned by ``Bus.subscribe``. ``unsubscribe()`` is idempotent; also a context manager.
+
+    >>> with bus.subscribe(TICK, print) as sub:
+    ...     bus.emit(TICK, 1)
+    """
+
+    __slots__ = ("event_type", "priority", "name", "after", "before", "seq",
+                 "_bus", "_target", "_ref", "_kind", "_active", "__weakref__")
+
+    def __init__(self, bus, event_type: int, handler: Callable[[Any], Any], *,
+                 priority: int, name: Optional[str], seq: int, weak: Optional[bool]):
+        self.event_type = event_type
+        self.priority = priority
+        self.name = name
+        self.seq = seq
+        self.after: tuple[Subscription, ...] = ()
+        self.before: tuple[Subscription, ...] = ()
+        # A weak reference back: the bus owns its subscriptions, never the other way round,
+        # so dropping a bus frees its handlers without waiting for the cycle collector.
+        self._bus = weakref.ref(bus)
+        self._active = True
+        self._bind(handler, weak)
+
+    def _bind(self, handler, weak: Optional[bool]) -> None:
+        if weak is None:
+            weak = isinstance(handler, types.MethodType)
+        if not weak:
+            self._target, self._ref, self._kind = handler, None, CALL_STRONG
+            return
+        # The callback holds the subscription weakly too: no cycle through the referent.
+        on_death = _make_on_death(weakref.ref(self))
+        try:
+            if isinstance(handler, types.MethodType):
+                self._target = handler.__func__
+                self._ref = weakref.ref(handler.__self__, on_death)
+                self._kind = CALL_WEAK_METHOD
+            else:
+                self._target = None
+                self._ref = weakref.ref(handler, on_death)
+                self._kind = CALL_WEAK
+        except TypeError:
+            raise TypeError(
+                f"handler {handler!r} cannot be held weakly (weak=True); "
+                f"pass weak=False") from None
+
+    @property
+    def handler(self) -> Optional[Callable[[Any], Any]]:
+        """The subscribed callable, or None once a weakly held one has died."""
+        if self._kind == CALL_STRONG:
+            return self._target
+        obj = self._ref()
+        if obj is None:
+            return None
+        if self._kind == CALL_WEAK_METHOD:
+            return types.MethodType(self._target, obj)
+        return obj
+
+    @property
+    def active(self) -> bool:
+        """True until ``unsubscribe()`` (or the death of a weakly held handler)."""
+        return self._active
+
+    def unsubscribe(self) -> None:
+        """Remove this handler from the bus, from the next event on. Idempotent."""
+        if not self._active:
+            return
+        bus = self._bus()
+        if bus is None:
+            self._active = False
+            return
+        bus._remove(self)
+
+    def __enter__(self) -> "Subscription":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.unsubscribe()
+
+    def __repr__(self) -> str:
+        label = self.name if self.name is not None else _describe(self.handler)
+        state = "" if self._active else ", inactive"
+        return (f"<Subscription {label!s} on event {self.event_type}, "
+                f"priority={self.priority}{state}>")
+
+    def __str__(self) -> str:
+        return self.name if self.name is not None else f"#{self.seq}:{_describe(self.handler)}"
+
+
+def _make_on_death(sub_ref):
+    def on_death(_referent_ref):
+        sub = sub_ref()
+        if sub is not None:
+            sub.unsubscribe()
+    return on_death
+
+
+def _describe(handler) -> str:
+    if handler is None:
+        return "<dead handler>"
+    return getattr(handler, "__qualname__", None) or repr(handler)
