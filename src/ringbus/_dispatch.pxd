@@ -1,6 +1,6 @@
-# The integer-keyed dispatch table: event type id -> immutable array of handlers in their
-# final order. Registration code (Python) builds a new HandlerArray and swaps it in; emit
-# only indexes an array.
+# The integer-keyed dispatch table: event type id -> the handlers of that type in their
+# final order. Registration code (Python) builds a new immutable HandlerArray and swaps it
+# in; emit only indexes an array.
 from cpython.object cimport PyObject
 
 cdef enum CallKind:
@@ -15,19 +15,32 @@ cdef struct HandlerEntry:
     PyObject *subscription  # handed to the error policy
     int kind
 
+cdef struct TableSlot:
+    # One cache line per event type. `first` duplicates entries[0] so that a type with one
+    # handler (the common case, and the whole story with 100,000 types) costs one line.
+    Py_ssize_t count        # 0: no handlers
+    HandlerEntry *entries   # inside the owning HandlerArray
+    HandlerEntry first
+    char _pad[16]           # to 64 bytes: with a 64-aligned table, one slot per line
+
 
 cdef class HandlerArray:
-    # Immutable once built. A dispatch holds a reference to the array it started with,
-    # so (un)subscribing from a handler takes effect from the next event.
+    # Immutable once built; owns what its entries point to.
     cdef HandlerEntry *entries
     cdef Py_ssize_t count
-    cdef tuple _keep        # (subscription, target, ref) for every entry: ownership
+    cdef tuple _keep        # (subscription, target, ref) for every entry
 
 
 cdef class DispatchTable:
-    cdef PyObject **_table          # owned references to HandlerArray, or NULL: no handlers
+    cdef TableSlot *_slots          # aligned, one line each; the hot path reads only this
+    cdef list _owners               # HandlerArray (or None) per id: ownership, cold
     cdef Py_ssize_t _size           # valid ids are [0, _size)
-    cdef Py_ssize_t _capacity       # allocated length of _table
+    cdef Py_ssize_t _capacity       # allocated slots
+    # Swapped-out arrays wait here while any dispatch is in flight: a handler that
+    # unsubscribes itself must not free the array being iterated. This replaces a refcount
+    # on the array per event (a cache miss per event with many types).
+    cdef Py_ssize_t _in_flight
+    cdef list _retired
     cdef unsigned long long _emitted
     cdef unsigned long long _handler_calls
     cdef unsigned long long _handler_errors
@@ -37,5 +50,6 @@ cdef class DispatchTable:
 
     cdef Py_ssize_t check_id(self, object event_type) except -1
     cdef Py_ssize_t dispatch(self, Py_ssize_t t, object payload) except -1
-    cdef Py_ssize_t _run(self, HandlerArray handlers, Py_ssize_t t, object payload) except -1
+    cdef Py_ssize_t _run(self, HandlerEntry *entries, Py_ssize_t count, Py_ssize_t t,
+                         object payload) except -1
     cdef object _handler_failed(self, HandlerEntry *entry, Py_ssize_t t, object payload)

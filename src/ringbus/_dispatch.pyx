@@ -5,9 +5,14 @@ module finished :class:`HandlerArray` objects. Nothing here sorts, looks up a di
 allocates on the path of one event.
 """
 from cpython.long cimport PyLong_CheckExact, PyLong_AsSsize_t
-from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
+from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from cpython.object cimport PyObject
-from cpython.ref cimport Py_INCREF, Py_DECREF, Py_XDECREF
+from cpython.ref cimport Py_DECREF
+from libc.stdlib cimport free
+from libc.string cimport memcpy, memset
+
+cdef extern from "<stdlib.h>" nogil:
+    void *aligned_alloc(size_t alignment, size_t size)
 
 from ringbus._capi cimport (
     ringbus_emit_depth, ringbus_weakref_get, ringbus_take_exception,
@@ -72,70 +77,76 @@ cdef class HandlerArray:
 
 
 cdef class DispatchTable:
-    """Event type id -> :class:`HandlerArray`; the compiled base of ``ringbus.Bus``."""
+    """Event type id -> handlers in dispatch order; the compiled base of ``ringbus.Bus``."""
 
     def __cinit__(self, *args, **kwargs):
-        self._table = NULL
+        self._slots = NULL
+        self._owners = []
         self._size = 0
         self._capacity = 0
+        self._in_flight = 0
+        self._retired = None
         self._max_depth = 64
         self._raise_errors = False
         self._error_sink = None
 
     def __dealloc__(self):
-        cdef Py_ssize_t i
-        if self._table != NULL:
-            for i in range(self._size):
-                Py_XDECREF(self._table[i])
-            PyMem_Free(self._table)
+        free(self._slots)
 
     # -- registration side (Python callers, not the hot path) ---------------------------
 
     def _grow(self, Py_ssize_t size):
         """Make ids ``[0, size)`` valid. Existing entries keep their handlers."""
-        cdef Py_ssize_t cap, i
-        cdef PyObject **table
+        cdef Py_ssize_t cap
+        cdef TableSlot *slots
         if size <= self._size:
             return
         if size > self._capacity:
             cap = max(16, self._capacity)
             while cap < size:
                 cap *= 2
-            table = <PyObject **>PyMem_Realloc(self._table, cap * sizeof(PyObject *))
-            if table == NULL:
+            # A dispatch in flight copied what it needs from its slot before calling any
+            # handler, so moving the table under it (a handler registering a type) is safe.
+            slots = <TableSlot *>aligned_alloc(64, cap * sizeof(TableSlot))
+            if slots == NULL:
                 raise MemoryError()
-            self._table = table
+            if self._slots != NULL:
+                memcpy(slots, self._slots, self._size * sizeof(TableSlot))
+                free(self._slots)
+            self._slots = slots
             self._capacity = cap
-        for i in range(self._size, size):
-            self._table[i] = NULL
+        memset(&self._slots[self._size], 0, (size - self._size) * sizeof(TableSlot))
+        self._owners.extend([None] * (size - self._size))
         self._size = size
 
     def _swap(self, Py_ssize_t t, HandlerArray handlers):
         """Install ``handlers`` (or None: no handlers) for id ``t``; returns the old array.
 
-        The old array stays alive for any dispatch that already holds it.
+        The old array stays alive until no dispatch is in flight.
         """
         if t < 0 or t >= self._size:
             raise ValueError(f"event type {t} is not in the table")
-        old = self._table[t]
+        cdef TableSlot *slot = &self._slots[t]
         if handlers is not None and handlers.count > 0:
-            Py_INCREF(handlers)
-            self._table[t] = <PyObject *>handlers
+            slot.entries = handlers.entries
+            slot.first = handlers.entries[0]
+            slot.count = handlers.count
         else:
-            self._table[t] = NULL
-        if old == NULL:
-            return None
-        result = <object>old      # takes a new reference ...
-        Py_DECREF(result)         # ... and this drops the table's own
-        return result
+            handlers = None
+            memset(slot, 0, sizeof(TableSlot))
+        old = self._owners[t]
+        self._owners[t] = handlers
+        if old is not None and self._in_flight > 0:
+            if self._retired is None:
+                self._retired = []
+            self._retired.append(old)
+        return old
 
     def _handlers(self, Py_ssize_t t):
         """The installed HandlerArray for id ``t`` (None if it has no handlers)."""
         if t < 0 or t >= self._size:
             raise ValueError(f"event type {t} is not in the table")
-        if self._table[t] == NULL:
-            return None
-        return <object>self._table[t]
+        return self._owners[t]
 
     def _configure(self, *, int max_depth, bint raise_errors, error_sink):
         if max_depth < 1:
@@ -178,23 +189,32 @@ cdef class DispatchTable:
     cdef Py_ssize_t dispatch(self, Py_ssize_t t, object payload) except -1:
         """Dispatch one event whose id the caller has checked."""
         global ringbus_emit_depth
-        cdef PyObject *installed = self._table[t]
+        cdef TableSlot *slot = &self._slots[t]
+        cdef Py_ssize_t count = slot.count
+        # Copied out: a handler may swap this slot or move the table while we run.
+        cdef HandlerEntry first = slot.first
+        cdef HandlerEntry *entries = slot.entries
         self._emitted += 1
-        if installed == NULL:
+        if count == 0:
             return 0
-        # A counted reference: the array outlives a swap made by one of its own handlers.
-        cdef HandlerArray handlers = <HandlerArray>installed
+        if count == 1:
+            entries = &first
         if ringbus_emit_depth >= self._max_depth:
             raise EmitDepthError(
                 f"emit() nested deeper than max_depth={self._max_depth} "
                 f"(a handler re-emitting without end?)")
         ringbus_emit_depth += 1
+        self._in_flight += 1
         try:
-            return self._run(handlers, t, payload)
+            return self._run(entries, count, t, payload)
         finally:
             ringbus_emit_depth -= 1
+            self._in_flight -= 1
+            if self._in_flight == 0 and self._retired is not None:
+                self._retired = None
 
-    cdef Py_ssize_t _run(self, HandlerArray handlers, Py_ssize_t t, object payload) except -1:
+    cdef Py_ssize_t _run(self, HandlerEntry *entries, Py_ssize_t count, Py_ssize_t t,
+                         object payload) except -1:
         cdef Py_ssize_t i, ran = 0
         cdef HandlerEntry *entry
         cdef PyObject *result
@@ -203,8 +223,8 @@ cdef class DispatchTable:
         # bound method put `self` there instead of allocating a new argument array.
         cdef PyObject *args[2]
         cdef list errors = None
-        for i in range(handlers.count):
-            entry = &handlers.entries[i]
+        for i in range(count):
+            entry = &entries[i]
             args[1] = <PyObject *>payload
             if entry.kind == CALL_STRONG:
                 result = PyObject_Vectorcall(entry.target, &args[1],
@@ -264,3 +284,19 @@ def _attach_others(first, others):
     if add_note is not None:
         add_note(f"ringbus: {len(others)} more handler(s) of the same event failed: "
                  + ", ".join(repr(e) for e in others))
+
+
+def _call_floor(handler, payload):
+    """Call ``handler(payload)`` once from compiled code and return 1.
+
+    Not API: the benchmark's reference for what any compiled dispatcher must pay per event
+    on this interpreter (a method call in, a C-to-Python call out).
+    """
+    cdef PyObject *args[2]
+    args[1] = <PyObject *>payload
+    result = PyObject_Vectorcall(<PyObject *>handler, &args[1],
+                                 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)
+    if result == NULL:
+        raise ringbus_take_exception()
+    Py_DECREF(<object>result)
+    return 1
