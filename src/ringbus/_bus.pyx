@@ -1,5 +1,7 @@
 """The public Bus: the compiled dispatch table plus a plain-Python registration facade."""
-from cpython.long cimport PyLong_CheckExact, PyLong_AsSsize_t
+from cpython.long cimport PyLong_CheckExact
+
+from ringbus._capi cimport ringbus_index_or_neg
 
 from ringbus.registry import Registry
 
@@ -43,7 +45,7 @@ cdef class Bus(DispatchTable):
         cdef Py_ssize_t t
         # The common case in two C comparisons; check_id() owns the error messages.
         if PyLong_CheckExact(event_type):
-            t = PyLong_AsSsize_t(event_type)
+            t = ringbus_index_or_neg(event_type)
             if <size_t>t >= <size_t>self._size:
                 t = self.check_id(event_type)
         else:

@@ -61,4 +61,15 @@ static inline PyObject *ringbus_take_exception(void)
 #endif
 }
 
+/* An exact int as a C index, or -1 for anything that does not fit (no exception left set):
+ * callers treat -1 like any other out-of-range id and build the error message off the
+ * hot path. */
+static inline Py_ssize_t ringbus_index_or_neg(PyObject *obj)
+{
+    Py_ssize_t t = PyLong_AsSsize_t(obj);
+    if (t == -1 && PyErr_Occurred())
+        PyErr_Clear();
+    return t;
+}
+
 #endif /* RINGBUS_CAPI_H */

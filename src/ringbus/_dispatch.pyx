@@ -4,7 +4,6 @@ Registration (names, ordering, weak references, policies) lives in Python; it ha
 module finished :class:`HandlerArray` objects. Nothing here sorts, looks up a dict or
 allocates on the path of one event.
 """
-from cpython.long cimport PyLong_CheckExact, PyLong_AsSsize_t
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF
@@ -15,7 +14,7 @@ cdef extern from "<stdlib.h>" nogil:
     void *aligned_alloc(size_t alignment, size_t size)
 
 from ringbus._capi cimport (
-    ringbus_emit_depth, ringbus_weakref_get, ringbus_take_exception,
+    ringbus_emit_depth, ringbus_weakref_get, ringbus_take_exception, ringbus_index_or_neg,
     PY_VECTORCALL_ARGUMENTS_OFFSET, PyObject_Vectorcall,
 )
 
@@ -171,20 +170,17 @@ cdef class DispatchTable:
 
     cdef Py_ssize_t check_id(self, object event_type) except -1:
         """The id as a C integer, or a clear exception naming ``event_type``."""
-        cdef Py_ssize_t t
-        if PyLong_CheckExact(event_type):
-            t = PyLong_AsSsize_t(event_type)
-        else:
-            if isinstance(event_type, (str, bytes)) or not hasattr(type(event_type), "__index__"):
-                raise TypeError(
-                    f"event_type must be an int id (register names with bus.event_type()), "
-                    f"got {type(event_type).__name__}: {event_type!r}")
-            t = operator.index(event_type)
-        if t < 0 or t >= self._size:
+        if (isinstance(event_type, (str, bytes, bool))
+                or not hasattr(type(event_type), "__index__")):
+            raise TypeError(
+                f"event_type must be an int id (register names with bus.event_type()), "
+                f"got {type(event_type).__name__}: {event_type!r}")
+        value = operator.index(event_type)
+        if not 0 <= value < self._size:
             raise ValueError(
                 f"event_type {event_type!r} is not a registered id: "
                 f"expected 0 <= event_type < {self._size}")
-        return t
+        return value
 
     cdef Py_ssize_t dispatch(self, Py_ssize_t t, object payload) except -1:
         """Dispatch one event whose id the caller has checked."""
