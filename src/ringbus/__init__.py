@@ -19,9 +19,13 @@ except ImportError as exc:  # pragma: no cover - only without a build
         "importing it from the source tree") from exc
 
 from ringbus._bus import Bus
+from ringbus._ring import RingBuffer, RingFull, Stage
 from ringbus.ordering import OrderCycleError
 from ringbus.subscription import Subscription
 
 __version__ = "0.1.0"
 
-__all__ = ["Bus", "Subscription", "EmitDepthError", "OrderCycleError", "__version__"]
+__all__ = [
+    "Bus", "Subscription", "RingBuffer", "Stage", "RingFull", "EmitDepthError",
+    "OrderCycleError", "__version__",
+]

@@ -1,4 +1,5 @@
 from ringbus._dispatch cimport DispatchTable
+from ringbus._ring cimport RingBuffer
 
 
 cdef class Bus(DispatchTable):
@@ -6,4 +7,7 @@ cdef class Bus(DispatchTable):
     # specialised method call applies. Registration is delegated to the plain-Python
     # Registry.
     cdef readonly object _registry
+    cdef RingBuffer _ring           # publish() -> ring -> drain()/consumer thread -> dispatch
     cdef object __weakref__
+
+    cdef inline Py_ssize_t _checked(self, object event_type) except -1

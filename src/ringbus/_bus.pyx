@@ -3,7 +3,18 @@ from cpython.long cimport PyLong_CheckExact
 
 from ringbus._capi cimport ringbus_index_or_neg
 
+from contextlib import contextmanager
+
+from ringbus._ring cimport RingBuffer
+from ringbus._ring import RingFull  # noqa: F401  (re-exported by the package)
 from ringbus.registry import Registry
+
+
+cdef inline double _timeout_arg(object timeout) except? -2:
+    cdef double t = timeout
+    if not t >= 0:      # also refuses NaN
+        raise ValueError(f"timeout must be None or a number >= 0, got {timeout!r}")
+    return t
 
 
 cdef class Bus(DispatchTable):
@@ -29,8 +40,19 @@ cdef class Bus(DispatchTable):
         How deeply handlers may nest ``emit`` calls; past it ``EmitDepthError``.
     """
 
-    def __init__(self, *, on_error="log", max_depth=64):
+    def __init__(self, *, on_error="log", max_depth=64, capacity=65536, producers="multi",
+                 overflow="block", wait="block"):
+        self._ring = RingBuffer(capacity, producers=producers, overflow=overflow, wait=wait)
         self._registry = Registry(self, on_error=on_error, max_depth=max_depth)
+
+    cdef inline Py_ssize_t _checked(self, object event_type) except -1:
+        # The common case in two C comparisons; check_id() owns the error messages.
+        cdef Py_ssize_t t
+        if PyLong_CheckExact(event_type):
+            t = ringbus_index_or_neg(event_type)
+            if <size_t>t < <size_t>self._size:
+                return t
+        return self.check_id(event_type)
 
     # Defined here, not on DispatchTable: CPython's specialised call of a method
     # descriptor requires the instance's exact type, so an inherited emit() was ~15 ns slower.
@@ -42,15 +64,85 @@ cdef class Bus(DispatchTable):
         Handlers run in the order the ordering graph fixed at registration. An Exception in
         one goes to the bus's error policy and the others still run.
         """
-        cdef Py_ssize_t t
-        # The common case in two C comparisons; check_id() owns the error messages.
-        if PyLong_CheckExact(event_type):
-            t = ringbus_index_or_neg(event_type)
-            if <size_t>t >= <size_t>self._size:
-                t = self.check_id(event_type)
-        else:
-            t = self.check_id(event_type)
+        cdef Py_ssize_t t = self._checked(event_type)
+        self._emitted += 1          # emit() only: ring deliveries count as "dispatched"
         return self.dispatch(t, payload)
+
+    # -- the ring: queued delivery ------------------------------------------------------
+
+    def publish(self, event_type, payload=None, timeout=None):
+        """Put an event into the ring for a consumer; True if queued, False if dropped.
+
+        A full ring applies the bus's ``overflow`` policy: "block" waits for room (at most
+        ``timeout`` seconds, then :class:`RingFull`), "raise" raises RingFull at once,
+        "drop" drops this event and counts it in ``stats()["dropped"]``. A handler that
+        publishes into the full ring it is draining gets RingFull (waiting would deadlock).
+        """
+        cdef double wait_s = -1
+        if timeout is not None:
+            wait_s = _timeout_arg(timeout)
+        return self._ring.publish_c(self._checked(event_type), payload, wait_s) == 1
+
+    def try_publish(self, event_type, payload=None):
+        """Queue an event only if there is room now; returns False when full (never blocks,
+        counts nothing as dropped)."""
+        return self._ring.try_publish_c(self._checked(event_type), payload) == 1
+
+    def publish_many(self, event_type, payloads, timeout=None):
+        """Queue one event of ``event_type`` per payload, claiming runs of slots at once;
+        returns how many were queued. The overflow policy applies as for :meth:`publish`."""
+        cdef double wait_s = -1
+        if timeout is not None:
+            wait_s = _timeout_arg(timeout)
+        return self._ring.publish_many_c(self._checked(event_type), payloads, wait_s)
+
+    def drain(self, max_events=None):
+        """Dispatch queued events on this thread, in order; return how many.
+
+        Runs until the ring is empty (including events handlers publish meanwhile) or
+        ``max_events`` were dispatched. A BaseException from a handler stops at an event
+        boundary; the events after it stay queued and a later drain delivers them once.
+        """
+        return self._ring.drain(self, max_events)
+
+    def start(self):
+        """Start the consumer thread(s): they wait for events with the GIL released (the
+        ``wait`` strategy) and take the GIL once per batch."""
+        self._ring.start_c(self)
+
+    def stop(self, drain=True, timeout=None):
+        """Stop the consumer thread(s). ``drain=True`` first dispatches everything published
+        before the call; ``drain=False`` stops at the next event boundary (the rest stays
+        queued). Re-raises what ended a consumer thread, if anything did."""
+        self._ring.stop(drain, timeout)
+
+    @contextmanager
+    def running(self):
+        """``with bus.running(): ...`` — start() on entry, stop(drain=True) on exit."""
+        self._ring.start_c(self)
+        try:
+            yield self
+        finally:
+            self._ring.stop(True, None)
+
+    @property
+    def pending(self):
+        """Events published and not yet dispatched."""
+        return self._ring.pending
+
+    @property
+    def ring(self):
+        """The bus's RingBuffer (capacity, policies, stages, counters)."""
+        return self._ring
+
+    def stage(self, name, handler, *, after=(), before=(), batch=False, on_error="log"):
+        """Add a pipeline stage: a consumer with its own thread and sequence that sees each
+        event only after the stages in ``after=`` processed it (names or Stage objects;
+        ``"dispatch"`` is the stage that runs the bus's handlers). The producer is gated by
+        the last stages only. ``handler(event_type, payload)``, or with ``batch=True``
+        ``handler(list_of_(event_type, payload))`` once per batch."""
+        return self._ring.stage(name, handler, after=after, before=before, batch=batch,
+                                on_error=on_error)
 
     def event_type(self, name_or_id):
         """Register an event type; return its dense int id.
@@ -97,8 +189,12 @@ cdef class Bus(DispatchTable):
 
     def stats(self):
         """Counters as a dict: emitted, handler_calls, handler_errors, subscriptions,
-        event_types."""
-        return self._registry.stats()
+        event_types, and from the ring: published, dispatched, dropped, pending."""
+        counters = self._registry.stats()
+        ring = self._ring.stats()
+        for key in ("published", "dispatched", "dropped", "pending"):
+            counters[key] = ring[key]
+        return counters
 
     def __repr__(self):
         s = self.stats()

@@ -41,7 +41,7 @@ cdef class DispatchTable:
     # on the array per event (a cache miss per event with many types).
     cdef Py_ssize_t _in_flight
     cdef list _retired
-    cdef unsigned long long _emitted
+    cdef unsigned long long _emitted        # emit() calls; the ring counts its own
     cdef unsigned long long _handler_calls
     cdef unsigned long long _handler_errors
     cdef int _max_depth

@@ -190,7 +190,6 @@ cdef class DispatchTable:
         # Copied out: a handler may swap this slot or move the table while we run.
         cdef HandlerEntry first = slot.first
         cdef HandlerEntry *entries = slot.entries
-        self._emitted += 1
         if count == 0:
             return 0
         if count == 1:

@@ -1,0 +1,113 @@
+"""``python -m ringbus``: the command line. Today one subcommand, ``bench``.
+
+    python -m ringbus bench                 # full run, < 3 minutes
+    python -m ringbus bench --quick         # < 30 s, wider error bars
+    python -m ringbus bench --markdown      # the table for the README
+    python -m ringbus bench --only one_to_one blinker
+
+The work is in :mod:`ringbus.benchmarks`; this module only parses arguments.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional, Sequence
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ringbus",
+                                     description="ringbus command line.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    bench = sub.add_parser(
+        "bench", help="compare ringbus with direct calls and peer libraries",
+        description="Time ringbus's emit against direct calls (the floor), a plain-Python "
+                    "dict dispatcher, blinker, pyee, psygnal and pypubsub, in one run, and "
+                    "print medians (ns per event), ratios and the issue's targets. Peers that "
+                    "are not installed are reported as such.")
+    bench.add_argument("--quick", action="store_true",
+                       help="fewer events and rounds: the same table in < 30 s")
+    bench.add_argument("--repeat", type=_positive, metavar="N",
+                       help="timed rounds per implementation (default 15, --quick 5)")
+    bench.add_argument("--warmup", type=int, metavar="N", help="untimed rounds first (default 1)")
+    bench.add_argument("--events", type=_positive, metavar="N",
+                       help="events per timed loop (default 100000, --quick 20000)")
+    bench.add_argument("--fan-out-events", type=_positive, metavar="N",
+                       help="events per timed loop in fan_out_10 (default events/5)")
+    bench.add_argument("--types", type=_positive, nargs="+", metavar="K",
+                       help="event type counts of the types_K cases (default 1000 100000)")
+    bench.add_argument("--only", nargs="+", metavar="NAME",
+                       help="run only these cases and/or peers (the floor and ringbus always "
+                            "run); cases: one_to_one fan_out_10 types_K no_subscriber; "
+                            "peers: dict blinker pyee psygnal pypubsub")
+    bench.add_argument("--setup-budget", type=float, metavar="SECONDS",
+                       help="seconds a peer may spend wiring one case before it is reported "
+                            "as skipped (default 30, --quick 10)")
+    bench.add_argument("--seed", type=int, help="seed of the random event type sequence")
+    bench.add_argument("--markdown", action="store_true",
+                       help="print a README-ready markdown table")
+    bench.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    return parser
+
+
+def _bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from ringbus import benchmarks
+
+    settings = benchmarks.Settings.quick() if args.quick else benchmarks.Settings()
+    if args.repeat is not None:
+        settings.rounds = args.repeat
+    if args.warmup is not None:
+        settings.warmup = max(0, args.warmup)
+    if args.events is not None:
+        settings.events = args.events
+        settings.fan_out_events = max(1, args.events // 5)
+    if args.fan_out_events is not None:
+        settings.fan_out_events = args.fan_out_events
+    if args.types is not None:
+        settings.type_counts = tuple(args.types)
+    if args.setup_budget is not None:
+        settings.setup_budget = args.setup_budget
+    if args.seed is not None:
+        settings.seed = args.seed
+
+    only_cases = None
+    if args.only:
+        cases = set(benchmarks.case_names(settings))
+        peers = set(benchmarks.PEER_NAMES)
+        unknown = [n for n in args.only if n not in cases and n not in peers]
+        if unknown:
+            parser.error(f"--only: unknown name(s) {', '.join(unknown)}; cases: "
+                         f"{', '.join(benchmarks.case_names(settings))}; peers: "
+                         f"{', '.join(benchmarks.PEER_NAMES)}")
+        only_cases = [n for n in args.only if n in cases] or None
+        picked = tuple(n for n in args.only if n in peers)
+        if picked:
+            settings.peers = picked
+
+    def progress(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    report = benchmarks.run(settings, only=only_cases,
+                            progress=None if args.quiet else progress)
+    sys.stdout.write(benchmarks.render(report, markdown=args.markdown))
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "bench":
+        return _bench(args, parser)
+    parser.print_help()
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

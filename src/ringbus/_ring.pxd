@@ -1,0 +1,88 @@
+# The ring buffer between publishers and consumers: a preallocated power-of-two ring of
+# (event type, payload) slots, a single- or multi-producer sequencer, and its consumers
+# (stages), each with its own sequence. The algorithms are in _ringbuffer.h; this is the
+# Python-object side: ownership of payload references, policies, threads.
+#
+# C-level interface for the Bus (all need the GIL):
+#   publish_c(t, payload, timeout) -> 1 published, 0 dropped (overflow="drop"); RingFull on
+#       "raise", on a timeout, or when waiting could only deadlock. timeout < 0: the ring's
+#       overflow policy (blocking for as long as it takes under "block"); timeout >= 0: wait at
+#       most that long for room, whatever the policy, then RingFull.
+#   try_publish_c(t, payload) -> 1 published, 0 full (never blocks, never counts a drop).
+#   drain_c(table, max_events) -> events dispatched on this thread (max_events < 0: until empty).
+#   start_c(table) / stop_c(drain, timeout): the consumer threads.
+# `t` must be a checked id of the table that will dispatch it (DispatchTable.check_id).
+cimport cython
+from libc.stdint cimport int32_t, int64_t
+from ringbus._dispatch cimport DispatchTable
+from ringbus._ringbuffer cimport rb_ring, rb_slot, rb_consumer, RB_MAX_GATING
+from ringbus._atomic cimport rb_atomic_i32, rb_sequence
+
+
+@cython.final
+cdef class Stage:
+    # One consumer of a ring: a name, what it runs per event, its dependencies. Its
+    # rb_consumer (sequence + alert flag) is allocated apart, cache-line aligned, because
+    # other threads poll it; this object is only 16-byte aligned.
+    cdef readonly str name
+    cdef object _handler            # callable(event_type, payload), or list -> None when batch
+    cdef DispatchTable _table       # set instead of _handler: dispatch through a table
+    cdef bint _batch                # _handler takes a list of (event_type, payload) per batch
+    cdef object _on_error           # "log", "raise" or callable(stage, event_type, payload, exc)
+    cdef rb_consumer *_c            # owned (posix_memalign)
+    cdef rb_sequence *_deps[RB_MAX_GATING]   # borrowed: the _c of the stages in _after
+    cdef int32_t _ndeps
+    cdef tuple _after               # Stage objects this one runs after (keeps _deps valid)
+    cdef bint _take                 # the one last stage: moves payloads out of the slots
+    cdef int64_t _stop_at           # stop(drain=True): process up to here, then exit
+    cdef object _thread             # threading.Thread while started
+    cdef object _exception          # what ended its thread, re-raised by stop()
+    cdef readonly unsigned long long errors   # Exceptions from a callable handler
+    cdef object __weakref__
+
+    cdef int _call(self, int64_t t, object payload) except -1
+    cdef int _call_batch(self, list batch) except -1
+    cdef int _failed_with(self, object t, object payload, object exc) except -1
+
+
+# no_gc_clear: the slots' payloads and the stages (whose sequences the ring's gating array
+# points to) must stay valid until __dealloc__, even when a cycle collection frees the ring.
+@cython.final
+@cython.no_gc_clear
+cdef class RingBuffer:
+    cdef rb_ring *_ring             # owned (posix_memalign): sequencer state, parker
+    cdef rb_slot *_slots            # owned; each non-NULL payload is a strong reference
+    cdef rb_atomic_i32 *_available  # owned, multi-producer only
+    cdef readonly Py_ssize_t capacity
+    cdef readonly str producers     # "single" or "multi"
+    cdef readonly str overflow      # "block", "raise" or "drop"
+    cdef readonly str wait          # "block", "spin", "yield" or "sleep"
+    cdef int _overflow
+    cdef int _wait
+    cdef Stage _main                # the stage named "dispatch": drain()/start(table)
+    cdef list _stages               # every stage, _main first, in creation order
+    cdef bint _draining             # drain() in progress on some thread (re-entry guard)
+    cdef bint _started
+    cdef bint _wake_on_publish      # a consumer thread may park (wait="block" and started)
+    cdef bint _failed               # a stage thread ended with an exception
+    cdef object __weakref__
+
+    cdef int publish_c(self, Py_ssize_t t, object payload, double timeout) except -1
+    cdef int try_publish_c(self, Py_ssize_t t, object payload) except -1
+    cdef Py_ssize_t publish_many_c(self, Py_ssize_t t, object payloads, double timeout) except -1
+    cdef Py_ssize_t drain_c(self, DispatchTable table, Py_ssize_t max_events) except -1
+    cdef int start_c(self, DispatchTable table) except -1
+    cdef int stop_c(self, bint drain, double timeout) except -1
+
+    cdef Stage _new_stage(self, str name, object handler, DispatchTable table, bint batch,
+                          object on_error)
+    cdef int _link(self) except -1
+    cdef Stage _stage_arg(self, object ref, str what)
+    cdef int64_t _claim_blocking(self, int64_t max_n, double timeout, int64_t *hi) except -1
+    cdef int _write_one(self, int64_t seq, Py_ssize_t t, object payload) except -1
+    cdef int _write(self, int64_t lo, int64_t hi, Py_ssize_t t, tuple items,
+                    Py_ssize_t offset, object payload) except -1
+    cdef Py_ssize_t _consume(self, Stage st, DispatchTable table, int64_t next,
+                             int64_t hi) except -1
+    cdef int _run_stage(self, Stage st) except -1
+    cdef int64_t _pending(self) noexcept

@@ -1,0 +1,96 @@
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Literal, SupportsIndex
+
+from ringbus._dispatch import DispatchTable
+
+_Producers = Literal["single", "multi"]
+_Overflow = Literal["block", "raise", "drop"]
+_Wait = Literal["block", "spin", "yield", "sleep"]
+_StageRef = str | Stage
+_OnError = Literal["log", "raise"] | Callable[[Stage, int | None, Any, Exception], object]
+
+DISPATCH: str
+
+class RingFull(Exception):
+    published: int
+
+class Stage:
+    @property
+    def name(self) -> str: ...
+    @property
+    def sequence(self) -> int: ...
+    @property
+    def after(self) -> tuple[str, ...]: ...
+    @property
+    def handler(self) -> Callable[..., object] | DispatchTable | None: ...
+    @property
+    def running(self) -> bool: ...
+    @property
+    def exception(self) -> BaseException | None: ...
+    @property
+    def errors(self) -> int: ...
+
+class RingBuffer:
+    def __init__(
+        self,
+        capacity: int = 65536,
+        *,
+        producers: _Producers = "multi",
+        overflow: _Overflow = "block",
+        wait: _Wait = "block",
+    ) -> None: ...
+    @property
+    def capacity(self) -> int: ...
+    @property
+    def producers(self) -> str: ...
+    @property
+    def overflow(self) -> str: ...
+    @property
+    def wait(self) -> str: ...
+    def publish(
+        self, event_type: SupportsIndex, payload: object = None, timeout: float | None = None
+    ) -> bool: ...
+    def try_publish(self, event_type: SupportsIndex, payload: object = None) -> bool: ...
+    def publish_many(
+        self, event_type: SupportsIndex, payloads: Iterable[object], timeout: float | None = None
+    ) -> int: ...
+    def drain(self, table: DispatchTable, max_events: int | None = None) -> int: ...
+    def start(self, table: DispatchTable) -> None: ...
+    def stop(self, drain: bool = True, timeout: float | None = None) -> None: ...
+    def running(self, table: DispatchTable) -> AbstractContextManager[RingBuffer]: ...
+    @property
+    def started(self) -> bool: ...
+    def stage(
+        self,
+        name: str,
+        handler: Callable[[int, Any], object]
+        | Callable[[list[tuple[int, Any]]], object]
+        | DispatchTable,
+        *,
+        after: _StageRef | Sequence[_StageRef] = (),
+        before: _StageRef | Sequence[_StageRef] = (),
+        batch: bool = False,
+        on_error: _OnError = "log",
+    ) -> Stage: ...
+    @property
+    def stages(self) -> dict[str, Stage]: ...
+    @property
+    def pending(self) -> int: ...
+    @property
+    def published(self) -> int: ...
+    @property
+    def dispatched(self) -> int: ...
+    @property
+    def dropped(self) -> int: ...
+    def stats(self) -> dict[str, Any]: ...
+    def __len__(self) -> int: ...
+
+def _stress_nogil(
+    producers: int = 2,
+    per_producer: int = 100000,
+    capacity: int = 256,
+    multi: bool = True,
+    wait: _Wait = "block",
+    diamond: bool = False,
+) -> tuple[int, float]: ...

@@ -1,0 +1,998 @@
+"""Compiled ring buffer: queued publish, consumers on this thread or on their own threads.
+
+The lock-free algorithms (sequencers, barriers, gating, park/wake) live in ``_ringbuffer.h``,
+written once over the atomics layer of ``_atomic.h`` and model-checked by ``tests/relacy``.
+This module owns the Python side: payload references, overflow policies, stages and threads.
+
+Ownership of a payload: ``publish`` stores one strong reference in the slot. The last stage
+(the only stage, usually ``"dispatch"``) moves that reference out of the slot before it
+dispatches, so the ring holds nothing once an event is dispatched. When a pipeline ends in
+several stages, none of them can know it is the last to read a slot: the reference is then
+released by the producer that reuses the slot (or when the ring is freed).
+"""
+cimport cython
+from cpython.exc cimport PyErr_CheckSignals
+from cpython.long cimport PyLong_CheckExact, PyLong_AsSsize_t
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_DECREF
+from libc.stdint cimport int32_t, int64_t, INT64_MAX
+from libc.stdlib cimport free
+
+from ringbus._atomic cimport (
+    RB_CACHELINE, rb_sequence, rb_deadline_t, rb_atomic_i32,
+    rb_load_relaxed_i32, rb_load_acquire_i32, rb_store_relaxed_i32, rb_store_release_i32,
+    rb_fetch_add_relaxed_i64, rb_load_relaxed_i64,
+    rb_sequence_get, rb_sequence_get_own, rb_sequence_set, rb_sequence_init,
+    rb_monotonic, rb_deadline_in, rb_no_deadline, rb_sleep_ns,
+)
+from ringbus._ringbuffer cimport (
+    RB_MAX_GATING, RB_WAIT_BLOCK, RB_WAIT_SPIN, RB_WAIT_YIELD, RB_WAIT_SLEEP,
+    RB_RUN, RB_STOP_WHEN_DONE, RB_STOP_NOW,
+    rb_ring, rb_slot, rb_consumer, rb_consuming,
+    rb_ring_init, rb_ring_destroy, rb_min_gating, rb_claimed, rb_claim_upto, rb_room_for,
+    rb_slot_write, rb_publish, rb_barrier_available, rb_slot_read,
+    rb_wake, rb_park_begin, rb_park_wait, rb_park_end, rb_wait_for,
+    rb_consumer_init, rb_consuming_push, rb_consuming_pop, rb_consuming_find,
+)
+from ringbus._dispatch cimport DispatchTable
+
+cdef extern from "<stdlib.h>" nogil:
+    int posix_memalign(void **memptr, size_t alignment, size_t size)
+
+import logging
+import operator
+import threading
+from contextlib import contextmanager
+
+_log = logging.getLogger("ringbus")
+
+
+class RingFull(Exception):
+    """The ring had no room for an event.
+
+    Raised by ``publish`` under ``overflow="raise"``, when a blocking publish times out, and
+    when the publishing thread is itself the consumer the ring waits for (a handler that
+    publishes into the full ring it is draining), where blocking would deadlock.
+    ``publish_many`` sets ``published`` on it: how many of the events went in first.
+    """
+    published = 0
+
+
+cdef enum:
+    OVERFLOW_BLOCK = 0
+    OVERFLOW_RAISE = 1
+    OVERFLOW_DROP = 2
+    # A long drain checks for signals (Ctrl-C) every this many events.
+    SIGNAL_CHECK_EVERY = 256
+
+# A producer blocked on a full ring wakes this often (seconds) to check for signals.
+cdef double WAIT_SLICE = 0.05
+# The largest ring: 2**30 slots of 16 bytes is 16 GiB already.
+cdef Py_ssize_t MAX_CAPACITY = 1 << 30
+
+_OVERFLOW = {"block": OVERFLOW_BLOCK, "raise": OVERFLOW_RAISE, "drop": OVERFLOW_DROP}
+_WAIT = {"block": RB_WAIT_BLOCK, "spin": RB_WAIT_SPIN, "yield": RB_WAIT_YIELD,
+         "sleep": RB_WAIT_SLEEP}
+_PRODUCERS = {"single": 0, "multi": 1}
+_ON_ERROR = ("log", "raise")
+
+DISPATCH = "dispatch"
+
+
+cdef void *_aligned(size_t size) noexcept:
+    """Cache-line aligned memory, or NULL. Shared atomics live here, never inside a Python
+    object (which CPython aligns to 16 bytes only)."""
+    cdef void *p = NULL
+    if posix_memalign(&p, RB_CACHELINE, size) != 0:
+        return NULL
+    return p
+
+
+def _choice(what, value, table):
+    if not isinstance(value, str) or value not in table:
+        raise ValueError(f"{what} must be one of {', '.join(map(repr, table))}, got {value!r}")
+    return table[value]
+
+
+cdef inline double _timeout_arg(object timeout) except? -2:
+    """None -> -1 (no timeout); a number >= 0 -> itself; anything else -> ValueError."""
+    if timeout is None:
+        return -1
+    cdef double t = timeout
+    if not t >= 0:      # also refuses NaN
+        raise ValueError(f"timeout must be None or a number >= 0, got {timeout!r}")
+    return t
+
+
+cdef inline Py_ssize_t _event_type_arg(object event_type) except -1:
+    cdef Py_ssize_t t
+    if PyLong_CheckExact(event_type):       # the common case, without a Python-level call
+        t = PyLong_AsSsize_t(event_type)
+        if t >= 0:
+            return t
+    if (isinstance(event_type, (str, bytes, bool))
+            or not hasattr(type(event_type), "__index__")):
+        raise TypeError(f"event_type must be an int id, got "
+                        f"{type(event_type).__name__}: {event_type!r}")
+    t = operator.index(event_type)
+    if t < 0:
+        raise ValueError(f"event_type must be >= 0, got {event_type!r}")
+    return t
+
+
+cdef class Stage:
+    """One consumer of a :class:`RingBuffer`, with its own sequence and (once started) thread.
+
+    A stage sees an event only after every stage it runs ``after`` has processed it; the
+    producer waits only for the last stages. Made by :meth:`RingBuffer.stage`.
+    """
+
+    def __cinit__(self):
+        self._c = <rb_consumer *>_aligned(sizeof(rb_consumer))
+        if self._c == NULL:
+            raise MemoryError()
+        rb_consumer_init(self._c, -1)
+        self._ndeps = 0
+        self._after = ()
+        self._on_error = "log"
+        self._stop_at = INT64_MAX
+
+    def __init__(self, *args, **kwargs):
+        raise TypeError("stages are made by RingBuffer.stage(name, handler, after=...)")
+
+    def __dealloc__(self):
+        free(self._c)
+
+    @property
+    def sequence(self):
+        """The highest sequence this stage has finished with (-1: none yet)."""
+        return rb_sequence_get(&self._c.sequence)
+
+    @property
+    def after(self):
+        """Names of the stages this one runs after."""
+        return tuple(s.name for s in self._after)
+
+    @property
+    def handler(self):
+        """What the stage runs: a callable, a DispatchTable, or None (the ``dispatch`` stage
+        of a ring, which dispatches to the table given to ``drain``/``start``)."""
+        return self._table if self._table is not None else self._handler
+
+    @property
+    def running(self):
+        """Whether the stage's thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def exception(self):
+        """The exception that ended the stage's last thread, or None."""
+        return self._exception
+
+    def __repr__(self):
+        return (f"<ringbus Stage {self.name!r} after={self.after!r} "
+                f"sequence={self.sequence} running={self.running}>")
+
+    cdef int _call(self, int64_t t, object payload) except -1:
+        """Run a callable handler on one event under the stage's error policy."""
+        try:
+            self._handler(t, payload)
+        except Exception as exc:
+            self.errors += 1
+            self._failed_with(t, payload, exc)
+        return 0
+
+    cdef int _call_batch(self, list batch) except -1:
+        try:
+            self._handler(batch)
+        except Exception as exc:
+            self.errors += 1
+            self._failed_with(None, batch, exc)
+        return 0
+
+    cdef int _failed_with(self, object t, object payload, object exc) except -1:
+        if self._on_error == "raise":
+            raise exc
+        if self._on_error == "log":
+            _log.error("ringbus: stage %r failed on event type %r", self.name, t,
+                       exc_info=exc)
+        else:
+            self._on_error(self, t, payload, exc)
+        return 0
+
+
+cdef class RingBuffer:
+    """A bounded ring of ``(event_type, payload)`` events between publishers and consumers.
+
+    >>> ring = RingBuffer(1024, producers="single", overflow="raise", wait="block")
+    >>> ring.publish(0, "hello")
+    True
+    >>> ring.drain(table)        # dispatch on this thread through a DispatchTable (a Bus)
+    1
+
+    capacity : int, a power of two >= 2
+        Slots, allocated once. Publishing never allocates beyond the payload itself.
+    producers : "multi" (default) or "single"
+        "single" claims slots without a CAS; use it only when one thread publishes.
+    overflow : "block" (default), "raise" or "drop"
+        What ``publish`` does when the ring is full: wait for room (``timeout`` caps the
+        wait, then :class:`RingFull`), raise :class:`RingFull` at once, or drop the new event
+        and count it in ``dropped``.
+    wait : "block" (default), "spin", "yield" or "sleep"
+        How a consumer thread waits for events, always without the GIL: park on a condition
+        variable (producers wake it), busy-spin, spin then ``sched_yield``, or spin, yield,
+        then sleep 50 us at a time.
+    """
+
+    def __cinit__(self, *args, **kwargs):
+        self._ring = NULL
+        self._slots = NULL
+        self._available = NULL
+        self._stages = []
+
+    def __init__(self, Py_ssize_t capacity=65536, *, producers="multi", overflow="block",
+                 wait="block"):
+        if self._ring != NULL:
+            raise RuntimeError("RingBuffer.__init__ called twice")
+        if capacity < 2 or capacity & (capacity - 1) or capacity > MAX_CAPACITY:
+            raise ValueError(f"capacity must be a power of two between 2 and {MAX_CAPACITY}, "
+                             f"got {capacity}")
+        cdef int multi = _choice("producers", producers, _PRODUCERS)
+        self._overflow = _choice("overflow", overflow, _OVERFLOW)
+        self._wait = _choice("wait", wait, _WAIT)
+        self.capacity = capacity
+        self.producers = producers
+        self.overflow = overflow
+        self.wait = wait
+        self._ring = <rb_ring *>_aligned(sizeof(rb_ring))
+        self._slots = <rb_slot *>_aligned(capacity * sizeof(rb_slot))
+        if multi:
+            self._available = <rb_atomic_i32 *>_aligned(capacity * sizeof(int32_t))
+        if self._ring == NULL or self._slots == NULL or (multi and self._available == NULL):
+            free(self._ring)
+            free(self._slots)
+            free(self._available)
+            self._ring = NULL
+            self._slots = NULL
+            self._available = NULL
+            raise MemoryError(f"cannot allocate a ring of {capacity} slots")
+        rb_ring_init(self._ring, capacity, multi, self._slots, self._available)
+        self._main = self._new_stage(DISPATCH, None, None, False, "log")
+        self._stages.append(self._main)
+        self._link()
+
+    def __dealloc__(self):
+        cdef int64_t i, t
+        cdef void *p
+        if self._ring == NULL:
+            return
+        # No thread can run here: each consumer thread holds a reference to the ring.
+        for i in range(self.capacity):
+            p = rb_slot_read(self._ring, i, &t, 1)
+            if p != NULL:
+                Py_DECREF(<object>p)
+        rb_ring_destroy(self._ring)
+        free(self._ring)
+        free(self._slots)
+        free(self._available)
+
+    # -- stages ----------------------------------------------------------------------------
+
+    cdef Stage _new_stage(self, str name, object handler, DispatchTable table, bint batch,
+                          object on_error):
+        cdef Stage st = Stage.__new__(Stage)
+        st.name = name
+        st._handler = handler
+        st._table = table
+        st._batch = batch
+        st._on_error = on_error
+        # A new stage starts where the ring is: it sees the events published from now on.
+        rb_sequence_init(&st._c.sequence, rb_claimed(self._ring))
+        return st
+
+    cdef int _link(self) except -1:
+        """Recompute dependencies, the gating set (the last stages) and who takes payloads.
+        Only while no consumer runs and nothing is queued (the callers check)."""
+        cdef Stage st, dep
+        cdef set needed = set()
+        cdef list leaves = []
+        cdef int32_t i
+        for st in self._stages:
+            for dep in st._after:
+                needed.add(dep)
+        for st in self._stages:
+            if st not in needed:
+                leaves.append(st)
+        if len(leaves) > RB_MAX_GATING:
+            raise ValueError(f"a ring supports at most {RB_MAX_GATING} last stages")
+        for st in self._stages:
+            st._ndeps = len(st._after)
+            for i, dep in enumerate(st._after):
+                st._deps[i] = &dep._c.sequence
+            # Only a sole last stage knows that nobody reads a slot after it.
+            st._take = len(leaves) == 1 and leaves[0] is st
+        self._ring.n_gating = len(leaves)
+        for i, st in enumerate(leaves):
+            self._ring.gating[i] = &st._c.sequence
+        return 0
+
+    cdef Stage _stage_arg(self, object ref, str what):
+        cdef Stage st
+        if isinstance(ref, Stage):
+            if ref not in self._stages:
+                raise ValueError(f"{what}: stage {ref.name!r} belongs to another ring")
+            return ref
+        for st in self._stages:
+            if st.name == ref:
+                return st
+        raise ValueError(f"{what}: no stage named {ref!r} (stages: "
+                         f"{', '.join(repr(s.name) for s in self._stages)})")
+
+    def stage(self, name, handler, *, after=(), before=(), batch=False, on_error="log"):
+        """Add a consumer stage with its own sequence; it runs on its own thread once started.
+
+        ``handler`` is called as ``handler(event_type, payload)`` for each event, or
+        ``handler([(event_type, payload), ...])`` once per batch with ``batch=True``; a
+        DispatchTable (a Bus) dispatches each event to its subscribers instead. The stage
+        sees an event only after every stage in ``after`` has processed it, and every stage in
+        ``before`` sees it only after this one (names or Stage objects; the ring's own
+        consumer, which dispatches to the table given to ``drain``/``start``, is named
+        ``"dispatch"``). Producers wait only for the last stages. ``on_error`` handles an
+        Exception from a callable: "log" (default; counted in ``errors``), "raise" (stops the
+        stage; re-raised by ``stop``) or ``on_error(stage, event_type, payload, exc)``.
+
+        A diamond: journal and replication in parallel, then the subscribers after both::
+
+            ring.stage("journal", journal.write, before="dispatch")
+            ring.stage("replicate", replica.send, before="dispatch")
+            ring.start(bus)
+
+        Stages are added while the ring is stopped and empty.
+        """
+        cdef Stage st, a, b
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"name must be a non-empty str, got {name!r}")
+        for st in self._stages:
+            if st.name == name:
+                raise ValueError(f"a stage named {name!r} already exists")
+        if self._started or self._draining:
+            raise RuntimeError("stages are added while the ring is stopped")
+        if self._pending() != 0:
+            raise RuntimeError(
+                f"stages are added while the ring is empty ({self._pending()} events queued): "
+                f"add them before publishing, or after draining")
+        if on_error not in _ON_ERROR and not callable(on_error):
+            raise ValueError(f"on_error must be 'log', 'raise' or a callable, got {on_error!r}")
+        table = None
+        if isinstance(handler, DispatchTable):
+            table, handler = handler, None
+            if batch:
+                raise ValueError("batch=True needs a callable handler, not a DispatchTable")
+        elif not callable(handler):
+            raise TypeError(f"handler must be callable or a DispatchTable, got {handler!r}")
+        if isinstance(after, (str, Stage)):
+            after = (after,)
+        if isinstance(before, (str, Stage)):
+            before = (before,)
+        after_st = tuple(dict.fromkeys([self._stage_arg(x, "after") for x in after]))
+        before_st = tuple(dict.fromkeys([self._stage_arg(x, "before") for x in before]))
+        if len(after_st) > RB_MAX_GATING:
+            raise ValueError(f"a stage may run after at most {RB_MAX_GATING} stages")
+        for b in before_st:
+            if len(b._after) + 1 > RB_MAX_GATING:
+                raise ValueError(f"stage {b.name!r} already runs after {RB_MAX_GATING} stages")
+            for a in after_st:
+                if a is b or _depends_on(a, b):
+                    raise ValueError(
+                        f"stage {name!r} after {a.name!r} and before {b.name!r} makes a "
+                        f"cycle: {b.name!r} -> ... -> {a.name!r} -> {name!r} -> {b.name!r}")
+        st = self._new_stage(name, handler, table, batch, on_error)
+        st._after = after_st
+        self._stages.append(st)
+        for b in before_st:
+            b._after = b._after + (st,)
+        try:
+            self._link()
+        except BaseException:
+            self._stages.remove(st)
+            for b in before_st:
+                b._after = tuple(x for x in b._after if x is not st)
+            self._link()
+            raise
+        return st
+
+    @property
+    def stages(self):
+        """The stages by name, ``"dispatch"`` first."""
+        return {st.name: st for st in self._stages}
+
+    # -- producers -------------------------------------------------------------------------
+
+    cdef int _write(self, int64_t lo, int64_t hi, Py_ssize_t t, tuple items,
+                    Py_ssize_t offset, object payload) except -1:
+        """Fill claimed slots lo..hi and publish them. Nothing between the claim and the
+        publish may fail or release the GIL: consumers stop at the first unpublished slot."""
+        cdef int64_t s
+        cdef void *old
+        cdef object obj
+        cdef list garbage = None
+        for s in range(lo, hi + 1):
+            obj = payload if items is None else items[offset + (s - lo)]
+            Py_INCREF(obj)                   # the slot's own reference
+            old = rb_slot_write(self._ring, s, t, <void *>obj)
+            if old != NULL:                  # several last stages: nobody cleared the slot
+                if garbage is None:
+                    garbage = []
+                garbage.append(<object>old)  # released after the publish (may run __del__)
+                Py_DECREF(<object>old)
+        rb_publish(self._ring, lo, hi)
+        if self._wake_on_publish:
+            rb_wake(self._ring)
+        return 0
+
+    cdef int64_t _claim_blocking(self, int64_t max_n, double timeout, int64_t *hi) except -1:
+        """Claim up to max_n slots, waiting for room without the GIL; returns how many.
+        timeout < 0: no limit. RingFull on timeout, or if only this thread could make room."""
+        cdef rb_ring *r = self._ring
+        cdef int64_t got, wrap_point
+        cdef rb_consumer *own
+        cdef double deadline = -1, left, slice_
+        cdef rb_deadline_t d
+        cdef bint room
+        if timeout >= 0:
+            deadline = rb_monotonic() + timeout
+        while True:
+            got = rb_claim_upto(r, max_n, hi)
+            if got:
+                return got
+            # Room for one more means every last stage has passed this sequence.
+            wrap_point = rb_claimed(r) + 1 - r.capacity
+            own = rb_consuming_find(r)
+            if own != NULL and wrap_point > rb_sequence_get_own(&own.sequence):
+                # The last stages can get no further than the consumer running on this very
+                # thread, which is inside a handler: waiting would never end.
+                raise RingFull(
+                    f"ring full ({self.capacity} events) and this thread is consuming it: "
+                    f"a handler published into the ring it is draining, and waiting for "
+                    f"room would deadlock (use a larger capacity, try_publish, or "
+                    f"overflow='drop')")
+            if deadline >= 0:
+                left = deadline - rb_monotonic()
+                if left <= 0:
+                    raise RingFull(f"ring full ({self.capacity} events): no room within "
+                                   f"timeout={timeout}s")
+                slice_ = left if left < WAIT_SLICE else WAIT_SLICE
+            else:
+                slice_ = WAIT_SLICE
+            with nogil:
+                d = rb_deadline_in(slice_)
+                rb_park_begin(r)
+                room = rb_room_for(r, wrap_point)
+                if not room:
+                    rb_park_wait(r, d)
+                rb_park_end(r)
+            PyErr_CheckSignals()
+
+    cdef inline int _write_one(self, int64_t seq, Py_ssize_t t, object payload) except -1:
+        """_write for one event, the common case, without the loop and the list."""
+        Py_INCREF(payload)                   # the slot's own reference
+        cdef void *old = rb_slot_write(self._ring, seq, t, <void *>payload)
+        rb_publish(self._ring, seq, seq)
+        if self._wake_on_publish:
+            rb_wake(self._ring)
+        if old != NULL:                      # several last stages: nobody cleared the slot
+            Py_DECREF(<object>old)
+        return 0
+
+    cdef int publish_c(self, Py_ssize_t t, object payload, double timeout) except -1:
+        cdef int64_t hi
+        if rb_claim_upto(self._ring, 1, &hi) == 0:
+            if timeout < 0:
+                if self._overflow == OVERFLOW_DROP:
+                    rb_fetch_add_relaxed_i64(&self._ring.dropped.value, 1)
+                    return 0
+                if self._overflow == OVERFLOW_RAISE:
+                    raise RingFull(f"ring full ({self.capacity} events pending); "
+                                   f"overflow='raise'")
+            self._claim_blocking(1, timeout, &hi)
+        self._write_one(hi, t, payload)
+        return 1
+
+    cdef int try_publish_c(self, Py_ssize_t t, object payload) except -1:
+        cdef int64_t hi
+        if rb_claim_upto(self._ring, 1, &hi) == 0:
+            return 0
+        self._write_one(hi, t, payload)
+        return 1
+
+    cdef Py_ssize_t publish_many_c(self, Py_ssize_t t, object payloads, double timeout) except -1:
+        cdef tuple items = payloads if type(payloads) is tuple else tuple(payloads)
+        cdef Py_ssize_t n = len(items), done = 0
+        cdef int64_t got, hi
+        while done < n:
+            got = rb_claim_upto(self._ring, n - done, &hi)
+            if got == 0:
+                if timeout < 0 and self._overflow == OVERFLOW_DROP:
+                    rb_fetch_add_relaxed_i64(&self._ring.dropped.value, n - done)
+                    return done
+                try:
+                    if timeout < 0 and self._overflow == OVERFLOW_RAISE:
+                        raise RingFull(f"ring full ({self.capacity} events pending) after "
+                                       f"{done} of {n} events; overflow='raise'")
+                    got = self._claim_blocking(n - done, timeout, &hi)
+                except RingFull as exc:
+                    exc.published = done
+                    raise
+            self._write(hi - got + 1, hi, t, items, done, None)
+            done += got
+        return done
+
+    def publish(self, event_type, payload=None, timeout=None):
+        """Enqueue an event; True if published, False if dropped (``overflow="drop"``).
+
+        Full ring: the overflow policy applies, unless ``timeout`` (seconds) is given: then
+        wait at most that long for room, whatever the policy, and raise :class:`RingFull`.
+        """
+        return self.publish_c(_event_type_arg(event_type), payload, _timeout_arg(timeout)) == 1
+
+    def try_publish(self, event_type, payload=None):
+        """Enqueue an event if there is room now; never blocks, never counts a drop."""
+        return self.try_publish_c(_event_type_arg(event_type), payload) == 1
+
+    def publish_many(self, event_type, payloads, timeout=None):
+        """Enqueue one event per payload with one claim per run of free slots; returns how
+        many were published (fewer only under ``overflow="drop"``, the rest counted)."""
+        return self.publish_many_c(_event_type_arg(event_type), payloads,
+                                   _timeout_arg(timeout))
+
+    # -- consumers -------------------------------------------------------------------------
+
+    cdef Py_ssize_t _consume(self, Stage st, DispatchTable table, int64_t next,
+                             int64_t hi) except -1:
+        """Process sequences next..hi (published, and passed by st's dependencies) with the
+        GIL held. Advances st's sequence event by event; an exception leaves it on the event
+        that raised, which counts as processed (its handlers ran)."""
+        cdef rb_ring *r = self._ring
+        cdef rb_sequence *seq = &st._c.sequence
+        cdef bint take = st._take
+        cdef int64_t s = next, t
+        cdef void *p
+        cdef object payload
+        cdef Py_ssize_t done = 0
+        cdef list batch
+        try:
+            if st._batch:
+                batch = []
+                for s in range(next, hi + 1):
+                    p = rb_slot_read(r, s, &t, take)
+                    payload = <object>p if p != NULL else None
+                    if take and p != NULL:
+                        Py_DECREF(payload)       # the slot's reference moved to `payload`
+                    batch.append((t, payload))
+                if take:
+                    rb_sequence_set(seq, hi)
+                try:
+                    st._call_batch(batch)
+                finally:
+                    if not take:
+                        rb_sequence_set(seq, hi)
+                return hi - next + 1
+            while s <= hi:
+                # stop(drain=False) takes effect at the next event boundary.
+                if rb_load_relaxed_i32(&st._c.alert) == RB_STOP_NOW:
+                    break
+                p = rb_slot_read(r, s, &t, take)
+                if take:
+                    payload = <object>p if p != NULL else None
+                    if p != NULL:
+                        Py_DECREF(payload)       # the slot's reference moved to `payload`
+                    # Release: the slot is empty and ours is the last read of it, so the
+                    # producers may reuse it while the handlers run.
+                    rb_sequence_set(seq, s)
+                else:
+                    # Borrowed from the slot, which keeps its reference until the stages
+                    # after us are done (no producer reuses it before our sequence passes s).
+                    payload = <object>p if p != NULL else None
+                s += 1
+                done += 1
+                try:
+                    if table is not None:
+                        if <size_t>t >= <size_t>table._size:
+                            table.check_id(t)    # raises: an id this table does not have
+                        table.dispatch(t, payload)
+                    else:
+                        st._call(t, payload)
+                finally:
+                    if not take:
+                        rb_sequence_set(seq, s - 1)
+                payload = None
+                if done % SIGNAL_CHECK_EVERY == 0:
+                    PyErr_CheckSignals()
+        finally:
+            # Once per batch: producers waiting for room, stages waiting for us.
+            rb_wake(r)
+        return done
+
+    cdef Py_ssize_t drain_c(self, DispatchTable table, Py_ssize_t max_events) except -1:
+        cdef Stage st = self._main
+        cdef rb_consuming node
+        cdef int64_t next, avail, hi
+        cdef Py_ssize_t total = 0
+        if self._draining:
+            raise RuntimeError("drain() called from a handler while this ring is being "
+                               "drained; publish instead: the event is dispatched next")
+        if self._started:
+            raise RuntimeError("drain() while consumer threads run: stop() them first")
+        self._draining = True
+        rb_consuming_push(&node, self._ring, st._c)
+        try:
+            next = rb_sequence_get_own(&st._c.sequence) + 1
+            while max_events < 0 or total < max_events:
+                # Disruptor batching: read the cursor (or dependencies) once per batch.
+                avail = rb_barrier_available(self._ring, st._deps, st._ndeps, next)
+                if avail < next:
+                    break
+                hi = avail
+                if max_events >= 0 and hi - next >= max_events - total:
+                    hi = next + (max_events - total) - 1
+                total += self._consume(st, table, next, hi)
+                next = hi + 1
+        finally:
+            rb_consuming_pop(&node)
+            self._draining = False
+        return total
+
+    def drain(self, DispatchTable table not None, max_events=None):
+        """Dispatch queued events through ``table`` on this thread, in order; returns how many.
+
+        Goes on until the ring is empty (events that handlers publish meanwhile included) or
+        ``max_events`` were dispatched. A BaseException from a handler (or an Exception under
+        ``on_error="raise"``) propagates at an event boundary: that event counts as
+        dispatched, later ones stay queued for the next drain.
+        """
+        cdef Py_ssize_t n = -1
+        if max_events is not None:
+            n = max_events
+            if n < 0:
+                raise ValueError(f"max_events must be None or >= 0, got {max_events!r}")
+        return self.drain_c(table, n)
+
+    cdef int _run_stage(self, Stage st) except -1:
+        """A stage thread's loop: wait without the GIL, process each batch with it."""
+        cdef rb_ring *r = self._ring
+        cdef rb_consuming node
+        cdef int strategy = self._wait
+        cdef rb_deadline_t forever = rb_no_deadline()
+        cdef int64_t next, avail
+        cdef int32_t alert
+        rb_consuming_push(&node, r, st._c)
+        try:
+            next = rb_sequence_get_own(&st._c.sequence) + 1
+            while True:
+                # Events already there: go on with the GIL we hold. Releasing it would hand it
+                # to a waiting producer, and getting it back costs a switch interval (5 ms).
+                avail = rb_barrier_available(r, st._deps, st._ndeps, next)
+                if avail < next:
+                    with nogil:
+                        avail = rb_wait_for(r, st._deps, st._ndeps, next, strategy,
+                                            &st._c.alert, forever)
+                if avail >= next:
+                    self._consume(st, st._table, next, avail)
+                    next = rb_sequence_get_own(&st._c.sequence) + 1
+                    if rb_load_acquire_i32(&st._c.alert) != RB_STOP_NOW:
+                        continue
+                    break
+                # Alerted, and nothing is available to us right now.
+                alert = rb_load_acquire_i32(&st._c.alert)
+                if alert == RB_STOP_NOW or next > st._stop_at or self._failed:
+                    break
+                # stop(drain=True): events up to _stop_at are still ahead of us (a stage we
+                # depend on is finishing them); let it run.
+                with nogil:
+                    rb_sleep_ns(20000)
+        finally:
+            rb_consuming_pop(&node)
+        return 0
+
+    def _thread_main(self, Stage st):
+        try:
+            self._run_stage(st)
+        except BaseException as exc:
+            st._exception = exc
+            self._failed = True
+            _log.error("ringbus: stage %r stopped by %s; its events stay queued",
+                       st.name, type(exc).__name__, exc_info=exc)
+
+    cdef int start_c(self, DispatchTable table) except -1:
+        cdef Stage st
+        if self._started:
+            raise RuntimeError("the ring's consumers are already started")
+        if self._draining:
+            raise RuntimeError("start() while drain() runs")
+        if table is None:
+            raise ValueError("start() needs the DispatchTable (Bus) the 'dispatch' stage "
+                             "dispatches to")
+        self._main._table = table
+        self._failed = False
+        threads = []
+        for st in self._stages:
+            st._exception = None
+            st._stop_at = INT64_MAX
+            rb_store_release_i32(&st._c.alert, RB_RUN)
+            st._thread = threading.Thread(target=self._thread_main, args=(st,),
+                                          name=f"ringbus-{st.name}", daemon=True)
+            threads.append(st._thread)
+        # Consumers park only from now on (wait="block"): producers must wake them. Set before
+        # any thread starts, so no consumer can park unseen.
+        self._wake_on_publish = self._wait == RB_WAIT_BLOCK
+        self._started = True
+        for th in threads:
+            th.start()
+        return 0
+
+    cdef int stop_c(self, bint drain, double timeout) except -1:
+        cdef Stage st
+        cdef int64_t target
+        cdef double deadline = -1, left
+        if not self._started:
+            return 0
+        me = threading.current_thread()
+        for st in self._stages:
+            if st._thread is me:
+                raise RuntimeError("stop() called from a consumer thread would wait for itself")
+        # Everything published before this call (claimed == published: we hold the GIL and a
+        # publish never releases it between claim and publish).
+        target = rb_claimed(self._ring)
+        for st in self._stages:
+            st._stop_at = target if drain else -1
+            rb_store_release_i32(&st._c.alert, RB_STOP_WHEN_DONE if drain else RB_STOP_NOW)
+        rb_wake(self._ring)                # parked consumers re-check their alert
+        if timeout >= 0:
+            deadline = rb_monotonic() + timeout
+        for st in self._stages:
+            if deadline >= 0:
+                left = deadline - rb_monotonic()
+                st._thread.join(left if left > 0 else 0)
+            else:
+                st._thread.join()
+            if st._thread.is_alive():
+                raise TimeoutError(f"stage {st.name!r} did not stop within {timeout}s")
+        first = None
+        for st in self._stages:
+            st._thread = None
+            rb_store_relaxed_i32(&st._c.alert, RB_RUN)   # drain() reads it too
+            if first is None and st._exception is not None:
+                first = st._exception
+        self._main._table = None           # no cycle bus -> ring -> stage -> bus
+        self._started = False
+        self._wake_on_publish = False      # drain() never parks
+        if first is not None:
+            raise first
+        return 0
+
+    def start(self, DispatchTable table):
+        """Start one thread per stage; the ``"dispatch"`` stage dispatches through ``table``.
+
+        Each thread waits for events without the GIL (the ring's wait strategy) and takes
+        the GIL once per batch. Stop with :meth:`stop`.
+        """
+        self.start_c(table)
+
+    def stop(self, drain=True, timeout=None):
+        """Stop the stage threads and wait for them.
+
+        ``drain=True``: first process everything published before this call. ``drain=False``:
+        stop at the next event boundary; the rest stays queued. Re-raises the exception that
+        ended a stage thread, if any. TimeoutError if the threads are not done in ``timeout``.
+        """
+        self.stop_c(drain, _timeout_arg(timeout))
+
+    @contextmanager
+    def running(self, DispatchTable table):
+        """``with ring.running(table): ...`` starts the stages and stops them (drain=True)."""
+        self.start_c(table)
+        try:
+            yield self
+        finally:
+            self.stop_c(True, -1)
+
+    @property
+    def started(self):
+        """Whether the stage threads are started."""
+        return self._started
+
+    # -- counters --------------------------------------------------------------------------
+
+    cdef int64_t _pending(self) noexcept:
+        cdef int64_t claimed = rb_claimed(self._ring)
+        return claimed - rb_min_gating(self._ring, claimed)
+
+    @property
+    def pending(self):
+        """Events published and not yet processed by the last stage(s)."""
+        return self._pending()
+
+    @property
+    def published(self):
+        """Events published (claimed, with several producers) since the ring was made."""
+        return rb_sequence_get(&self._ring.cursor) + 1 if self._ring.multi \
+            else rb_claimed(self._ring) + 1
+
+    @property
+    def dispatched(self):
+        """Events the ``"dispatch"`` stage has taken on (dispatched or being dispatched)."""
+        return rb_sequence_get(&self._main._c.sequence) + 1
+
+    @property
+    def dropped(self):
+        """Events refused by ``overflow="drop"``."""
+        return rb_load_relaxed_i64(&self._ring.dropped.value)
+
+    def stats(self):
+        """Counters as a dict: published, dispatched, dropped, pending, and each stage's
+        sequence under ``stages``."""
+        return {
+            "published": self.published,
+            "dispatched": self.dispatched,
+            "dropped": self.dropped,
+            "pending": self.pending,
+            "stages": {st.name: st.sequence for st in self._stages},
+        }
+
+    def __len__(self):
+        return self._pending()
+
+    def __repr__(self):
+        return (f"<ringbus RingBuffer capacity={self.capacity} producers={self.producers!r} "
+                f"overflow={self.overflow!r} wait={self.wait!r} pending={self._pending()}>")
+
+
+cdef bint _depends_on(Stage a, Stage b):
+    """Whether `a` runs after `b`, directly or through other stages."""
+    cdef Stage x
+    for x in a._after:
+        if x is b or _depends_on(x, b):
+            return True
+    return False
+
+
+# -- nogil stress (test hook) ---------------------------------------------------------------
+# Python code holds the GIL whenever it touches a slot, and the GIL's mutex orders those
+# accesses for ThreadSanitizer whatever the atomics do. This drives the same ring functions
+# from C threads without the GIL, with NULL payloads, so that a TSAN build (.ci/sanitize)
+# checks the memory orders themselves and any wrong one shows as a data race on a slot.
+
+cdef extern from "<pthread.h>" nogil:
+    ctypedef unsigned long pthread_t
+    int pthread_create(pthread_t *thread, void *attr, void *(*start)(void *) noexcept nogil,
+                       void *arg)
+    int pthread_join(pthread_t thread, void **retval)
+
+cdef extern from "<stdlib.h>" nogil:
+    void *calloc(size_t n, size_t size)
+
+
+cdef struct _StressThread:
+    rb_ring *ring
+    rb_consumer *consumer           # consumer threads: their own state
+    rb_sequence *deps[2]
+    int32_t ndeps
+    int32_t strategy
+    int32_t producers
+    int64_t per_producer            # producer threads: how many to publish
+    int64_t index                   # producer id
+    int64_t errors                  # consumer threads: sequence errors seen
+
+
+cdef void *_stress_produce(void *p) noexcept nogil:
+    cdef _StressThread *a = <_StressThread *>p
+    cdef rb_ring *r = a.ring
+    cdef int64_t seq, hi
+    for seq in range(a.per_producer):
+        while rb_claim_upto(r, 1, &hi) == 0:
+            rb_park_begin(r)
+            if not rb_room_for(r, rb_claimed(r) + 1 - r.capacity):
+                rb_park_wait(r, rb_deadline_in(0.01))
+            rb_park_end(r)
+        rb_slot_write(r, hi, (a.index << 32) | seq, NULL)
+        rb_publish(r, hi, hi)
+        rb_wake(r)
+    return NULL
+
+
+cdef void *_stress_consume(void *p) noexcept nogil:
+    cdef _StressThread *a = <_StressThread *>p
+    cdef rb_ring *r = a.ring
+    cdef int64_t total = a.per_producer * a.producers, next = 0, avail, s, t, pid
+    cdef int64_t *expected = <int64_t *>calloc(a.producers, sizeof(int64_t))
+    cdef int take = a.ndeps > 0      # the stage after the others is the last one
+    if expected == NULL:
+        a.errors = -1
+        return NULL
+    while next < total:
+        avail = rb_wait_for(r, a.deps, a.ndeps, next, a.strategy, &a.consumer.alert,
+                            rb_no_deadline())
+        for s in range(next, avail + 1):
+            rb_slot_read(r, s, &t, take)
+            pid = t >> 32
+            if pid < 0 or pid >= a.producers or (t & ((<int64_t>1 << 32) - 1)) != expected[pid]:
+                a.errors += 1
+            else:
+                expected[pid] += 1
+        rb_sequence_set(&a.consumer.sequence, avail)
+        rb_wake(r)
+        next = avail + 1
+    free(expected)
+    return NULL
+
+
+def _stress_nogil(int producers=2, int64_t per_producer=100000, int64_t capacity=256,
+                  bint multi=True, wait="block", bint diamond=False):
+    """Test hook: C threads publish ``producers x per_producer`` events and C consumers check
+    per-producer FIFO, no loss, no duplicate; all without the GIL. With ``diamond``, two
+    consumers run in parallel and a third after both (the only gating one). Returns
+    ``(sequence errors, seconds)``."""
+    if capacity < 2 or capacity & (capacity - 1):
+        raise ValueError(f"capacity must be a power of two >= 2, got {capacity}")
+    if producers < 1 or (not multi and producers != 1):
+        raise ValueError("producers must be >= 1, and 1 with multi=False")
+    cdef int strategy = _choice("wait", wait, _WAIT)
+    cdef int nconsumers = 3 if diamond else 1
+    cdef int i, rc
+    cdef rb_ring *r = <rb_ring *>_aligned(sizeof(rb_ring))
+    cdef rb_slot *slots = <rb_slot *>_aligned(capacity * sizeof(rb_slot))
+    cdef rb_atomic_i32 *avail = <rb_atomic_i32 *>_aligned(capacity * sizeof(int32_t))
+    cdef rb_consumer *cons = <rb_consumer *>_aligned(3 * sizeof(rb_consumer))
+    cdef _StressThread *args = <_StressThread *>calloc(producers + 3, sizeof(_StressThread))
+    cdef pthread_t *threads = <pthread_t *>calloc(producers + 3, sizeof(pthread_t))
+    cdef int64_t errors = 0
+    cdef double t0, elapsed
+    try:
+        if not (r and slots and avail and cons and args and threads):
+            raise MemoryError()
+        rb_ring_init(r, capacity, multi, slots, avail)
+        for i in range(nconsumers):
+            rb_consumer_init(&cons[i], -1)
+        # Consumer 0 is the last stage; in a diamond, 1 and 2 run before it.
+        r.n_gating = 1
+        r.gating[0] = &cons[0].sequence
+        for i in range(nconsumers):
+            args[i].ring = r
+            args[i].consumer = &cons[i]
+            args[i].strategy = strategy
+            args[i].producers = producers
+            args[i].per_producer = per_producer
+        if diamond:
+            args[0].ndeps = 2
+            args[0].deps[0] = &cons[1].sequence
+            args[0].deps[1] = &cons[2].sequence
+        for i in range(producers):
+            args[nconsumers + i].ring = r
+            args[nconsumers + i].index = i
+            args[nconsumers + i].per_producer = per_producer
+        with nogil:
+            t0 = rb_monotonic()
+            rc = 0
+            for i in range(nconsumers):
+                rc |= pthread_create(&threads[i], NULL, _stress_consume, &args[i])
+            for i in range(producers):
+                rc |= pthread_create(&threads[nconsumers + i], NULL, _stress_produce,
+                                     &args[nconsumers + i])
+            for i in range(nconsumers + producers):
+                pthread_join(threads[i], NULL)
+            elapsed = rb_monotonic() - t0
+        if rc != 0:
+            raise OSError("pthread_create failed")
+        for i in range(nconsumers):
+            if args[i].errors < 0:
+                raise MemoryError()
+            errors += args[i].errors
+        rb_ring_destroy(r)
+        return errors, elapsed
+    finally:
+        free(r)
+        free(slots)
+        free(avail)
+        free(cons)
+        free(args)
+        free(threads)

@@ -1,0 +1,429 @@
+/* The ring algorithms: a preallocated ring of slots, its single- and multi-producer
+ * sequencers, consumer barriers and gating, and the park/wake protocol of blocking waits.
+ *
+ * Disruptor vocabulary and conventions: sequences are int64 and start at -1 ("nothing yet");
+ * the cursor is the highest claimed (multi-producer) or published (single-producer)
+ * sequence; a consumer's sequence is the highest one it has finished with; the producer never
+ * claims sequence s while any gating sequence is below s - capacity.
+ *
+ * Written only against the RB_* layer of _atomic.h so that tests/relacy/ model-checks this
+ * very file. Nothing here knows about Python: a payload is an opaque pointer whose ownership
+ * the caller manages (the Cython side moves one strong reference in and one out).
+ */
+#ifndef RINGBUS_RINGBUFFER_H
+#define RINGBUS_RINGBUFFER_H
+
+#include "_atomic.h"
+
+/* Gating sequences and barrier dependencies are kept in fixed arrays: a pipeline is a handful
+ * of stages, and the hot path then reads no pointer it has to chase twice. */
+#define RB_MAX_GATING 32
+
+/* wait="block" spins this many times before it parks. The model parks at once: spinning
+ * changes no outcome, only the number of schedules to explore. */
+#if defined(RINGBUS_RELACY)
+#define RB_SPINS_BEFORE_PARK 1
+#else
+#define RB_SPINS_BEFORE_PARK 64
+#endif
+
+enum { RB_WAIT_BLOCK = 0, RB_WAIT_SPIN = 1, RB_WAIT_YIELD = 2, RB_WAIT_SLEEP = 3 };
+
+typedef struct rb_slot {
+    RB_VAR(int64_t) type;
+    RB_VAR(void *) payload;      /* owned by the ring while queued; NULL once handed out */
+} rb_slot;
+
+/* Where anyone who waits without spinning parks: consumers waiting for events, stages waiting
+ * for the stages they depend on, producers waiting for room. One parker per ring keeps the
+ * protocol simple; a wake-up is a broadcast and every waiter re-checks its own condition. */
+typedef struct rb_parker {
+    RB_PAD(pad_before, 0);
+    rb_atomic_i32 waiters;       /* threads between rb_park_begin and rb_park_end */
+    RB_PAD(pad_after, 4);
+    rb_mutex_t mutex;
+    rb_cond_t cond;
+} rb_parker;
+
+typedef struct rb_ring {
+    /* Read-mostly: written before the ring is shared (or while no thread uses it). */
+    RB_PAD(pad_config, 0);
+    int64_t capacity;
+    int64_t mask;                /* capacity - 1: capacity is a power of two */
+    int32_t index_shift;         /* log2(capacity): the lap of sequence s is s >> index_shift */
+    int32_t multi;               /* multi-producer sequencer */
+    int32_t n_gating;
+    rb_slot *slots;
+    rb_atomic_i32 *available;    /* multi-producer: lap number of the event in each slot */
+    rb_sequence *gating[RB_MAX_GATING];   /* the last consumers: the producer waits for them */
+
+    /* Producer side. */
+    rb_sequence cursor;
+    /* Single-producer only: touched by the one producing thread, so plain fields. The
+     * producer claims privately (sp_next) and makes events visible with the cursor. */
+    int64_t sp_next;
+    int64_t sp_cached_gating;
+    RB_PAD(pad_sp, 16);
+    /* Multi-producer: a lower bound of min(gating) shared by producers, so that most claims
+     * read one line instead of every consumer's sequence. */
+    rb_sequence gating_cache;
+    /* Events refused by overflow="drop"; only producers touch it, on the slow path. */
+    rb_sequence dropped;
+
+    rb_parker parker;
+} rb_ring;
+
+/* What a consumer shares with other threads: its sequence (read by the stages after it and,
+ * for the last stages, by producers) and its alert flag (raised by stop()). */
+typedef struct rb_consumer {
+    rb_sequence sequence;
+    rb_atomic_i32 alert;         /* RB_RUN, RB_STOP_WHEN_DONE or RB_STOP_NOW */
+    RB_PAD(pad_after, 4);
+} rb_consumer;
+
+enum { RB_RUN = 0, RB_STOP_WHEN_DONE = 1, RB_STOP_NOW = 2 };
+
+/* ------------------------------------------------------------------------------ set-up */
+
+static inline int32_t rb_log2(int64_t x)
+{
+    int32_t n = 0;
+    while (((int64_t)1 << n) < x)
+        n++;
+    return n;
+}
+
+/* `slots` and `available` (multi only) hold `capacity` entries; capacity is a power of two.
+ * Single-threaded: the ring is not shared yet. */
+static inline void rb_ring_init(rb_ring *r, int64_t capacity, int multi, rb_slot *slots, rb_atomic_i32 *available)
+{
+    int64_t i;
+    r->capacity = capacity;
+    r->mask = capacity - 1;
+    r->index_shift = rb_log2(capacity);
+    r->multi = multi;
+    r->n_gating = 0;
+    r->slots = slots;
+    r->available = available;
+    for (i = 0; i < capacity; i++) {
+        RB_VAR_SET(slots[i].type, 0);
+        RB_VAR_SET(slots[i].payload, (void *)0);
+        if (multi)
+            rb_store_relaxed_i32(&available[i], -1);   /* no lap published yet */
+    }
+    rb_sequence_init(&r->cursor, -1);
+    r->sp_next = -1;
+    r->sp_cached_gating = -1;
+    rb_sequence_init(&r->gating_cache, -1);
+    rb_sequence_init(&r->dropped, 0);
+    rb_store_relaxed_i32(&r->parker.waiters, 0);
+    RB_MUTEX_INIT(&r->parker.mutex);
+    RB_COND_INIT(&r->parker.cond);
+}
+
+static inline void rb_ring_destroy(rb_ring *r)
+{
+    RB_COND_DESTROY(&r->parker.cond);
+    RB_MUTEX_DESTROY(&r->parker.mutex);
+}
+
+/* ------------------------------------------------------------------------------- gating */
+
+/* min(gating sequences, `limit`). Acquire: the consumers' reads of a slot (and their clearing
+ * of its payload) happen-before our next write to it. */
+static inline int64_t rb_min_gating(rb_ring *r, int64_t limit)
+{
+    int32_t i;
+    int64_t v, m = limit;
+    for (i = 0; i < r->n_gating; i++) {
+        v = rb_sequence_get(r->gating[i]);
+        if (v < m)
+            m = v;
+    }
+    return m;
+}
+
+/* The highest sequence claimed so far (equal to the published one for a single producer). */
+static inline int64_t rb_claimed(rb_ring *r)
+{
+    return r->multi ? rb_load_relaxed_i64(&r->cursor.value) : r->sp_next;
+}
+
+/* ---------------------------------------------------------------------------- sequencers */
+
+/* Single producer: no CAS, no shared write until publish. Claims up to `max_n` (>= 1)
+ * sequences; returns how many (0: the ring is full) with the highest in *hi. */
+static inline int64_t rb_sp_claim_upto(rb_ring *r, int64_t max_n, int64_t *hi)
+{
+    int64_t room = r->sp_cached_gating + r->capacity - r->sp_next;
+    if (room < max_n) {
+        /* The cached minimum may be stale: consumers only move forward, so re-reading can
+         * only find more room. */
+        r->sp_cached_gating = rb_min_gating(r, r->sp_next);
+        room = r->sp_cached_gating + r->capacity - r->sp_next;
+        if (room <= 0)
+            return 0;
+        if (room < max_n)
+            max_n = room;
+    }
+    r->sp_next += max_n;
+    *hi = r->sp_next;
+    return max_n;
+}
+
+/* Multi producer: check room, then claim with a CAS on the cursor. (A fetch-add could not
+ * refuse a claim when the ring is full, and "raise", "drop" and timeouts need to.) */
+static inline int64_t rb_mp_claim_upto(rb_ring *r, int64_t max_n, int64_t *hi)
+{
+    /* Relaxed: the cursor only hands out numbers. Which slot contents are visible is decided
+     * by the gating sequences (acquire) and the availability flags (release/acquire). */
+    int64_t current = rb_load_relaxed_i64(&r->cursor.value);
+    for (;;) {
+        int64_t n = max_n;
+        /* Acquire: the cache was stored (release) by a producer right after it acquired the
+         * gating sequences, so claiming on the cached value still orders our slot writes
+         * after the consumers' reads of those slots. */
+        int64_t cached = rb_load_acquire_i64(&r->gating_cache.value);
+        int64_t room = cached + r->capacity - current;
+        if (room < n) {
+            int64_t m = rb_min_gating(r, current);
+            room = m + r->capacity - current;
+            if (room <= 0)
+                return 0;
+            rb_store_release_i64(&r->gating_cache.value, m);
+            if (room < n)
+                n = room;
+        }
+        if (rb_cas_relaxed_i64(&r->cursor.value, &current, current + n)) {
+            *hi = current + n;
+            return n;
+        }
+        /* Lost the race: `current` now holds the winner's cursor; check room again. */
+    }
+}
+
+static inline int64_t rb_claim_upto(rb_ring *r, int64_t max_n, int64_t *hi)
+{
+    return r->multi ? rb_mp_claim_upto(r, max_n, hi) : rb_sp_claim_upto(r, max_n, hi);
+}
+
+/* Is there room for claims up to `wrap_point` + capacity, i.e. have all gating consumers
+ * passed `wrap_point`? What a parked producer waits for. */
+static inline int rb_room_for(rb_ring *r, int64_t wrap_point)
+{
+    return wrap_point <= rb_min_gating(r, INT64_MAX);
+}
+
+/* Fill a claimed slot. Returns the payload the slot still held (non-NULL only when no single
+ * consumer clears slots, see RingBuffer: the caller releases it). */
+static inline void *rb_slot_write(rb_ring *r, int64_t seq, int64_t type, void *payload)
+{
+    rb_slot *s = &r->slots[seq & r->mask];
+    void *old = RB_VAR_GET(s->payload);
+    RB_VAR_SET(s->type, type);
+    RB_VAR_SET(s->payload, payload);
+    return old;
+}
+
+/* Make claimed sequences lo..hi visible to consumers (their slots written). Release: the slot
+ * writes happen-before a consumer's acquire of the cursor / availability flag. */
+static inline void rb_publish(rb_ring *r, int64_t lo, int64_t hi)
+{
+    if (r->multi) {
+        int64_t s;
+        for (s = lo; s <= hi; s++)
+            rb_store_release_i32(&r->available[s & r->mask], (int32_t)(s >> r->index_shift));
+    } else {
+        rb_sequence_set(&r->cursor, hi);
+    }
+}
+
+/* ------------------------------------------------------------------------------ barriers */
+
+/* The highest s in [lo, hi] such that lo..s are all published (lo - 1 if lo is not). With
+ * several producers claims complete out of order: a consumer must stop at the first gap. */
+static inline int64_t rb_highest_published(rb_ring *r, int64_t lo, int64_t hi)
+{
+    int64_t s;
+    if (!r->multi)
+        return hi;
+    for (s = lo; s <= hi; s++) {
+        if (rb_load_acquire_i32(&r->available[s & r->mask]) != (int32_t)(s >> r->index_shift))
+            return s - 1;
+    }
+    return hi;
+}
+
+/* The highest sequence a consumer with dependencies `deps` may process, given that it wants
+ * `next`; below `next` means nothing yet. Read once per batch. */
+static inline int64_t rb_barrier_available(rb_ring *r, rb_sequence **deps, int32_t ndeps,
+                                           int64_t next)
+{
+    int64_t avail;
+    if (ndeps == 0) {
+        /* Acquire: pairs with the single producer's release of the cursor. */
+        avail = rb_sequence_get(&r->cursor);
+        if (avail < next)
+            return avail;
+        return rb_highest_published(r, next, avail);
+    } else {
+        /* Acquire on each dependency: what it saw of the slots (and the producers' writes it
+         * acquired) happens-before our reads. Dependencies only pass published sequences, so
+         * no availability scan is needed. */
+        int32_t i;
+        avail = rb_sequence_get(deps[0]);
+        for (i = 1; i < ndeps; i++) {
+            int64_t v = rb_sequence_get(deps[i]);
+            if (v < avail)
+                avail = v;
+        }
+        return avail;
+    }
+}
+
+/* Read a published slot. take: move the payload out and leave NULL (the last consumer);
+ * otherwise borrow it (the slot keeps its reference for the stages after us). */
+static inline void *rb_slot_read(rb_ring *r, int64_t seq, int64_t *type, int take)
+{
+    rb_slot *s = &r->slots[seq & r->mask];
+    void *p = RB_VAR_GET(s->payload);
+    *type = RB_VAR_GET(s->type);
+    if (take)
+        RB_VAR_SET(s->payload, (void *)0);
+    return p;
+}
+
+/* ----------------------------------------------------------------------------- park/wake
+ * A waiter:                     a waker:
+ *   lock; waiters += 1            advance a sequence (release store)
+ *   fence(seq_cst)                fence(seq_cst)
+ *   re-check its condition        if waiters > 0: lock; broadcast; unlock
+ *   if unmet: cond_wait           (nothing else)
+ *   waiters -= 1; unlock
+ * The two seq_cst fences order each side's store before its load (Dekker): either the waker
+ * sees waiters > 0, or the waiter's re-check sees the new sequence. Without them both loads
+ * may read old values and the waiter sleeps through the event (lost wake-up). The waker takes
+ * the mutex to broadcast, and the waiter holds it from the re-check until cond_wait releases
+ * it, so the broadcast cannot fall between the two either. */
+
+static inline void rb_wake(rb_ring *r)
+{
+    rb_fence_seq_cst();
+    if (rb_load_relaxed_i32(&r->parker.waiters) > 0) {
+        RB_MUTEX_LOCK(&r->parker.mutex);
+        RB_COND_BROADCAST(&r->parker.cond);
+        RB_MUTEX_UNLOCK(&r->parker.mutex);
+    }
+}
+
+static inline void rb_park_begin(rb_ring *r)
+{
+    RB_MUTEX_LOCK(&r->parker.mutex);
+    rb_fetch_add_relaxed_i32(&r->parker.waiters, 1);
+    rb_fence_seq_cst();
+}
+
+/* Between rb_park_begin and rb_park_end, after the condition was re-checked and found unmet.
+ * May return early (spurious wake-up, deadline): callers loop. */
+static inline void rb_park_wait(rb_ring *r, rb_deadline_t deadline)
+{
+    RB_COND_WAIT_UNTIL(&r->parker.cond, &r->parker.mutex, deadline);
+}
+
+static inline void rb_park_end(rb_ring *r)
+{
+    rb_fetch_add_relaxed_i32(&r->parker.waiters, -1);
+    RB_MUTEX_UNLOCK(&r->parker.mutex);
+}
+
+/* Wait until a consumer (dependencies `deps`) can process `next`, or `*alert` becomes non-zero
+ * (stop). Returns the highest available sequence; below `next` only when alerted. Runs
+ * without the GIL. */
+static inline int64_t rb_wait_for(rb_ring *r, rb_sequence **deps, int32_t ndeps, int64_t next,
+                                  int strategy, rb_atomic_i32 *alert, rb_deadline_t no_deadline)
+{
+    int64_t avail;
+    int32_t tries = 0;
+    for (;;) {
+        avail = rb_barrier_available(r, deps, ndeps, next);
+        if (avail >= next)
+            return avail;
+        /* Acquire: whoever raised the alert wrote its reasons before. */
+        if (rb_load_acquire_i32(alert))
+            return avail;
+        tries++;
+        switch (strategy) {
+        case RB_WAIT_SPIN:
+            rb_cpu_pause();
+            break;
+        case RB_WAIT_YIELD:
+            if (tries < 100)
+                rb_cpu_pause();
+            else
+                RB_YIELD();
+            break;
+#if !defined(RINGBUS_RELACY)
+        case RB_WAIT_SLEEP:
+            if (tries < 100)
+                rb_cpu_pause();
+            else if (tries < 200)
+                RB_YIELD();
+            else
+                rb_sleep_ns(50000);     /* 50 us: the timer slack makes shorter sleeps longer */
+            break;
+#endif
+        default:   /* RB_WAIT_BLOCK: spin briefly (an event is often a few hundred ns away) */
+            if (tries < RB_SPINS_BEFORE_PARK) {
+                rb_cpu_pause();
+                break;
+            }
+            rb_park_begin(r);
+            avail = rb_barrier_available(r, deps, ndeps, next);
+            if (avail < next && !rb_load_acquire_i32(alert))
+                rb_park_wait(r, no_deadline);
+            rb_park_end(r);
+            break;
+        }
+    }
+}
+
+static inline void rb_consumer_init(rb_consumer *c, int64_t sequence)
+{
+    rb_sequence_init(&c->sequence, sequence);
+    rb_store_relaxed_i32(&c->alert, RB_RUN);
+}
+
+#if !defined(RINGBUS_RELACY)
+/* The consumers this thread is running right now, innermost first (a handler may drain
+ * another ring). Nodes live on the C stack of the consuming call. A producer on this thread
+ * that finds one of these rings full would wait for itself: it must fail instead. */
+typedef struct rb_consuming {
+    rb_ring *ring;
+    rb_consumer *consumer;
+    struct rb_consuming *outer;
+} rb_consuming;
+
+static _Thread_local rb_consuming *ringbus_consuming = NULL;
+
+static inline void rb_consuming_push(rb_consuming *node, rb_ring *r, rb_consumer *c)
+{
+    node->ring = r;
+    node->consumer = c;
+    node->outer = ringbus_consuming;
+    ringbus_consuming = node;
+}
+
+static inline void rb_consuming_pop(rb_consuming *node) { ringbus_consuming = node->outer; }
+
+/* The consumer of `r` this thread is running, or NULL. */
+static inline rb_consumer *rb_consuming_find(rb_ring *r)
+{
+    rb_consuming *n;
+    for (n = ringbus_consuming; n != NULL; n = n->outer)
+        if (n->ring == r)
+            return n->consumer;
+    return NULL;
+}
+#endif
+
+#endif /* RINGBUS_RINGBUFFER_H */

@@ -1,0 +1,239 @@
+// Relacy models of the ring algorithms in src/ringbus/_ringbuffer.h, compiled from that very
+// file: RINGBUS_RELACY switches its _atomic.h layer to rl::atomic / rl::var / Relacy's
+// pthreads, so every memory order and every slot access of the production code is checked.
+// Slots are rl::var: a read not ordered after the write by the atomics is a reported data
+// race; a lost wake-up leaves a thread blocked forever, a reported deadlock.
+//
+//   g++ -O1 -std=c++11 -w -I<src/ringbus> ring_models.cpp -o ring_models
+//   ./ring_models MODEL [iterations] [random|bound]
+// Models: spsc, mpsc, diamond, wake, stop. Exit status 0 when the model passes.
+#define RINGBUS_RELACY 1
+#include "_ringbuffer.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace {
+
+// Payload pointers are never dereferenced: they encode the sequence they were published with.
+void *payload_of(int64_t seq) { return reinterpret_cast<void *>(static_cast<intptr_t>(seq + 1)); }
+
+struct Ring {
+    rb_ring ring;
+    rb_slot *slots;
+    rb_atomic_i32 *available;
+    rb_consumer consumers[3];
+
+    Ring(int64_t capacity, int multi)
+    {
+        slots = new rb_slot[capacity];
+        available = new rb_atomic_i32[capacity];
+        rb_ring_init(&ring, capacity, multi, slots, multi ? available : 0);
+        for (int i = 0; i < 3; i++)
+            rb_consumer_init(&consumers[i], -1);
+    }
+    ~Ring()
+    {
+        rb_ring_destroy(&ring);
+        delete[] slots;
+        delete[] available;
+    }
+    void gate_on(int consumer)
+    {
+        ring.n_gating = 1;
+        ring.gating[0] = &consumers[consumer].sequence;
+    }
+};
+
+// A producer that blocks on a full ring, as RingBuffer._claim_blocking does (untimed: a lost
+// wake-up must deadlock in the model rather than time out).
+void publish(Ring &q, int64_t type)
+{
+    rb_ring *r = &q.ring;
+    int64_t hi;
+    while (rb_claim_upto(r, 1, &hi) == 0) {
+        int64_t wrap_point = rb_claimed(r) + 1 - r->capacity;
+        rb_park_begin(r);
+        if (!rb_room_for(r, wrap_point))
+            rb_park_wait(r, 0);
+        rb_park_end(r);
+    }
+    RL_ASSERT(rb_slot_write(r, hi, type, payload_of(hi)) == 0);   // the last stage cleared it
+    rb_publish(r, hi, hi);
+    rb_wake(r);
+}
+
+// A consumer as RingBuffer._run_stage runs one: wait (parking), read the batch, release.
+// Returns how many events it processed; `seen` gets their types in order.
+int consume(Ring &q, int which, rb_sequence **deps, int32_t ndeps, int take, int64_t total,
+            int64_t *seen)
+{
+    rb_ring *r = &q.ring;
+    rb_consumer *c = &q.consumers[which];
+    int64_t next = 0;
+    int n = 0;
+    while (next < total) {
+        int64_t avail = rb_wait_for(r, deps, ndeps, next, RB_WAIT_BLOCK, &c->alert, 0);
+        if (avail < next)
+            break;                                       // alerted
+        for (int64_t s = next; s <= avail; s++) {
+            int64_t type;
+            void *p = rb_slot_read(r, s, &type, take);
+            RL_ASSERT(p == payload_of(s));               // each event once, intact
+            seen[n++] = type;
+        }
+        rb_sequence_set(&c->sequence, avail);
+        rb_wake(r);
+        next = avail + 1;
+    }
+    return n;
+}
+
+// One producer, one consumer, capacity 2, 4 events: wrap-around, gating and park/wake on
+// both sides (the consumer parks for events, the producer for room).
+struct spsc_model : rl::test_suite<spsc_model, 2> {
+    Ring *q;
+    void before() { q = new Ring(2, 0); q->gate_on(0); }
+    void after() { delete q; }
+    void thread(unsigned idx)
+    {
+        if (idx == 0) {
+            for (int64_t i = 0; i < 4; i++)
+                publish(*q, i);
+        } else {
+            int64_t seen[4];
+            RL_ASSERT(consume(*q, 0, 0, 0, 1, 4, seen) == 4);
+            for (int i = 0; i < 4; i++)
+                RL_ASSERT(seen[i] == i);                 // FIFO, no loss, no duplicate
+        }
+    }
+};
+
+// Two producers x 2 events on the multi-producer sequencer (CAS claims, availability flags),
+// capacity 2: per-producer FIFO, nothing lost or repeated.
+struct mpsc_model : rl::test_suite<mpsc_model, 3> {
+    Ring *q;
+    void before() { q = new Ring(2, 1); q->gate_on(0); }
+    void after() { delete q; }
+    void thread(unsigned idx)
+    {
+        if (idx < 2) {
+            for (int64_t i = 0; i < 2; i++)
+                publish(*q, idx * 10 + i);
+        } else {
+            int64_t seen[4];
+            RL_ASSERT(consume(*q, 0, 0, 0, 1, 4, seen) == 4);
+            int64_t next[2] = {0, 0};
+            for (int i = 0; i < 4; i++) {
+                int64_t pid = seen[i] / 10, seq = seen[i] % 10;
+                RL_ASSERT(pid == 0 || pid == 1);
+                RL_ASSERT(seq == next[pid]);
+                next[pid]++;
+            }
+        }
+    }
+};
+
+// The diamond: consumers 1 and 2 in parallel (they borrow payloads), consumer 0 after both
+// (it takes them, writing the slot); the producer gates on consumer 0 only. A stage running
+// ahead of its dependencies would race with their slot reads.
+struct diamond_model : rl::test_suite<diamond_model, 4> {
+    Ring *q;
+    void before() { q = new Ring(2, 1); q->gate_on(0); }
+    void after() { delete q; }
+    void thread(unsigned idx)
+    {
+        int64_t seen[3];
+        if (idx == 0) {
+            for (int64_t i = 0; i < 3; i++)
+                publish(*q, i);
+        } else if (idx == 1) {
+            rb_sequence *deps[2] = {&q->consumers[1].sequence, &q->consumers[2].sequence};
+            RL_ASSERT(consume(*q, 0, deps, 2, 1, 3, seen) == 3);
+            for (int i = 0; i < 3; i++)
+                RL_ASSERT(seen[i] == i);
+        } else {
+            RL_ASSERT(consume(*q, idx - 1, 0, 0, 0, 3, seen) == 3);
+            for (int i = 0; i < 3; i++)
+                RL_ASSERT(seen[i] == i);
+        }
+    }
+};
+
+// The last event of a burst: nothing published later would make up for a lost wake-up, so
+// the consumer parked for it must be woken by this very publish.
+struct wake_model : rl::test_suite<wake_model, 2> {
+    Ring *q;
+    void before() { q = new Ring(2, 0); q->gate_on(0); }
+    void after() { delete q; }
+    void thread(unsigned idx)
+    {
+        if (idx == 0) {
+            publish(*q, 7);
+        } else {
+            int64_t seen[1];
+            RL_ASSERT(consume(*q, 0, 0, 0, 1, 1, seen) == 1);
+            RL_ASSERT(seen[0] == 7);
+        }
+    }
+};
+
+// stop(): a consumer parked with nothing to do must wake up for the alert.
+struct stop_model : rl::test_suite<stop_model, 2> {
+    Ring *q;
+    void before() { q = new Ring(2, 0); q->gate_on(0); }
+    void after() { delete q; }
+    void thread(unsigned idx)
+    {
+        if (idx == 0) {
+            rb_store_release_i32(&q->consumers[0].alert, RB_STOP_NOW);
+            rb_wake(&q->ring);
+        } else {
+            int64_t seen[1];
+            RL_ASSERT(consume(*q, 0, 0, 0, 1, 1, seen) == 0);
+        }
+    }
+};
+
+template <typename Model>
+bool run(unsigned long iterations, bool bound)
+{
+    rl::test_params p;
+    p.iteration_count = iterations;
+    if (bound) {
+        p.search_type = rl::fair_context_bound_scheduler_type;
+        p.context_bound = 2;
+    }
+    return rl::simulate<Model>(p);
+}
+
+}  // namespace
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        std::fprintf(stderr, "usage: %s spsc|mpsc|diamond|wake|stop [iterations] [random|bound]\n",
+                     argv[0]);
+        return 2;
+    }
+    unsigned long iterations = argc > 2 ? std::strtoul(argv[2], 0, 10) : 100000;
+    bool bound = argc > 3 && std::strcmp(argv[3], "bound") == 0;
+    const char *m = argv[1];
+    bool ok;
+    if (!std::strcmp(m, "spsc"))
+        ok = run<spsc_model>(iterations, bound);
+    else if (!std::strcmp(m, "mpsc"))
+        ok = run<mpsc_model>(iterations, bound);
+    else if (!std::strcmp(m, "diamond"))
+        ok = run<diamond_model>(iterations, bound);
+    else if (!std::strcmp(m, "wake"))
+        ok = run<wake_model>(iterations, bound);
+    else if (!std::strcmp(m, "stop"))
+        ok = run<stop_model>(iterations, bound);
+    else {
+        std::fprintf(stderr, "unknown model %s\n", m);
+        return 2;
+    }
+    return ok ? 0 : 1;
+}
