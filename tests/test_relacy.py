@@ -29,6 +29,7 @@ MODELS = [
     ("spsc", 200_000, "random"),
     ("spsc", 0, "bound"),
     ("mpsc", 200_000, "random"),
+    ("batch", 100_000, "random"),
     ("diamond", 100_000, "random"),
     ("wake", 200_000, "random"),
     ("wake", 0, "bound"),

@@ -414,12 +414,13 @@ def test_stop_is_prompt_when_idle(wait):
 
 
 def test_stop_without_drain_leaves_the_rest_queued():
-    gate = threading.Event()
+    entered, gate = threading.Event(), threading.Event()
     got = []
 
     def h(p):
         got.append(p)
         if p == 0:
+            entered.set()
             gate.wait(10)
 
     bus, t, _ = make_bus(h)
@@ -427,6 +428,7 @@ def test_stop_without_drain_leaves_the_rest_queued():
     ring.start(bus)
     for i in range(10):
         ring.publish(t, i)
+    assert entered.wait(10)           # the consumer is inside event 0
     threading.Timer(0.05, gate.set).start()
     ring.stop(drain=False, timeout=10)
     assert got[0] == 0 and len(got) < 10

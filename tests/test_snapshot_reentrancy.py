@@ -99,6 +99,102 @@ def test_nested_emit_sees_a_subscription_made_before_it(bus, rec):
     assert rec.labels == ["inner-new"]
 
 
+def test_handler_unsubscribing_itself_and_failing_is_reported_with_its_subscription(
+        make_bus):
+    # Nothing but the bus holds this handler and its subscription: the dispatch in flight
+    # must keep them alive after the unsubscribe, even through a collection.
+    import gc
+    seen = []
+    bus = make_bus(on_error=lambda t, p, s, e: seen.append((s.name, s.active, e.args)))
+    t = bus.event_type("t")
+
+    def install(name):
+        holder = []
+
+        def handler(payload):
+            holder[0].unsubscribe()
+            gc.collect()
+            raise ValueError(name)
+
+        holder.append(bus.subscribe(t, handler, name=name))
+
+    install("only")
+    assert bus.emit(t, 1) == 1
+    assert seen == [("only", False, ("only",))]
+    assert bus.emit(t, 2) == 0
+
+    seen.clear()
+    for name in ("a", "b", "c"):
+        install(name)
+    assert bus.emit(t, 3) == 3
+    assert seen == [("a", False, ("a",)), ("b", False, ("b",)), ("c", False, ("c",))]
+    assert bus.emit(t, 4) == 0
+
+
+def test_unsubscribe_inside_nested_emit_of_the_same_type(bus, tick, rec):
+    # outer: A re-emits; inner: A, B (unsubscribes C), C still runs (inner snapshot);
+    # back in outer: B, C (outer snapshot). The next event has no C.
+    import gc
+    subs = {}
+
+    def a(payload):
+        rec.calls.append(("A", payload))
+        if payload == "outer":
+            bus.emit(tick, "inner")
+
+    def b(payload):
+        rec.calls.append(("B", payload))
+        if payload == "inner":
+            subs["C"].unsubscribe()
+            gc.collect()
+
+    bus.subscribe(tick, a, priority=2)
+    bus.subscribe(tick, b, priority=1)
+    subs["C"] = bus.subscribe(tick, rec.handler("C"), priority=0)
+    assert bus.emit(tick, "outer") == 3
+    assert rec.calls == [("A", "outer"), ("A", "inner"), ("B", "inner"), ("C", "inner"),
+                         ("B", "outer"), ("C", "outer")]
+    rec.calls.clear()
+    assert bus.emit(tick, "next") == 2
+    assert rec.labels == ["A", "B"]
+
+
+def test_registering_event_types_inside_handler_does_not_disturb_dispatch(bus, tick, rec):
+    # Growing the table while a dispatch of it is in flight.
+    def grow(payload):
+        rec.calls.append(("grow", payload))
+        for i in range(500):
+            bus.event_type(f"grown.{payload}.{i}")
+
+    bus.subscribe(tick, grow, priority=1)
+    bus.subscribe(tick, rec.handler("after"))
+    assert bus.emit(tick, 1) == 2
+    assert bus.emit(tick, 2) == 2
+    assert rec.calls == [("grow", 1), ("after", 1), ("grow", 2), ("after", 2)]
+    assert bus.stats()["event_types"] == 1001
+
+
+def test_replacing_every_handler_inside_dispatch_many_times(bus, tick, rec):
+    import gc
+    state = {"subs": []}
+
+    def rebuild(payload):
+        rec.calls.append(("rebuild", payload))
+        for s in state["subs"]:
+            s.unsubscribe()
+        state["subs"] = [bus.subscribe(tick, (lambda p, i=i: rec.calls.append((i, p))))
+                         for i in range(3)]
+        gc.collect()
+
+    bus.subscribe(tick, rebuild, priority=10)
+    bus.emit(tick, 0)
+    assert rec.calls == [("rebuild", 0)]
+    for n in range(1, 20):
+        rec.calls.clear()
+        assert bus.emit(tick, n) == 4
+        assert rec.calls == [("rebuild", n), (0, n), (1, n), (2, n)]
+
+
 # -- re-entrancy -----------------------------------------------------------------------------
 
 def test_handler_may_emit_another_event(bus, rec):

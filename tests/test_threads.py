@@ -138,3 +138,61 @@ def test_emit_depth_is_per_thread():
     # Four threads each nest 5 deep, concurrently; with a shared counter they would
     # exceed max_depth=5 together.
     _run_threads(lambda i: bus.emit(t, 5), n=4)
+
+
+def test_concurrent_emit_while_handlers_in_flight_are_unsubscribed():
+    # Handlers give up the GIL mid-dispatch (time.sleep(0)) while another thread swaps
+    # the handler set; every in-flight dispatch must finish on the handlers it started with.
+    import gc
+    import sys
+    import time
+
+    bus = ringbus.Bus()
+    tick = bus.event_type("md.tick")
+    lock = threading.Lock()
+    delivered = [0]
+
+    def make():
+        def handler(payload):
+            time.sleep(0)
+            with lock:
+                delivered[0] += 1
+        return handler
+
+    stop = threading.Event()
+    old_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        current = [bus.subscribe(tick, make()) for _ in range(3)]
+
+        def churn(_):
+            nonlocal current
+            while not stop.is_set():
+                fresh = [bus.subscribe(tick, make()) for _ in range(3)]
+                for s in current:
+                    s.unsubscribe()
+                current = fresh
+                gc.collect(0)
+
+        returned = []
+
+        def producer(i):
+            total = 0
+            for seq in range(500):
+                total += bus.emit(tick, seq)
+            with lock:
+                returned.append(total)
+
+        churner = threading.Thread(target=churn, args=(None,))
+        churner.start()
+        try:
+            _run_threads(producer, n=4)
+        finally:
+            stop.set()
+            churner.join(timeout=60)
+    finally:
+        sys.setswitchinterval(old_interval)
+    assert delivered[0] == sum(returned)
+    assert bus.stats()["handler_calls"] == sum(returned)
+    assert bus.stats()["handler_errors"] == 0
+    assert bus.stats()["subscriptions"] == 3

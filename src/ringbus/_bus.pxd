@@ -8,6 +8,7 @@ cdef class Bus(DispatchTable):
     # Registry.
     cdef readonly object _registry
     cdef RingBuffer _ring           # publish() -> ring -> drain()/consumer thread -> dispatch
+    cdef Py_ssize_t _batch_type     # the internal event type carrying publish_batch; -1: none yet
     cdef object __weakref__
 
     cdef inline Py_ssize_t _checked(self, object event_type) except -1

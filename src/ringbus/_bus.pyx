@@ -6,6 +6,7 @@ from ringbus._capi cimport ringbus_index_or_neg
 from contextlib import contextmanager
 
 from ringbus._ring cimport RingBuffer
+from ringbus import _batch
 from ringbus._ring import RingFull  # noqa: F401  (re-exported by the package)
 from ringbus.registry import Registry
 
@@ -43,6 +44,7 @@ cdef class Bus(DispatchTable):
     def __init__(self, *, on_error="log", max_depth=64, capacity=65536, producers="multi",
                  overflow="block", wait="block"):
         self._ring = RingBuffer(capacity, producers=producers, overflow=overflow, wait=wait)
+        self._batch_type = -1
         self._registry = Registry(self, on_error=on_error, max_depth=max_depth)
 
     cdef inline Py_ssize_t _checked(self, object event_type) except -1:
@@ -67,6 +69,43 @@ cdef class Bus(DispatchTable):
         cdef Py_ssize_t t = self._checked(event_type)
         self._emitted += 1          # emit() only: ring deliveries count as "dispatched"
         return self.dispatch(t, payload)
+
+    # -- batches -------------------------------------------------------------------------
+
+    def subscribe_batch(self, event_type, handler, *, priority=0, after=(), before=(),
+                        name=None, weak=None):
+        """Call ``handler(rows)`` once per ``emit_batch`` / ``publish_batch`` with the rows of
+        ``event_type`` as one contiguous array, in their original order.
+
+        It takes its place in the same ordering graph as per-event subscribers. ``emit``
+        and ``publish`` of single events do not call it.
+        """
+        return self._registry.subscribe(event_type, handler, priority=priority, after=after,
+                                        before=before, name=name, weak=weak, batch=True)
+
+    def emit_batch(self, types, rows):
+        """Dispatch a batch now, on this thread; return the number of rows.
+
+        ``types``: 1-D integer array, one event type per row; ``rows``: any 1-D array of the
+        same length. Rows are grouped by type in one compiled counting pass; types are
+        dispatched in ascending id order. Per type, batch subscribers get that type's rows
+        as one array, per-event subscribers get each row (the array's scalar or record), in
+        the type's handler order. Bad input raises before any handler runs.
+        """
+        ids, rows = _batch.prepare(self, types, rows)
+        return _batch.route(self, ids, rows)
+
+    def publish_batch(self, types, rows, timeout=None):
+        """Queue a batch (checked and copied now) as one ring event; the consumer dispatches
+        it like :meth:`emit_batch`, in order with this producer's other events. Returns
+        True if queued (False if dropped under ``overflow="drop"``)."""
+        batch = _batch.prepare(self, types, rows, True)
+        if self._batch_type < 0:
+            self._batch_type = self._registry.batch_event_type(self)
+        cdef double wait_s = -1
+        if timeout is not None:
+            wait_s = _timeout_arg(timeout)
+        return self._ring.publish_c(self._batch_type, batch, wait_s) == 1
 
     # -- the ring: queued delivery ------------------------------------------------------
 

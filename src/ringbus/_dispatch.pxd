@@ -14,6 +14,7 @@ cdef struct HandlerEntry:
     PyObject *ref           # the weakref for CALL_WEAK*, else NULL
     PyObject *subscription  # handed to the error policy
     int kind
+    int batch               # called once per emit_batch group with an array view
 
 cdef struct TableSlot:
     # One cache line per event type. `first` duplicates entries[0] so that a type with one
@@ -34,6 +35,10 @@ cdef class HandlerArray:
 cdef class DispatchTable:
     cdef TableSlot *_slots          # aligned, one line each; the hot path reads only this
     cdef list _owners               # HandlerArray (or None) per id: ownership, cold
+    # Per id, only when the type has batch subscribers: every subscription, batch and
+    # per-event, in the one dispatch order (emit_batch); None otherwise. Read once per
+    # group of rows, never per event.
+    cdef list _group_owners
     cdef Py_ssize_t _size           # valid ids are [0, _size)
     cdef Py_ssize_t _capacity       # allocated slots
     # Swapped-out arrays wait here while any dispatch is in flight: a handler that
@@ -50,6 +55,7 @@ cdef class DispatchTable:
 
     cdef Py_ssize_t check_id(self, object event_type) except -1
     cdef Py_ssize_t dispatch(self, Py_ssize_t t, object payload) except -1
+    cdef Py_ssize_t dispatch_group(self, Py_ssize_t t, object rows, Py_ssize_t n) except -1
     cdef Py_ssize_t _run(self, HandlerEntry *entries, Py_ssize_t count, Py_ssize_t t,
                          object payload) except -1
     cdef object _handler_failed(self, HandlerEntry *entry, Py_ssize_t t, object payload)

@@ -53,6 +53,7 @@ cdef class HandlerArray:
             target = sub._target
             ref = sub._ref
             kind = sub._kind
+            batch = getattr(sub, "batch", False)
             if kind not in (CALL_STRONG, CALL_WEAK_METHOD, CALL_WEAK):
                 raise ValueError(f"subscription has an unknown call kind {kind!r}")
             keep.append((sub, target, ref))
@@ -60,6 +61,7 @@ cdef class HandlerArray:
             self.entries[i].ref = NULL if ref is None else <PyObject *>ref
             self.entries[i].subscription = <PyObject *>sub
             self.entries[i].kind = kind
+            self.entries[i].batch = 1 if batch else 0
             self.count += 1
         self._keep = tuple(keep)
 
@@ -81,6 +83,7 @@ cdef class DispatchTable:
     def __cinit__(self, *args, **kwargs):
         self._slots = NULL
         self._owners = []
+        self._group_owners = []
         self._size = 0
         self._capacity = 0
         self._in_flight = 0
@@ -116,15 +119,23 @@ cdef class DispatchTable:
             self._capacity = cap
         memset(&self._slots[self._size], 0, (size - self._size) * sizeof(TableSlot))
         self._owners.extend([None] * (size - self._size))
+        self._group_owners.extend([None] * (size - self._size))
         self._size = size
 
-    def _swap(self, Py_ssize_t t, HandlerArray handlers):
+    def _swap(self, Py_ssize_t t, HandlerArray handlers, HandlerArray group=None):
         """Install ``handlers`` (or None: no handlers) for id ``t``; returns the old array.
 
-        The old array stays alive until no dispatch is in flight.
+        ``group`` is the full order including batch subscribers, when there are any. Old
+        arrays stay alive until no dispatch is in flight.
         """
         if t < 0 or t >= self._size:
             raise ValueError(f"event type {t} is not in the table")
+        old_group = self._group_owners[t]
+        self._group_owners[t] = group
+        if old_group is not None and self._in_flight > 0:
+            if self._retired is None:
+                self._retired = []
+            self._retired.append(old_group)
         cdef TableSlot *slot = &self._slots[t]
         if handlers is not None and handlers.count > 0:
             slot.entries = handlers.entries
@@ -202,6 +213,46 @@ cdef class DispatchTable:
         self._in_flight += 1
         try:
             return self._run(entries, count, t, payload)
+        finally:
+            ringbus_emit_depth -= 1
+            self._in_flight -= 1
+            if self._in_flight == 0 and self._retired is not None:
+                self._retired = None
+
+    cdef Py_ssize_t dispatch_group(self, Py_ssize_t t, object rows, Py_ssize_t n) except -1:
+        """Dispatch ``n`` rows of type ``t`` (a checked id) held in the sequence ``rows``.
+
+        Batch subscribers get ``rows`` in one call; per-event subscribers get each row.
+        Walking the one dispatch order, a run of per-event handlers takes the rows one by
+        one (exactly as ``emit`` per row would) and a batch handler takes them all at its
+        place in the order. Returns the handler calls made.
+        """
+        global ringbus_emit_depth
+        cdef object group = self._group_owners[t]
+        cdef Py_ssize_t i, j, r, ran = 0
+        if group is None:
+            for r in range(n):
+                ran += self.dispatch(t, rows[r])
+            return ran
+        cdef HandlerArray handlers = <HandlerArray>group
+        if ringbus_emit_depth >= self._max_depth:
+            raise EmitDepthError(f"emit_batch() nested deeper than max_depth={self._max_depth}")
+        ringbus_emit_depth += 1
+        self._in_flight += 1
+        try:
+            i = 0
+            while i < handlers.count:
+                if handlers.entries[i].batch:
+                    ran += self._run(&handlers.entries[i], 1, t, rows)
+                    i += 1
+                    continue
+                j = i
+                while j < handlers.count and not handlers.entries[j].batch:
+                    j += 1
+                for r in range(n):
+                    ran += self._run(&handlers.entries[i], j - i, t, rows[r])
+                i = j
+            return ran
         finally:
             ringbus_emit_depth -= 1
             self._in_flight -= 1

@@ -11,13 +11,25 @@
 #   try_publish_c(t, payload) -> 1 published, 0 full (never blocks, never counts a drop).
 #   drain_c(table, max_events) -> events dispatched on this thread (max_events < 0: until empty).
 #   start_c(table) / stop_c(drain, timeout): the consumer threads.
+#   timeout_arg(timeout) -> the double publish_c/stop_c take for a Python `timeout` argument
+#       (None -> -1; ValueError naming `timeout` if negative or NaN).
 # `t` must be a checked id of the table that will dispatch it (DispatchTable.check_id).
+# Sketch of the wiring (Bus keeps `cdef RingBuffer _ring`):
+#   def publish(self, event_type, payload=None, timeout=None):
+#       return self._ring.publish_c(<checked id>, payload, timeout_arg(timeout)) == 1
+#   def drain(self, max_events=None): return self._ring.drain_c(self, -1 or max_events)
+#   def start(self): self._ring.start_c(self)
+#   def stop(self, drain=True, timeout=None): self._ring.stop_c(drain, timeout_arg(timeout))
+#   def stage(self, name, handler, **kw): return self._ring.stage(name, handler, **kw)
+#   pending / stats(): self._ring.pending, self._ring.stats()
 cimport cython
 from libc.stdint cimport int32_t, int64_t
 from ringbus._dispatch cimport DispatchTable
 from ringbus._ringbuffer cimport rb_ring, rb_slot, rb_consumer, RB_MAX_GATING
 from ringbus._atomic cimport rb_atomic_i32, rb_sequence
 
+
+cdef double timeout_arg(object timeout) except? -2
 
 @cython.final
 cdef class Stage:

@@ -94,7 +94,7 @@ def _choice(what, value, table):
     return table[value]
 
 
-cdef inline double _timeout_arg(object timeout) except? -2:
+cdef double timeout_arg(object timeout) except? -2:
     """None -> -1 (no timeout); a number >= 0 -> itself; anything else -> ValueError."""
     if timeout is None:
         return -1
@@ -533,7 +533,7 @@ cdef class RingBuffer:
         Full ring: the overflow policy applies, unless ``timeout`` (seconds) is given: then
         wait at most that long for room, whatever the policy, and raise :class:`RingFull`.
         """
-        return self.publish_c(_event_type_arg(event_type), payload, _timeout_arg(timeout)) == 1
+        return self.publish_c(_event_type_arg(event_type), payload, timeout_arg(timeout)) == 1
 
     def try_publish(self, event_type, payload=None):
         """Enqueue an event if there is room now; never blocks, never counts a drop."""
@@ -543,7 +543,7 @@ cdef class RingBuffer:
         """Enqueue one event per payload with one claim per run of free slots; returns how
         many were published (fewer only under ``overflow="drop"``, the rest counted)."""
         return self.publish_many_c(_event_type_arg(event_type), payloads,
-                                   _timeout_arg(timeout))
+                                   timeout_arg(timeout))
 
     # -- consumers -------------------------------------------------------------------------
 
@@ -785,7 +785,7 @@ cdef class RingBuffer:
         stop at the next event boundary; the rest stays queued. Re-raises the exception that
         ended a stage thread, if any. TimeoutError if the threads are not done in ``timeout``.
         """
-        self.stop_c(drain, _timeout_arg(timeout))
+        self.stop_c(drain, timeout_arg(timeout))
 
     @contextmanager
     def running(self, DispatchTable table):

@@ -24,6 +24,9 @@ EventType = Union[int, str]
 Handler = Callable[[Any], Any]
 ErrorPolicy = Union[str, Callable[[int, Any, Subscription, BaseException], Any]]
 
+#: The name of the internal event type that carries queued batches.
+BATCH_EVENT_TYPE = "ringbus.batch"
+
 #: Ids stay dense and the table is an array indexed by id; this bounds its memory.
 MAX_EVENT_TYPES = 1 << 24
 
@@ -34,7 +37,7 @@ class Registry:
     It holds its table weakly: the Bus owns the Registry, never the other way round.
     """
 
-    __slots__ = ("_table", "_lock", "_names", "_ids", "_subs", "_seq", "_on_error",
+    __slots__ = ("_table", "_lock", "_names", "_ids", "_subs", "_ranked", "_seq", "_on_error",
                  "__weakref__")
 
     def __init__(self, table, *, on_error: ErrorPolicy = "log", max_depth: int = 64):
@@ -45,6 +48,7 @@ class Registry:
         self._names: dict[str, int] = {}
         self._ids: list[Optional[str]] = []
         self._subs: list[list[Subscription]] = []   # per id, registration order
+        self._ranked: list[tuple[Subscription, ...]] = []   # per id, dispatch order
         self._seq = 0
         self._set_error_policy(on_error, max_depth)
 
@@ -113,6 +117,7 @@ class Registry:
         while len(self._ids) <= t:
             self._ids.append(None)
             self._subs.append([])
+            self._ranked.append(())
         self.table._grow(len(self._ids))
 
     @staticmethod
@@ -146,7 +151,7 @@ class Registry:
 
     def subscribe(self, event_type: EventType, handler: Handler, *, priority: int = 0,
                   after: Any = (), before: Any = (), name: Optional[str] = None,
-                  weak: Optional[bool] = None) -> Subscription:
+                  weak: Optional[bool] = None, batch: bool = False) -> Subscription:
         """Call ``handler(payload)`` for every event of ``event_type``.
 
         Order for one event: ``after=`` / ``before=`` edges first (Subscriptions or
@@ -173,12 +178,32 @@ class Registry:
                                  f"event type {t}")
             self._seq += 1
             sub = Subscription(self, t, handler, priority=priority, name=name,
-                               seq=self._seq, weak=weak)
+                               seq=self._seq, weak=weak, batch=batch)
             sub.after = self._resolve(t, current, after, "after", sub)
             sub.before = self._resolve(t, current, before, "before", sub)
             self._install(t, current + [sub])      # raises, unchanged, on a cycle
             current.append(sub)
             return sub
+
+    def batch_event_type(self, bus) -> int:
+        """The internal event type whose payloads are queued batches (publish_batch).
+
+        Its one handler routes the batch when the consumer reaches it; it holds the bus
+        weakly, so the bus is not kept alive by its own table.
+        """
+        from ringbus import _batch
+        bus_ref = weakref.ref(bus)
+
+        def route_queued_batch(batch):
+            owner = bus_ref()
+            if owner is not None:
+                _batch.route(owner, *batch)
+
+        with self._lock:
+            t = self.event_type(BATCH_EVENT_TYPE)
+            if not self._subs[t]:
+                self.subscribe(t, route_queued_batch, name="ringbus.route_batch")
+            return t
 
     def on(self, event_type: EventType, *, priority: int = 0, after: Any = (),
            before: Any = (), name: Optional[str] = None,
@@ -193,8 +218,7 @@ class Registry:
     def subscriptions(self, event_type: EventType) -> tuple[Subscription, ...]:
         """The live subscriptions of ``event_type``, in dispatch order."""
         t = self._known(event_type, "event_type")
-        handlers = self.table._handlers(t)
-        return () if handlers is None else handlers.subscriptions
+        return self._ranked[t]
 
     def stats(self) -> dict[str, int]:
         """Counters: emitted, handler_calls, handler_errors, subscriptions, event_types."""
@@ -255,7 +279,10 @@ class Registry:
                 if later in preds:
                     preds[later].append(s)
         ranked = order(subs, preds, key=lambda s: (-s.priority, s.seq))
-        self.table._swap(t, HandlerArray(ranked) if ranked else None)
+        self._ranked[t] = tuple(ranked)
+        per_event = [s for s in ranked if not s.batch]
+        group = HandlerArray(ranked) if len(per_event) < len(ranked) else None
+        self.table._swap(t, HandlerArray(per_event) if per_event else None, group)
 
     # -- error policies ------------------------------------------------------------------------
 

@@ -15,12 +15,15 @@ class Subscription:
     ...     bus.emit(TICK, 1)
     """
 
-    __slots__ = ("event_type", "priority", "name", "after", "before", "seq",
+    __slots__ = ("event_type", "priority", "name", "after", "before", "seq", "batch",
                  "_bus", "_target", "_ref", "_kind", "_active", "__weakref__")
 
     def __init__(self, bus, event_type: int, handler: Callable[[Any], Any], *,
-                 priority: int, name: Optional[str], seq: int, weak: Optional[bool]):
+                 priority: int, name: Optional[str], seq: int, weak: Optional[bool],
+                 batch: bool = False):
         self.event_type = event_type
+        #: True for ``subscribe_batch``: called once per group of rows with an array view.
+        self.batch = batch
         self.priority = priority
         self.name = name
         self.seq = seq

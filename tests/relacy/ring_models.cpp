@@ -6,7 +6,7 @@
 //
 //   g++ -O1 -std=c++11 -w -I<src/ringbus> ring_models.cpp -o ring_models
 //   ./ring_models MODEL [iterations] [random|bound]
-// Models: spsc, mpsc, diamond, wake, stop. Exit status 0 when the model passes.
+// Models: spsc, mpsc, batch, diamond, wake, stop. Exit status 0 when the model passes.
 #define RINGBUS_RELACY 1
 #include "_ringbuffer.h"
 
@@ -135,6 +135,49 @@ struct mpsc_model : rl::test_suite<mpsc_model, 3> {
     }
 };
 
+// publish_many: claims of several slots at once, cut short by the room there is (capacity
+// 2), racing a single-slot producer; the availability scan must stop at the first gap.
+struct batch_model : rl::test_suite<batch_model, 3> {
+    Ring *q;
+    void before() { q = new Ring(2, 1); q->gate_on(0); }
+    void after() { delete q; }
+    void thread(unsigned idx)
+    {
+        rb_ring *r = &q->ring;
+        if (idx == 0) {
+            int64_t done = 0;
+            while (done < 3) {
+                int64_t hi, got = rb_claim_upto(r, 3 - done, &hi);
+                if (got == 0) {
+                    int64_t wrap_point = rb_claimed(r) + 1 - r->capacity;
+                    rb_park_begin(r);
+                    if (!rb_room_for(r, wrap_point))
+                        rb_park_wait(r, 0);
+                    rb_park_end(r);
+                    continue;
+                }
+                for (int64_t s = hi - got + 1; s <= hi; s++)
+                    rb_slot_write(r, s, done++, payload_of(s));
+                rb_publish(r, hi - got + 1, hi);
+                rb_wake(r);
+            }
+        } else if (idx == 1) {
+            publish(*q, 10);
+        } else {
+            int64_t seen[4];
+            RL_ASSERT(consume(*q, 0, 0, 0, 1, 4, seen) == 4);
+            int64_t next0 = 0, n1 = 0;
+            for (int i = 0; i < 4; i++) {
+                if (seen[i] == 10)
+                    n1++;
+                else
+                    RL_ASSERT(seen[i] == next0++);
+            }
+            RL_ASSERT(next0 == 3 && n1 == 1);
+        }
+    }
+};
+
 // The diamond: consumers 1 and 2 in parallel (they borrow payloads), consumer 0 after both
 // (it takes them, writing the slot); the producer gates on consumer 0 only. A stage running
 // ahead of its dependencies would race with their slot reads.
@@ -213,7 +256,7 @@ bool run(unsigned long iterations, bool bound)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        std::fprintf(stderr, "usage: %s spsc|mpsc|diamond|wake|stop [iterations] [random|bound]\n",
+        std::fprintf(stderr, "usage: %s spsc|mpsc|batch|diamond|wake|stop [iterations] [random|bound]\n",
                      argv[0]);
         return 2;
     }
@@ -227,6 +270,8 @@ int main(int argc, char **argv)
         ok = run<mpsc_model>(iterations, bound);
     else if (!std::strcmp(m, "diamond"))
         ok = run<diamond_model>(iterations, bound);
+    else if (!std::strcmp(m, "batch"))
+        ok = run<batch_model>(iterations, bound);
     else if (!std::strcmp(m, "wake"))
         ok = run<wake_model>(iterations, bound);
     else if (!std::strcmp(m, "stop"))

@@ -139,8 +139,8 @@ def _method(report: Report) -> list[str]:
         f"median over {s.rounds} rounds (after {s.warmup} warm-up) of ns per event; in each "
         f"round every case's implementations run once, in an order rotated per round",
         f"{s.events:,} events per timed loop" + (f" ({fan[0]:,} in fan_out)" if fan else "")
-        + "; loop `for x in xs: f(k, x)` compiled per implementation; time.perf_counter_ns; "
-        "gc off while timing",
+        + "; loop `for x in xs: f(k, x)` (types_K: `for k in ks: f(k, x)`) compiled per "
+        "implementation; time.perf_counter_ns; gc off while timing",
         "vs ringbus / vs floor / vs 1 type: ratios of medians (> 1 = slower); "
         "± = half the interquartile range over the rounds; floor = the same calls without a bus",
     ]
