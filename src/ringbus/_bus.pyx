@@ -5,17 +5,11 @@ from ringbus._capi cimport ringbus_index_or_neg
 
 from contextlib import contextmanager
 
-from ringbus._ring cimport RingBuffer
+from ringbus._ring cimport RingBuffer, timeout_arg
 from ringbus import _batch
 from ringbus._ring import RingFull  # noqa: F401  (re-exported by the package)
 from ringbus.registry import Registry
 
-
-cdef inline double _timeout_arg(object timeout) except? -2:
-    cdef double t = timeout
-    if not t >= 0:      # also refuses NaN
-        raise ValueError(f"timeout must be None or a number >= 0, got {timeout!r}")
-    return t
 
 
 cdef class Bus(DispatchTable):
@@ -102,10 +96,7 @@ cdef class Bus(DispatchTable):
         batch = _batch.prepare(self, types, rows, True)
         if self._batch_type < 0:
             self._batch_type = self._registry.batch_event_type(self)
-        cdef double wait_s = -1
-        if timeout is not None:
-            wait_s = _timeout_arg(timeout)
-        return self._ring.publish_c(self._batch_type, batch, wait_s) == 1
+        return self._ring.publish_c(self._batch_type, batch, timeout_arg(timeout)) == 1
 
     # -- the ring: queued delivery ------------------------------------------------------
 
@@ -117,10 +108,8 @@ cdef class Bus(DispatchTable):
         "drop" drops this event and counts it in ``stats()["dropped"]``. A handler that
         publishes into the full ring it is draining gets RingFull (waiting would deadlock).
         """
-        cdef double wait_s = -1
-        if timeout is not None:
-            wait_s = _timeout_arg(timeout)
-        return self._ring.publish_c(self._checked(event_type), payload, wait_s) == 1
+        return self._ring.publish_c(self._checked(event_type), payload,
+                                    timeout_arg(timeout)) == 1
 
     def try_publish(self, event_type, payload=None):
         """Queue an event only if there is room now; returns False when full (never blocks,
@@ -130,10 +119,8 @@ cdef class Bus(DispatchTable):
     def publish_many(self, event_type, payloads, timeout=None):
         """Queue one event of ``event_type`` per payload, claiming runs of slots at once;
         returns how many were queued. The overflow policy applies as for :meth:`publish`."""
-        cdef double wait_s = -1
-        if timeout is not None:
-            wait_s = _timeout_arg(timeout)
-        return self._ring.publish_many_c(self._checked(event_type), payloads, wait_s)
+        return self._ring.publish_many_c(self._checked(event_type), payloads,
+                                         timeout_arg(timeout))
 
     def drain(self, max_events=None):
         """Dispatch queued events on this thread, in order; return how many.
