@@ -15,7 +15,7 @@ import logging
 import operator
 import types
 import weakref
-from typing import Any, Callable, Optional
+from typing import Optional
 
 from ringbus import EmitDepthError   # the public exception type, so one test suite fits both
 

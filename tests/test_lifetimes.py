@@ -4,10 +4,6 @@ import gc
 import logging
 import weakref
 
-import pytest
-
-import ringbus
-
 
 class Listener:
     def __init__(self, log):

@@ -8,9 +8,8 @@ from __future__ import annotations
 import inspect
 import logging
 import threading
-from typing import Any, Callable, Iterable, Mapping, Optional, Union
-
 import weakref
+from typing import Any, Callable, Mapping, Optional, Union
 
 from ringbus._dispatch import HandlerArray
 from ringbus.ordering import OrderCycleError, order
@@ -68,7 +67,7 @@ class Registry:
                 f"on_error must be 'log', 'raise' or a callable, got {type(on_error).__name__}")
         self._on_error = on_error
         self.table._configure(max_depth=max_depth, raise_errors=on_error == "raise",
-                        error_sink=sink)
+                              error_sink=sink)
 
     @property
     def table(self):
