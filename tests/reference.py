@@ -236,7 +236,8 @@ class Bus:
                     else:
                         self.on_error(t, payload, sub, exc)
             if errors:
-                errors[0].other_errors = errors[1:]
+                if len(errors) > 1:     # a lone error keeps what an inner emit attached
+                    errors[0].other_errors = errors[1:]
                 raise errors[0]
             return ran
         finally:
