@@ -1,7 +1,8 @@
-"""Model-check the ring algorithms with Relacy (tests/relacy/ring_models.cpp).
+"""Model-check the ring algorithms with Relacy (tests/relacy/ring_models.cpp, and
+tests/relacy/record_models.cpp for the record ring: its models are named rec_*).
 
-The models compile src/ringbus/_ringbuffer.h itself (its RINGBUS_RELACY layer), so what is
-checked is the production source. Each model must pass; then each "mutant" (the same header
+The models compile src/ringbus/_ringbuffer.h (and _recordring.h) themselves (their
+RINGBUS_RELACY layer), so what is checked is the production source. Each model must pass; then each "mutant" (the same header
 with one memory order weakened or one fence removed) must be caught, which shows that the
 models can see the bugs they are meant to. Skipped without g++ or Relacy's headers
 (Debian: apt-get install relacy-dev).
@@ -17,7 +18,12 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src" / "ringbus"
 HARNESS = ROOT / "tests" / "relacy" / "ring_models.cpp"
-HEADERS = ("_atomic.h", "_ringbuffer.h")
+RECORD_HARNESS = ROOT / "tests" / "relacy" / "record_models.cpp"
+HEADERS = ("_atomic.h", "_ringbuffer.h", "_recordring.h")
+
+
+def _harness(model):
+    return RECORD_HARNESS if model.startswith("rec_") else HARNESS
 
 pytestmark = pytest.mark.skipif(
     not Path("/usr/include/relacy/relacy.hpp").exists() or shutil.which("g++") is None,
@@ -35,29 +41,57 @@ MODELS = [
     ("wake", 0, "bound"),
     ("stop", 100_000, "random"),
     ("stop", 0, "bound"),
+    ("rec_spsc", 200_000, "random"),
+    ("rec_spsc", 0, "bound"),
+    ("rec_mpsc", 200_000, "random"),
+    ("rec_many", 100_000, "random"),
+    ("rec_wake", 200_000, "random"),
+    ("rec_wake", 0, "bound"),
 ]
 
 # name -> (header, exact text, replacement, model that must catch it, what it reports)
 MUTANTS = {
     "relaxed_single_producer_publish": (
-        "_ringbuffer.h", "rb_sequence_set(&r->cursor, hi);",
-        "rb_store_relaxed_i64(&r->cursor.value, hi);", "spsc", "DATA RACE"),
+        "_ringbuffer.h", "rb_sequence_set(q->cursor, hi);",
+        "rb_store_relaxed_i64(&q->cursor->value, hi);", "spsc", "DATA RACE"),
     "relaxed_availability_flag": (
-        "_ringbuffer.h", "rb_store_release_i32(&r->available[s & r->mask]",
-        "rb_store_relaxed_i32(&r->available[s & r->mask]", "mpsc", "DATA RACE"),
+        "_ringbuffer.h", "rb_store_release_i32(&q->available[s & q->mask]",
+        "rb_store_relaxed_i32(&q->available[s & q->mask]", "mpsc", "DATA RACE"),
     "relaxed_gating_load": (
-        "_ringbuffer.h", "        v = rb_sequence_get(r->gating[i]);",
-        "        v = rb_load_relaxed_i64(&r->gating[i]->value);", "spsc", "DATA RACE"),
+        "_ringbuffer.h", "        v = rb_sequence_get(q->gating[i]);",
+        "        v = rb_load_relaxed_i64(&q->gating[i]->value);", "spsc", "DATA RACE"),
     "relaxed_dependency_load": (
         "_ringbuffer.h", "            int64_t v = rb_sequence_get(deps[i]);",
         "            int64_t v = rb_load_relaxed_i64(&deps[i]->value);", "diamond", "DATA RACE"),
     "no_fence_in_wake": (
-        "_ringbuffer.h", "static inline void rb_wake(rb_ring *r)\n{\n    rb_fence_seq_cst();",
-        "static inline void rb_wake(rb_ring *r)\n{", "wake", "DEADLOCK"),
+        "_ringbuffer.h", "static inline void rb_parker_wake(rb_parker *p)\n{\n    rb_fence_seq_cst();",
+        "static inline void rb_parker_wake(rb_parker *p)\n{", "wake", "DEADLOCK"),
     "no_fence_in_park": (
         "_ringbuffer.h",
-        "    rb_fetch_add_relaxed_i32(&r->parker.waiters, 1);\n    rb_fence_seq_cst();",
-        "    rb_fetch_add_relaxed_i32(&r->parker.waiters, 1);", "wake", "DEADLOCK"),
+        "    rb_fetch_add_relaxed_i32(&p->waiters, 1);\n    rb_fence_seq_cst();",
+        "    rb_fetch_add_relaxed_i32(&p->waiters, 1);", "wake", "DEADLOCK"),
+    # The record ring's own steps (_recordring.h).
+    "relaxed_record_release": (
+        "_recordring.h", "rb_sequence_set(&rr->header->consumer.sequence, hi);",
+        "rb_store_relaxed_i64(&rr->header->consumer.sequence.value, hi);", "rec_spsc",
+        "DATA RACE"),
+    "no_wake_on_record_release": (
+        "_recordring.h",
+        "    rb_parker_wake(rr->seq.parker);          /* producers parked for room */\n",
+        "", "rec_spsc", "DEADLOCK"),
+    "record_wake_before_publish": (
+        "_recordring.h",
+        "    rb_sequencer_publish(&rr->seq, lo, hi);\n    if (rr->wake_consumer)\n"
+        "        rb_parker_wake(rr->seq.parker);",
+        "    if (rr->wake_consumer)\n        rb_parker_wake(rr->seq.parker);\n"
+        "    rb_sequencer_publish(&rr->seq, lo, hi);", "rec_wake", "DEADLOCK"),
+    "record_publish_before_write": (
+        "_recordring.h",
+        "        rb_record_write(rr, hi - got + 1, hi, src + done * rr->record_size);\n"
+        "        rb_record_publish_range(rr, hi - got + 1, hi);",
+        "        rb_record_publish_range(rr, hi - got + 1, hi);\n"
+        "        rb_record_write(rr, hi - got + 1, hi, src + done * rr->record_size);",
+        "rec_many", "DATA RACE"),
 }
 
 
@@ -73,8 +107,8 @@ def _headers(dest, mutation=None):
     return dest
 
 
-def _compile(include, out, opt):
-    cmd = ["g++", opt, "-std=c++11", "-w", f"-I{include}", str(HARNESS), "-o", str(out)]
+def _compile(include, out, opt, harness=HARNESS):
+    cmd = ["g++", opt, "-std=c++11", "-w", f"-I{include}", str(harness), "-o", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return out
@@ -84,12 +118,13 @@ def _compile(include, out, opt):
 def binaries(tmp_path_factory):
     """Compile the real models (-O1: they run long) and every mutant (-O0: caught at once)."""
     base = tmp_path_factory.mktemp("relacy")
-    jobs = {"real": (_headers(base / "real"), "-O1")}
+    real = _headers(base / "real")
+    jobs = {"real": (real, "-O1", HARNESS), "real_records": (real, "-O1", RECORD_HARNESS)}
     for name, mutation in MUTANTS.items():
-        jobs[name] = (_headers(base / name, mutation), "-O0")
+        jobs[name] = (_headers(base / name, mutation), "-O0", _harness(mutation[3]))
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        futures = {name: pool.submit(_compile, inc, base / f"{name}.bin", opt)
-                   for name, (inc, opt) in jobs.items()}
+        futures = {name: pool.submit(_compile, inc, base / f"{name}.bin", opt, harness)
+                   for name, (inc, opt, harness) in jobs.items()}
         return {name: f.result() for name, f in futures.items()}
 
 
@@ -101,7 +136,8 @@ def _run(binary, model, iterations, scheduler):
 @pytest.mark.parametrize("model, iterations, scheduler", MODELS,
                          ids=[f"{m}-{s}" for m, _, s in MODELS])
 def test_ring_model_passes(binaries, model, iterations, scheduler):
-    proc = _run(binaries["real"], model, iterations, scheduler)
+    proc = _run(binaries["real_records" if model.startswith("rec_") else "real"], model,
+                iterations, scheduler)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
 
 

@@ -20,6 +20,8 @@ except ImportError as exc:  # pragma: no cover - only without a build
 
 from ringbus._bus import Bus
 from ringbus._ring import RingBuffer, RingFull, Stage
+from ringbus._records import RecordRing, get_include
+from ringbus.aio import NoHandlerError, NoReplyError, Request, current_request
 from ringbus.ordering import OrderCycleError
 from ringbus.subscription import Subscription
 
@@ -27,5 +29,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Bus", "Subscription", "RingBuffer", "Stage", "RingFull", "EmitDepthError",
-    "OrderCycleError", "__version__",
+    "OrderCycleError", "NoHandlerError", "NoReplyError", "Request", "current_request",
+    "RecordRing", "get_include", "__version__",
 ]

@@ -1,9 +1,10 @@
 """``python -m ringbus``: the command line. Today one subcommand, ``bench``.
 
-    python -m ringbus bench                 # full run, < 3 minutes
-    python -m ringbus bench --quick         # < 30 s, wider error bars
-    python -m ringbus bench --markdown      # the table for the README
+    python -m ringbus bench                 # full run, < 5 minutes
+    python -m ringbus bench --quick         # < 60 s, wider error bars
+    python -m ringbus bench --markdown      # the tables for the README
     python -m ringbus bench --only one_to_one blinker
+    python -m ringbus bench --only one_to_one_threads latency janus
 
 The work is in :mod:`ringbus.benchmarks`; this module only parses arguments.
 """
@@ -28,11 +29,13 @@ def _parser() -> argparse.ArgumentParser:
     bench = sub.add_parser(
         "bench", help="compare ringbus with direct calls and peer libraries",
         description="Time ringbus's emit against direct calls (the floor), a plain-Python "
-                    "dict dispatcher, blinker, pyee, psygnal and pypubsub, in one run, and "
-                    "print medians (ns per event), ratios and the issue's targets. Peers that "
-                    "are not installed are reported as such.")
+                    "dict dispatcher, blinker, pyee, psygnal and pypubsub; its ring (publish, "
+                    "drain, consumer threads, latency) against queue.SimpleQueue, "
+                    "collections.deque + threading.Event and janus; and emit_batch against a "
+                    "numpy argsort baseline; in one run, and print medians, ratios and the "
+                    "issues' targets. Peers that are not installed are reported as such.")
     bench.add_argument("--quick", action="store_true",
-                       help="fewer events and rounds: the same table in < 30 s")
+                       help="fewer events and rounds: the same tables in < 60 s")
     bench.add_argument("--repeat", type=_positive, metavar="N",
                        help="timed rounds per implementation (default 15, --quick 5)")
     bench.add_argument("--warmup", type=int, metavar="N", help="untimed rounds first (default 1)")
@@ -42,16 +45,32 @@ def _parser() -> argparse.ArgumentParser:
                        help="events per timed loop in fan_out_10 (default events/5)")
     bench.add_argument("--types", type=_positive, nargs="+", metavar="K",
                        help="event type counts of the types_K cases (default 1000 100000)")
+    bench.add_argument("--thread-events", type=_positive, metavar="N",
+                       help="events per timed run of the thread cases (default 1000000, "
+                            "--quick 100000)")
+    bench.add_argument("--thread-repeat", type=_positive, metavar="N",
+                       help="timed rounds of the thread and latency cases (default 5, "
+                            "--quick 3)")
+    bench.add_argument("--latency-events", type=_positive, metavar="N",
+                       help="events per latency run, one every 30 us (default 5000, "
+                            "--quick 1000)")
+    bench.add_argument("--waits", nargs="+", choices=("block", "yield", "spin", "sleep"),
+                       metavar="WAIT", help="ringbus wait strategies of the thread and "
+                                            "latency cases (default: block yield spin sleep)")
+    bench.add_argument("--batch-rows", type=_positive, metavar="N",
+                       help="rows per batch in emit_batch_1m (default 1000000)")
     bench.add_argument("--only", nargs="+", metavar="NAME",
-                       help="run only these cases and/or peers (the floor and ringbus always "
-                            "run); cases: one_to_one fan_out_10 types_K no_subscriber; "
-                            "peers: dict blinker pyee psygnal pypubsub")
+                       help="run only these cases and/or peers (the floor, ringbus and "
+                            "SimpleQueue always run); cases: one_to_one fan_out_10 types_K "
+                            "no_subscriber one_thread_publish_drain one_to_one_threads "
+                            "three_to_one_threads latency emit_batch_1m; peers: dict blinker "
+                            "pyee psygnal pypubsub deque janus")
     bench.add_argument("--setup-budget", type=float, metavar="SECONDS",
                        help="seconds a peer may spend wiring one case before it is reported "
                             "as skipped (default 30, --quick 10)")
     bench.add_argument("--seed", type=int, help="seed of the random event type sequence")
     bench.add_argument("--markdown", action="store_true",
-                       help="print a README-ready markdown table")
+                       help="print README-ready markdown tables (every case run)")
     bench.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return parser
 
@@ -75,6 +94,16 @@ def _bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         settings.setup_budget = args.setup_budget
     if args.seed is not None:
         settings.seed = args.seed
+    if args.thread_events is not None:
+        settings.thread_events = args.thread_events
+    if args.thread_repeat is not None:
+        settings.thread_rounds = args.thread_repeat
+    if args.latency_events is not None:
+        settings.latency_events = args.latency_events
+    if args.waits:
+        settings.waits = tuple(dict.fromkeys(args.waits))
+    if args.batch_rows is not None:
+        settings.batch_rows = args.batch_rows
 
     only_cases = None
     if args.only:

@@ -33,6 +33,7 @@ typedef rl::atomic<int32_t> rb_atomic_i32;
 #define RB_LOAD(p, mo) ((p)->load(RB_MO_##mo, $))
 #define RB_STORE(p, v, mo) ((p)->store((v), RB_MO_##mo, $))
 #define RB_FETCH_ADD(p, v, mo) ((p)->fetch_add((v), RB_MO_##mo, $))
+#define RB_EXCHANGE(p, v, mo) ((p)->exchange((v), RB_MO_##mo, $))
 #define RB_CAS_WEAK(p, expected, desired, mo_ok, mo_fail) \
     ((p)->compare_exchange_weak(*(expected), (desired), RB_MO_##mo_ok, $, RB_MO_##mo_fail, $))
 #define RB_FENCE(mo) rl::atomic_thread_fence(RB_MO_##mo, $)
@@ -82,6 +83,7 @@ typedef _Atomic int32_t rb_atomic_i32;
 #define RB_LOAD(p, mo) atomic_load_explicit((p), RB_MO_##mo)
 #define RB_STORE(p, v, mo) atomic_store_explicit((p), (v), RB_MO_##mo)
 #define RB_FETCH_ADD(p, v, mo) atomic_fetch_add_explicit((p), (v), RB_MO_##mo)
+#define RB_EXCHANGE(p, v, mo) atomic_exchange_explicit((p), (v), RB_MO_##mo)
 #define RB_CAS_WEAK(p, expected, desired, mo_ok, mo_fail) \
     atomic_compare_exchange_weak_explicit((p), (expected), (desired), RB_MO_##mo_ok, RB_MO_##mo_fail)
 #define RB_FENCE(mo) atomic_thread_fence(RB_MO_##mo)
@@ -201,9 +203,14 @@ static inline int32_t rb_fetch_add_relaxed_i32(rb_atomic_i32 *p, int32_t v)
 {
     return RB_FETCH_ADD(p, v, relaxed);
 }
+/* Relaxed: its callers order it with a seq_cst fence (see rb_signal_take). */
+static inline int32_t rb_exchange_relaxed_i32(rb_atomic_i32 *p, int32_t v)
+{
+    return RB_EXCHANGE(p, v, relaxed);
+}
 
-/* The one seq_cst operation: a full fence, used only by park/wake (a store followed by a load
- * of a different variable, which acquire/release does not order). */
+/* The one seq_cst operation: a full fence, used only by park/wake and signals (a store
+ * followed by a load of a different variable, which acquire/release does not order). */
 static inline void rb_fence_seq_cst(void) { RB_FENCE(seq_cst); }
 
 static inline void rb_cpu_pause(void) { RB_PAUSE(); }

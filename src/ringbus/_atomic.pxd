@@ -29,6 +29,7 @@ cdef extern from "_atomic.h" nogil:
     void rb_store_relaxed_i32(rb_atomic_i32 *p, int32_t v) noexcept
     void rb_store_release_i32(rb_atomic_i32 *p, int32_t v) noexcept
     int32_t rb_fetch_add_relaxed_i32(rb_atomic_i32 *p, int32_t v) noexcept
+    int32_t rb_exchange_relaxed_i32(rb_atomic_i32 *p, int32_t v) noexcept
 
     void rb_fence_seq_cst() noexcept
     void rb_cpu_pause() noexcept

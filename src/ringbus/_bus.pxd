@@ -9,6 +9,9 @@ cdef class Bus(DispatchTable):
     cdef readonly object _registry
     cdef RingBuffer _ring           # publish() -> ring -> drain()/consumer thread -> dispatch
     cdef Py_ssize_t _batch_type     # the internal event type carrying publish_batch; -1: none yet
+    # A finished asyncio Future: publish_async() returns it when there is room at once, which
+    # `await` passes through without suspending; set by ringbus.aio on first use.
+    cdef public object _aio_ready
     cdef object __weakref__
 
     cdef inline Py_ssize_t _checked(self, object event_type) except -1

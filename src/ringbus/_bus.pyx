@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from ringbus._ring cimport RingBuffer, timeout_arg
 from ringbus import _batch
 from ringbus._ring import RingFull  # noqa: F401  (re-exported by the package)
+from ringbus import aio as _aio
 from ringbus.registry import Registry
 
 
@@ -188,7 +189,7 @@ cdef class Bus(DispatchTable):
         return self._registry.event_types
 
     def subscribe(self, event_type, handler, *, priority=0, after=(), before=(), name=None,
-                  weak=None):
+                  weak=None, once=False, concurrent=False):
         """Call ``handler(payload)`` for every event of ``event_type``; return a Subscription.
 
         Order for one event: ``after=`` / ``before=`` edges first (Subscriptions or
@@ -196,18 +197,25 @@ cdef class Bus(DispatchTable):
         registration order. A cycle raises ValueError naming it and leaves the bus
         unchanged. Bound methods are held weakly unless ``weak=False``, other callables
         strongly unless ``weak=True``. The change applies from the next event.
+
+        ``once=True``: called for the first event only, then unsubscribed. A coroutine
+        function is an async handler: awaited in order by the loop consumer
+        (:meth:`run_async`), or with ``concurrent=True`` (or a number, the most in flight)
+        run as tasks; see ``ringbus.aio``.
         """
         return self._registry.subscribe(event_type, handler, priority=priority, after=after,
-                                        before=before, name=name, weak=weak)
+                                        before=before, name=name, weak=weak, once=once,
+                                        concurrent=concurrent)
 
-    def on(self, event_type, *, priority=0, after=(), before=(), name=None, weak=None):
+    def on(self, event_type, *, priority=0, after=(), before=(), name=None, weak=None,
+           once=False, concurrent=False):
         """Decorator form of :meth:`subscribe`; returns the function unchanged.
 
         >>> @bus.on(TICK, priority=5)
         ... def on_tick(payload): ...
         """
         return self._registry.on(event_type, priority=priority, after=after, before=before,
-                                 name=name, weak=weak)
+                                 name=name, weak=weak, once=once, concurrent=concurrent)
 
     def subscriptions(self, event_type):
         """The live subscriptions of ``event_type``, in dispatch order."""
@@ -226,3 +234,70 @@ cdef class Bus(DispatchTable):
         s = self.stats()
         return (f"<ringbus.Bus event_types={s['event_types']} "
                 f"subscriptions={s['subscriptions']} emitted={s['emitted']}>")
+
+    # -- asyncio -------------------------------------------------------------------------
+    # Thin entry points; the glue is plain Python in ringbus.aio.
+
+    def run_async(self, *, batch=1024):
+        """Coroutine: consume the ring on the running event loop until cancelled.
+
+        ``await bus.run_async()`` (or ``asyncio.create_task(bus.run_async())``). Events
+        published from any thread or task wake the loop (one eventfd write when the consumer
+        is idle, none per event); they are dispatched in batches of at most ``batch``, with a
+        yield to the loop after each. Async handlers are awaited in order here. Cancelling
+        the task stops it at an event boundary: the events not yet dispatched stay queued.
+        """
+        return _aio.run_async(self, batch)
+
+    def attach(self, loop=None, *, batch=1024):
+        """Start :meth:`run_async` as a task on ``loop`` (default: the running loop) and
+        return it (a ``concurrent.futures.Future`` when called from another thread)."""
+        return _aio.attach(self, loop, batch)
+
+    def detach(self):
+        """Cancel the loop consumer, if one runs; events not dispatched stay queued."""
+        _aio.detach(self)
+
+    def publish_async(self, event_type, payload=None, timeout=None):
+        """Awaitable publish: ``await bus.publish_async(T, payload)``.
+
+        Waits for room when the ring is full, whatever its ``overflow`` policy, without
+        blocking the loop's thread (at most ``timeout`` seconds, then RingFull). With room,
+        the awaitable is a finished future: nothing suspends, nothing is allocated.
+        """
+        cdef Py_ssize_t t = self._checked(event_type)
+        if self._aio_ready is not None and self._ring.try_publish_c(t, payload) == 1:
+            return self._aio_ready
+        return _aio.publish_wait(self, t, payload, timeout)
+
+    def request(self, event_type, payload=None, timeout=None):
+        """Publish a request; return a future of its reply.
+
+        The handlers of ``event_type`` run (in order, async ones awaited) with ``payload``;
+        the first to return something other than None, or to call
+        ``ringbus.aio.current_request().reply(value)``, answers. An ``asyncio.Future`` when
+        called in a running loop, else a ``concurrent.futures.Future``. A handler's exception,
+        or ``timeout`` seconds without a reply (TimeoutError), resolves it with that
+        exception; NoHandlerError at once when nothing handles ``event_type``.
+        """
+        return _aio.request(self, event_type, payload, timeout)
+
+    def expect(self, event_type, predicate=None, timeout=None):
+        """Coroutine: the first payload of ``event_type`` dispatched from now on for which
+        ``predicate(payload)`` is true (any payload without a predicate); TimeoutError after
+        ``timeout`` seconds."""
+        return _aio.expect(self, event_type, predicate, timeout)
+
+    def _handler_error(self, Py_ssize_t t, payload, subscription, exc):
+        # An async handler failed after its dispatch returned: count it and apply the policy
+        # as _handler_failed does inline. Returns the exception under on_error="raise".
+        self._handler_errors += 1
+        if self._raise_errors:
+            return exc
+        if self._error_sink is not None:
+            self._error_sink(t, payload, subscription, exc)
+        return None
+
+    def _handler_calls_add(self, Py_ssize_t n):
+        # Handlers that ringbus.aio called itself (those after an awaited one).
+        self._handler_calls += n

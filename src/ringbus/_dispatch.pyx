@@ -341,6 +341,14 @@ cdef class DispatchTable:
         return None
 
 
+def emit_depth():
+    """How deeply dispatches nest on this thread now: 0 outside any handler, 1 in a handler
+    called by a drain or an outermost emit. Not API: ringbus.aio tells by it whether the loop
+    consumer itself called an async handler. (The counter is per compiled module: this is
+    the one dispatch() uses.)"""
+    return ringbus_emit_depth
+
+
 def _attach_others(first, others):
     """on_error="raise" with several failures: the first is raised, the rest ride along."""
     try:

@@ -27,6 +27,7 @@ from libc.stdint cimport int32_t, int64_t
 from ringbus._dispatch cimport DispatchTable
 from ringbus._ringbuffer cimport rb_ring, rb_slot, rb_consumer, RB_MAX_GATING
 from ringbus._atomic cimport rb_atomic_i32, rb_sequence
+from ringbus._signal cimport rb_signal
 
 
 cdef double timeout_arg(object timeout) except? -2
@@ -77,6 +78,16 @@ cdef class RingBuffer:
     cdef bint _started
     cdef bint _wake_on_publish      # a consumer thread may park (wait="block" and started)
     cdef bint _failed               # a stage thread ended with an exception
+    # An event-loop consumer (ringbus.aio) instead of drain() or threads. It waits for events
+    # by arming _events and watching _signal_fd, which the producer that takes the signal
+    # writes; coroutines wait for room by arming _room, and the consumer that takes it calls
+    # _room_callback (GIL held). The signals are owned and cache-line aligned.
+    cdef rb_signal *_events
+    cdef rb_signal *_room
+    cdef int _signal_fd             # -1: no event-loop consumer attached
+    cdef object _loop_thread        # that loop's thread id: a blocking publish there would hang
+    cdef bint _loop_draining        # inside the event-loop consumer's own drain
+    cdef object _room_callback      # None until a coroutine waited for room
     cdef object __weakref__
 
     cdef int publish_c(self, Py_ssize_t t, object payload, double timeout) except -1

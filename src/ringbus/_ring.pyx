@@ -35,9 +35,13 @@ from ringbus._ringbuffer cimport (
     rb_consumer_init, rb_consuming_push, rb_consuming_pop, rb_consuming_find,
 )
 from ringbus._dispatch cimport DispatchTable
+from ringbus._signal cimport rb_signal, rb_signal_init, rb_signal_arm, rb_signal_take
 
 cdef extern from "<stdlib.h>" nogil:
     int posix_memalign(void **memptr, size_t alignment, size_t size)
+
+cdef extern from "<unistd.h>" nogil:
+    ssize_t write(int fd, const void *buf, size_t count)
 
 import logging
 import operator
@@ -86,6 +90,13 @@ cdef void *_aligned(size_t size) noexcept:
     if posix_memalign(&p, RB_CACHELINE, size) != 0:
         return NULL
     return p
+
+
+cdef inline void _signal(int fd) noexcept:
+    """Wake the event-loop consumer: its loop watches ``fd`` (an eventfd or a pipe). A full
+    counter or pipe (EAGAIN) means a wake-up is pending already."""
+    cdef unsigned long long one = 1
+    write(fd, &one, 8)
 
 
 def _choice(what, value, table):
@@ -229,6 +240,9 @@ cdef class RingBuffer:
         self._slots = NULL
         self._available = NULL
         self._stages = []
+        self._events = NULL
+        self._room = NULL
+        self._signal_fd = -1
 
     def __init__(self, Py_ssize_t capacity=65536, *, producers="multi", overflow="block",
                  wait="block"):
@@ -257,6 +271,12 @@ cdef class RingBuffer:
             self._available = NULL
             raise MemoryError(f"cannot allocate a ring of {capacity} slots")
         rb_ring_init(self._ring, capacity, multi, self._slots, self._available)
+        self._events = <rb_signal *>_aligned(sizeof(rb_signal))
+        self._room = <rb_signal *>_aligned(sizeof(rb_signal))
+        if self._events == NULL or self._room == NULL:
+            raise MemoryError()
+        rb_signal_init(self._events)
+        rb_signal_init(self._room)
         self._main = self._new_stage(DISPATCH, None, None, False, "log")
         self._stages.append(self._main)
         self._link()
@@ -264,6 +284,8 @@ cdef class RingBuffer:
     def __dealloc__(self):
         cdef int64_t i, t
         cdef void *p
+        free(self._events)
+        free(self._room)
         if self._ring == NULL:
             return
         # No thread can run here: each consumer thread holds a reference to the ring.
@@ -355,7 +377,7 @@ cdef class RingBuffer:
         for st in self._stages:
             if st.name == name:
                 raise ValueError(f"a stage named {name!r} already exists")
-        if self._started or self._draining:
+        if self._started or self._draining or self._signal_fd >= 0:
             raise RuntimeError("stages are added while the ring is stopped")
         if self._pending() != 0:
             raise RuntimeError(
@@ -428,6 +450,8 @@ cdef class RingBuffer:
         rb_publish(self._ring, lo, hi)
         if self._wake_on_publish:
             rb_wake(self._ring)
+        if self._signal_fd >= 0 and rb_signal_take(self._events):
+            _signal(self._signal_fd)
         return 0
 
     cdef int64_t _claim_blocking(self, int64_t max_n, double timeout, int64_t *hi) except -1:
@@ -447,6 +471,11 @@ cdef class RingBuffer:
                 return got
             # Room for one more means every last stage has passed this sequence.
             wrap_point = rb_claimed(r) + 1 - r.capacity
+            if self._signal_fd >= 0 and self._loop_thread == threading.get_ident():
+                raise RingFull(
+                    f"ring full ({self.capacity} events) and this thread runs the event loop "
+                    f"that consumes it: waiting here would stop that loop for good (use "
+                    f"`await bus.publish_async(...)` on the loop, or try_publish)")
             own = rb_consuming_find(r)
             if own != NULL and wrap_point > rb_sequence_get_own(&own.sequence):
                 # The last stages can get no further than the consumer running on this very
@@ -480,6 +509,8 @@ cdef class RingBuffer:
         rb_publish(self._ring, seq, seq)
         if self._wake_on_publish:
             rb_wake(self._ring)
+        if self._signal_fd >= 0 and rb_signal_take(self._events):
+            _signal(self._signal_fd)
         if old != NULL:                      # several last stages: nobody cleared the slot
             Py_DECREF(<object>old)
         return 0
@@ -611,6 +642,8 @@ cdef class RingBuffer:
         finally:
             # Once per batch: producers waiting for room, stages waiting for us.
             rb_wake(r)
+            if self._room_callback is not None and rb_signal_take(self._room):
+                self._room_callback()       # coroutines waiting for room (ringbus.aio)
         return done
 
     cdef Py_ssize_t drain_c(self, DispatchTable table, Py_ssize_t max_events) except -1:
@@ -623,6 +656,9 @@ cdef class RingBuffer:
                                "drained; publish instead: the event is dispatched next")
         if self._started:
             raise RuntimeError("drain() while consumer threads run: stop() them first")
+        if self._signal_fd >= 0 and not self._loop_draining:
+            raise RuntimeError("drain() while an event-loop consumer (Bus.run_async) runs: "
+                               "it dispatches the events; cancel it first")
         self._draining = True
         rb_consuming_push(&node, self._ring, st._c)
         try:
@@ -709,6 +745,8 @@ cdef class RingBuffer:
             raise RuntimeError("the ring's consumers are already started")
         if self._draining:
             raise RuntimeError("start() while drain() runs")
+        if self._signal_fd >= 0:
+            raise RuntimeError("start() while an event-loop consumer (Bus.run_async) runs")
         if table is None:
             raise ValueError("start() needs the DispatchTable (Bus) the 'dispatch' stage "
                              "dispatches to")
@@ -800,6 +838,46 @@ cdef class RingBuffer:
     def started(self):
         """Whether the stage threads are started."""
         return self._started
+
+    # -- event-loop consumer and producers (ringbus.aio) -------------------------------------
+    # Not API: ringbus.aio calls these, on the loop's thread, with the GIL.
+
+    def _attach_loop(self, int fd, thread_id):
+        """From now on, a producer that takes the events signal writes ``fd``."""
+        if self._started or self._draining or self._signal_fd >= 0:
+            raise RuntimeError("the ring already has a consumer: an event-loop consumer "
+                               "needs it stopped (no start(), no drain() in progress)")
+        self._loop_thread = thread_id
+        self._signal_fd = fd
+
+    def _detach_loop(self):
+        self._signal_fd = -1
+        self._loop_thread = None
+
+    def _drain_loop(self, DispatchTable table not None, Py_ssize_t max_events):
+        """The event-loop consumer's drain: at most ``max_events`` (> 0), on this thread."""
+        if self._signal_fd < 0:
+            raise RuntimeError("no event-loop consumer is attached")
+        self._loop_draining = True
+        try:
+            return self.drain_c(table, max_events)
+        finally:
+            self._loop_draining = False
+
+    def _arm_events(self):
+        """The loop consumer found nothing: arm the events signal and look again. True: still
+        nothing, wait for the fd; False: events arrived meanwhile."""
+        cdef Stage st = self._main
+        cdef int64_t next = rb_sequence_get_own(&st._c.sequence) + 1
+        rb_signal_arm(self._events)
+        return rb_barrier_available(self._ring, st._deps, st._ndeps, next) < next
+
+    def _arm_room(self, callback):
+        """A coroutine found the ring full: arm the room signal and look again. True: still
+        full, wait until ``callback`` (called by the consumer that makes room) wakes it."""
+        self._room_callback = callback
+        rb_signal_arm(self._room)
+        return not rb_room_for(self._ring, rb_claimed(self._ring) + 1 - self._ring.capacity)
 
     # -- counters --------------------------------------------------------------------------
 

@@ -9,6 +9,12 @@
  * Written only against the RB_* layer of _atomic.h so that tests/relacy/ model-checks this
  * very file. Nothing here knows about Python: a payload is an opaque pointer whose ownership
  * the caller manages (the Cython side moves one strong reference in and one out).
+ *
+ * The algorithms run on an rb_sequencer: pointers to wherever a ring keeps its sequencing
+ * state. RingBuffer keeps it in an rb_ring (the rb_* functions on an rb_ring below build a
+ * sequencer from its fields; inlined, that costs nothing); RecordRing keeps it in one region
+ * addressed by offsets, which could be shared between processes (_recordring.h). One copy
+ * of each algorithm serves both, and the Relacy models check it through either.
  */
 #ifndef RINGBUS_RINGBUFFER_H
 #define RINGBUS_RINGBUFFER_H
@@ -83,6 +89,45 @@ typedef struct rb_consumer {
 
 enum { RB_RUN = 0, RB_STOP_WHEN_DONE = 1, RB_STOP_NOW = 2 };
 
+/* A sequencer as the algorithms see it: where each piece of a ring's sequencing state lives.
+ * Process-local (it holds pointers); what it points to may be an rb_ring's own fields or a
+ * pointer-free region shared by several processes. Every field is read-mostly: set while no
+ * other thread uses the ring. */
+typedef struct rb_sequencer {
+    int64_t capacity;
+    int64_t mask;                /* capacity - 1 */
+    int32_t index_shift;         /* log2(capacity) */
+    int32_t multi;               /* multi-producer sequencer */
+    int32_t n_gating;
+    rb_sequence *cursor;
+    int64_t *sp_next;            /* single producer: plain fields only the producer touches */
+    int64_t *sp_cached_gating;
+    rb_sequence *gating_cache;   /* multi producer: shared lower bound of min(gating) */
+    rb_atomic_i32 *available;    /* multi producer: lap number of the event in each slot */
+    rb_sequence *const *gating;  /* n_gating sequences: the last consumers */
+    rb_parker *parker;
+} rb_sequencer;
+
+/* The sequencer of an rb_ring: its own fields. Built per call; once inlined, every field is
+ * just the rb_ring's. */
+static inline rb_sequencer rb_ring_sequencer(rb_ring *r)
+{
+    rb_sequencer q;
+    q.capacity = r->capacity;
+    q.mask = r->mask;
+    q.index_shift = r->index_shift;
+    q.multi = r->multi;
+    q.n_gating = r->n_gating;
+    q.cursor = &r->cursor;
+    q.sp_next = &r->sp_next;
+    q.sp_cached_gating = &r->sp_cached_gating;
+    q.gating_cache = &r->gating_cache;
+    q.available = r->available;
+    q.gating = r->gating;
+    q.parker = &r->parker;
+    return q;
+}
+
 /* ------------------------------------------------------------------------------ set-up */
 
 static inline int32_t rb_log2(int64_t x)
@@ -131,70 +176,71 @@ static inline void rb_ring_destroy(rb_ring *r)
 
 /* min(gating sequences, `limit`). Acquire: the consumers' reads of a slot (and their clearing
  * of its payload) happen-before our next write to it. */
-static inline int64_t rb_min_gating(rb_ring *r, int64_t limit)
+static inline int64_t rb_sequencer_min_gating(const rb_sequencer *q, int64_t limit)
 {
     int32_t i;
     int64_t v, m = limit;
-    for (i = 0; i < r->n_gating; i++) {
-        v = rb_sequence_get(r->gating[i]);
+    for (i = 0; i < q->n_gating; i++) {
+        v = rb_sequence_get(q->gating[i]);
         if (v < m)
             m = v;
     }
     return m;
 }
 
-/* The highest sequence claimed so far (equal to the published one for a single producer). */
-static inline int64_t rb_claimed(rb_ring *r)
+/* The highest sequence claimed so far (equal to the published one for a single producer).
+ * Single producer: only the producing thread may ask (sp_next is its plain field). */
+static inline int64_t rb_sequencer_claimed(const rb_sequencer *q)
 {
-    return r->multi ? rb_load_relaxed_i64(&r->cursor.value) : r->sp_next;
+    return q->multi ? rb_load_relaxed_i64(&q->cursor->value) : *q->sp_next;
 }
 
 /* ---------------------------------------------------------------------------- sequencers */
 
 /* Single producer: no CAS, no shared write until publish. Claims up to `max_n` (>= 1)
  * sequences; returns how many (0: the ring is full) with the highest in *hi. */
-static inline int64_t rb_sp_claim_upto(rb_ring *r, int64_t max_n, int64_t *hi)
+static inline int64_t rb_sequencer_sp_claim_upto(const rb_sequencer *q, int64_t max_n, int64_t *hi)
 {
-    int64_t room = r->sp_cached_gating + r->capacity - r->sp_next;
+    int64_t room = *q->sp_cached_gating + q->capacity - *q->sp_next;
     if (room < max_n) {
         /* The cached minimum may be stale: consumers only move forward, so re-reading can
          * only find more room. */
-        r->sp_cached_gating = rb_min_gating(r, r->sp_next);
-        room = r->sp_cached_gating + r->capacity - r->sp_next;
+        *q->sp_cached_gating = rb_sequencer_min_gating(q, *q->sp_next);
+        room = *q->sp_cached_gating + q->capacity - *q->sp_next;
         if (room <= 0)
             return 0;
         if (room < max_n)
             max_n = room;
     }
-    r->sp_next += max_n;
-    *hi = r->sp_next;
+    *q->sp_next += max_n;
+    *hi = *q->sp_next;
     return max_n;
 }
 
 /* Multi producer: check room, then claim with a CAS on the cursor. (A fetch-add could not
  * refuse a claim when the ring is full, and "raise", "drop" and timeouts need to.) */
-static inline int64_t rb_mp_claim_upto(rb_ring *r, int64_t max_n, int64_t *hi)
+static inline int64_t rb_sequencer_mp_claim_upto(const rb_sequencer *q, int64_t max_n, int64_t *hi)
 {
     /* Relaxed: the cursor only hands out numbers. Which slot contents are visible is decided
      * by the gating sequences (acquire) and the availability flags (release/acquire). */
-    int64_t current = rb_load_relaxed_i64(&r->cursor.value);
+    int64_t current = rb_load_relaxed_i64(&q->cursor->value);
     for (;;) {
         int64_t n = max_n;
         /* Acquire: the cache was stored (release) by a producer right after it acquired the
          * gating sequences, so claiming on the cached value still orders our slot writes
          * after the consumers' reads of those slots. */
-        int64_t cached = rb_load_acquire_i64(&r->gating_cache.value);
-        int64_t room = cached + r->capacity - current;
+        int64_t cached = rb_load_acquire_i64(&q->gating_cache->value);
+        int64_t room = cached + q->capacity - current;
         if (room < n) {
-            int64_t m = rb_min_gating(r, current);
-            room = m + r->capacity - current;
+            int64_t m = rb_sequencer_min_gating(q, current);
+            room = m + q->capacity - current;
             if (room <= 0)
                 return 0;
-            rb_store_release_i64(&r->gating_cache.value, m);
+            rb_store_release_i64(&q->gating_cache->value, m);
             if (room < n)
                 n = room;
         }
-        if (rb_cas_relaxed_i64(&r->cursor.value, &current, current + n)) {
+        if (rb_cas_relaxed_i64(&q->cursor->value, &current, current + n)) {
             *hi = current + n;
             return n;
         }
@@ -202,39 +248,28 @@ static inline int64_t rb_mp_claim_upto(rb_ring *r, int64_t max_n, int64_t *hi)
     }
 }
 
-static inline int64_t rb_claim_upto(rb_ring *r, int64_t max_n, int64_t *hi)
+static inline int64_t rb_sequencer_claim_upto(const rb_sequencer *q, int64_t max_n, int64_t *hi)
 {
-    return r->multi ? rb_mp_claim_upto(r, max_n, hi) : rb_sp_claim_upto(r, max_n, hi);
+    return q->multi ? rb_sequencer_mp_claim_upto(q, max_n, hi) : rb_sequencer_sp_claim_upto(q, max_n, hi);
 }
 
 /* Is there room for claims up to `wrap_point` + capacity, i.e. have all gating consumers
  * passed `wrap_point`? What a parked producer waits for. */
-static inline int rb_room_for(rb_ring *r, int64_t wrap_point)
+static inline int rb_sequencer_room_for(const rb_sequencer *q, int64_t wrap_point)
 {
-    return wrap_point <= rb_min_gating(r, INT64_MAX);
-}
-
-/* Fill a claimed slot. Returns the payload the slot still held (non-NULL only when no single
- * consumer clears slots, see RingBuffer: the caller releases it). */
-static inline void *rb_slot_write(rb_ring *r, int64_t seq, int64_t type, void *payload)
-{
-    rb_slot *s = &r->slots[seq & r->mask];
-    void *old = RB_VAR_GET(s->payload);
-    RB_VAR_SET(s->type, type);
-    RB_VAR_SET(s->payload, payload);
-    return old;
+    return wrap_point <= rb_sequencer_min_gating(q, INT64_MAX);
 }
 
 /* Make claimed sequences lo..hi visible to consumers (their slots written). Release: the slot
  * writes happen-before a consumer's acquire of the cursor / availability flag. */
-static inline void rb_publish(rb_ring *r, int64_t lo, int64_t hi)
+static inline void rb_sequencer_publish(const rb_sequencer *q, int64_t lo, int64_t hi)
 {
-    if (r->multi) {
+    if (q->multi) {
         int64_t s;
         for (s = lo; s <= hi; s++)
-            rb_store_release_i32(&r->available[s & r->mask], (int32_t)(s >> r->index_shift));
+            rb_store_release_i32(&q->available[s & q->mask], (int32_t)(s >> q->index_shift));
     } else {
-        rb_sequence_set(&r->cursor, hi);
+        rb_sequence_set(q->cursor, hi);
     }
 }
 
@@ -242,13 +277,13 @@ static inline void rb_publish(rb_ring *r, int64_t lo, int64_t hi)
 
 /* The highest s in [lo, hi] such that lo..s are all published (lo - 1 if lo is not). With
  * several producers claims complete out of order: a consumer must stop at the first gap. */
-static inline int64_t rb_highest_published(rb_ring *r, int64_t lo, int64_t hi)
+static inline int64_t rb_sequencer_highest_published(const rb_sequencer *q, int64_t lo, int64_t hi)
 {
     int64_t s;
-    if (!r->multi)
+    if (!q->multi)
         return hi;
     for (s = lo; s <= hi; s++) {
-        if (rb_load_acquire_i32(&r->available[s & r->mask]) != (int32_t)(s >> r->index_shift))
+        if (rb_load_acquire_i32(&q->available[s & q->mask]) != (int32_t)(s >> q->index_shift))
             return s - 1;
     }
     return hi;
@@ -256,16 +291,16 @@ static inline int64_t rb_highest_published(rb_ring *r, int64_t lo, int64_t hi)
 
 /* The highest sequence a consumer with dependencies `deps` may process, given that it wants
  * `next`; below `next` means nothing yet. Read once per batch. */
-static inline int64_t rb_barrier_available(rb_ring *r, rb_sequence **deps, int32_t ndeps,
-                                           int64_t next)
+static inline int64_t rb_sequencer_barrier_available(const rb_sequencer *q, rb_sequence **deps,
+                                                     int32_t ndeps, int64_t next)
 {
     int64_t avail;
     if (ndeps == 0) {
         /* Acquire: pairs with the single producer's release of the cursor. */
-        avail = rb_sequence_get(&r->cursor);
+        avail = rb_sequence_get(q->cursor);
         if (avail < next)
             return avail;
-        return rb_highest_published(r, next, avail);
+        return rb_sequencer_highest_published(q, next, avail);
     } else {
         /* Acquire on each dependency: what it saw of the slots (and the producers' writes it
          * acquired) happens-before our reads. Dependencies only pass published sequences, so
@@ -281,18 +316,6 @@ static inline int64_t rb_barrier_available(rb_ring *r, rb_sequence **deps, int32
     }
 }
 
-/* Read a published slot. take: move the payload out and leave NULL (the last consumer);
- * otherwise borrow it (the slot keeps its reference for the stages after us). */
-static inline void *rb_slot_read(rb_ring *r, int64_t seq, int64_t *type, int take)
-{
-    rb_slot *s = &r->slots[seq & r->mask];
-    void *p = RB_VAR_GET(s->payload);
-    *type = RB_VAR_GET(s->type);
-    if (take)
-        RB_VAR_SET(s->payload, (void *)0);
-    return p;
-}
-
 /* ----------------------------------------------------------------------------- park/wake
  * A waiter:                     a waker:
  *   lock; waiters += 1            advance a sequence (release store)
@@ -306,46 +329,47 @@ static inline void *rb_slot_read(rb_ring *r, int64_t seq, int64_t *type, int tak
  * the mutex to broadcast, and the waiter holds it from the re-check until cond_wait releases
  * it, so the broadcast cannot fall between the two either. */
 
-static inline void rb_wake(rb_ring *r)
+static inline void rb_parker_wake(rb_parker *p)
 {
     rb_fence_seq_cst();
-    if (rb_load_relaxed_i32(&r->parker.waiters) > 0) {
-        RB_MUTEX_LOCK(&r->parker.mutex);
-        RB_COND_BROADCAST(&r->parker.cond);
-        RB_MUTEX_UNLOCK(&r->parker.mutex);
+    if (rb_load_relaxed_i32(&p->waiters) > 0) {
+        RB_MUTEX_LOCK(&p->mutex);
+        RB_COND_BROADCAST(&p->cond);
+        RB_MUTEX_UNLOCK(&p->mutex);
     }
 }
 
-static inline void rb_park_begin(rb_ring *r)
+static inline void rb_parker_begin(rb_parker *p)
 {
-    RB_MUTEX_LOCK(&r->parker.mutex);
-    rb_fetch_add_relaxed_i32(&r->parker.waiters, 1);
+    RB_MUTEX_LOCK(&p->mutex);
+    rb_fetch_add_relaxed_i32(&p->waiters, 1);
     rb_fence_seq_cst();
 }
 
-/* Between rb_park_begin and rb_park_end, after the condition was re-checked and found unmet.
- * May return early (spurious wake-up, deadline): callers loop. */
-static inline void rb_park_wait(rb_ring *r, rb_deadline_t deadline)
+/* Between rb_parker_begin and rb_parker_end, after the condition was re-checked and found
+ * unmet. May return early (spurious wake-up, deadline): callers loop. */
+static inline void rb_parker_wait(rb_parker *p, rb_deadline_t deadline)
 {
-    RB_COND_WAIT_UNTIL(&r->parker.cond, &r->parker.mutex, deadline);
+    RB_COND_WAIT_UNTIL(&p->cond, &p->mutex, deadline);
 }
 
-static inline void rb_park_end(rb_ring *r)
+static inline void rb_parker_end(rb_parker *p)
 {
-    rb_fetch_add_relaxed_i32(&r->parker.waiters, -1);
-    RB_MUTEX_UNLOCK(&r->parker.mutex);
+    rb_fetch_add_relaxed_i32(&p->waiters, -1);
+    RB_MUTEX_UNLOCK(&p->mutex);
 }
 
 /* Wait until a consumer (dependencies `deps`) can process `next`, or `*alert` becomes non-zero
  * (stop). Returns the highest available sequence; below `next` only when alerted. Runs
  * without the GIL. */
-static inline int64_t rb_wait_for(rb_ring *r, rb_sequence **deps, int32_t ndeps, int64_t next,
-                                  int strategy, rb_atomic_i32 *alert, rb_deadline_t no_deadline)
+static inline int64_t rb_sequencer_wait_for(const rb_sequencer *q, rb_sequence **deps, int32_t ndeps,
+                                            int64_t next, int strategy, rb_atomic_i32 *alert,
+                                            rb_deadline_t no_deadline)
 {
     int64_t avail;
     int32_t tries = 0;
     for (;;) {
-        avail = rb_barrier_available(r, deps, ndeps, next);
+        avail = rb_sequencer_barrier_available(q, deps, ndeps, next);
         if (avail >= next)
             return avail;
         /* Acquire: whoever raised the alert wrote its reasons before. */
@@ -377,14 +401,107 @@ static inline int64_t rb_wait_for(rb_ring *r, rb_sequence **deps, int32_t ndeps,
                 rb_cpu_pause();
                 break;
             }
-            rb_park_begin(r);
-            avail = rb_barrier_available(r, deps, ndeps, next);
+            rb_parker_begin(q->parker);
+            avail = rb_sequencer_barrier_available(q, deps, ndeps, next);
             if (avail < next && !rb_load_acquire_i32(alert))
-                rb_park_wait(r, no_deadline);
-            rb_park_end(r);
+                rb_parker_wait(q->parker, no_deadline);
+            rb_parker_end(q->parker);
             break;
         }
     }
+}
+
+/* ------------------------------------------------------------------- the same, on an rb_ring
+ * RingBuffer's interface: each is the algorithm above on the ring's own fields. */
+
+static inline int64_t rb_min_gating(rb_ring *r, int64_t limit)
+{
+    rb_sequencer q = rb_ring_sequencer(r);
+    return rb_sequencer_min_gating(&q, limit);
+}
+
+static inline int64_t rb_claimed(rb_ring *r)
+{
+    rb_sequencer q = rb_ring_sequencer(r);
+    return rb_sequencer_claimed(&q);
+}
+
+static inline int64_t rb_sp_claim_upto(rb_ring *r, int64_t max_n, int64_t *hi)
+{
+    rb_sequencer q = rb_ring_sequencer(r);
+    return rb_sequencer_sp_claim_upto(&q, max_n, hi);
+}
+
+static inline int64_t rb_mp_claim_upto(rb_ring *r, int64_t max_n, int64_t *hi)
+{
+    rb_sequencer q = rb_ring_sequencer(r);
+    return rb_sequencer_mp_claim_upto(&q, max_n, hi);
+}
+
+static inline int64_t rb_claim_upto(rb_ring *r, int64_t max_n, int64_t *hi)
+{
+    rb_sequencer q = rb_ring_sequencer(r);
+    return rb_sequencer_claim_upto(&q, max_n, hi);
+}
+
+static inline int rb_room_for(rb_ring *r, int64_t wrap_point)
+{
+    rb_sequencer q = rb_ring_sequencer(r);
+    return rb_sequencer_room_for(&q, wrap_point);
+}
+
+/* Fill a claimed slot. Returns the payload the slot still held (non-NULL only when no single
+ * consumer clears slots, see RingBuffer: the caller releases it). */
+static inline void *rb_slot_write(rb_ring *r, int64_t seq, int64_t type, void *payload)
+{
+    rb_slot *s = &r->slots[seq & r->mask];
+    void *old = RB_VAR_GET(s->payload);
+    RB_VAR_SET(s->type, type);
+    RB_VAR_SET(s->payload, payload);
+    return old;
+}
+
+static inline void rb_publish(rb_ring *r, int64_t lo, int64_t hi)
+{
+    rb_sequencer q = rb_ring_sequencer(r);
+    rb_sequencer_publish(&q, lo, hi);
+}
+
+static inline int64_t rb_highest_published(rb_ring *r, int64_t lo, int64_t hi)
+{
+    rb_sequencer q = rb_ring_sequencer(r);
+    return rb_sequencer_highest_published(&q, lo, hi);
+}
+
+static inline int64_t rb_barrier_available(rb_ring *r, rb_sequence **deps, int32_t ndeps,
+                                           int64_t next)
+{
+    rb_sequencer q = rb_ring_sequencer(r);
+    return rb_sequencer_barrier_available(&q, deps, ndeps, next);
+}
+
+/* Read a published slot. take: move the payload out and leave NULL (the last consumer);
+ * otherwise borrow it (the slot keeps its reference for the stages after us). */
+static inline void *rb_slot_read(rb_ring *r, int64_t seq, int64_t *type, int take)
+{
+    rb_slot *s = &r->slots[seq & r->mask];
+    void *p = RB_VAR_GET(s->payload);
+    *type = RB_VAR_GET(s->type);
+    if (take)
+        RB_VAR_SET(s->payload, (void *)0);
+    return p;
+}
+
+static inline void rb_wake(rb_ring *r) { rb_parker_wake(&r->parker); }
+static inline void rb_park_begin(rb_ring *r) { rb_parker_begin(&r->parker); }
+static inline void rb_park_wait(rb_ring *r, rb_deadline_t deadline) { rb_parker_wait(&r->parker, deadline); }
+static inline void rb_park_end(rb_ring *r) { rb_parker_end(&r->parker); }
+
+static inline int64_t rb_wait_for(rb_ring *r, rb_sequence **deps, int32_t ndeps, int64_t next,
+                                  int strategy, rb_atomic_i32 *alert, rb_deadline_t no_deadline)
+{
+    rb_sequencer q = rb_ring_sequencer(r);
+    return rb_sequencer_wait_for(&q, deps, ndeps, next, strategy, alert, no_deadline);
 }
 
 static inline void rb_consumer_init(rb_consumer *c, int64_t sequence)
@@ -423,6 +540,18 @@ static inline rb_consumer *rb_consuming_find(rb_ring *r)
         if (n->ring == r)
             return n->consumer;
     return NULL;
+}
+
+/* Whether this thread is running consumer `c` right now (rings that are not rb_rings push
+ * their node with ring == NULL and are found by consumer). The list is per module: each
+ * extension that includes this header has its own. */
+static inline int rb_consuming_has(rb_consumer *c)
+{
+    rb_consuming *n;
+    for (n = ringbus_consuming; n != NULL; n = n->outer)
+        if (n->consumer == c)
+            return 1;
+    return 0;
 }
 #endif
 

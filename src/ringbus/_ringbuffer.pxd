@@ -34,6 +34,13 @@ cdef extern from "_ringbuffer.h" nogil:
     ctypedef struct rb_consuming:
         pass
 
+    # Where a ring's sequencing state lives (process-local pointers); RecordRing reads only
+    # its configuration.
+    ctypedef struct rb_sequencer:
+        int64_t capacity
+        int64_t mask
+        int32_t multi
+
     void rb_ring_init(rb_ring *r, int64_t capacity, int multi, rb_slot *slots, rb_atomic_i32 *available) noexcept
     void rb_ring_destroy(rb_ring *r) noexcept
     int64_t rb_min_gating(rb_ring *r, int64_t limit) noexcept
@@ -57,3 +64,4 @@ cdef extern from "_ringbuffer.h" nogil:
     void rb_consuming_push(rb_consuming *node, rb_ring *r, rb_consumer *c) noexcept
     void rb_consuming_pop(rb_consuming *node) noexcept
     rb_consumer *rb_consuming_find(rb_ring *r) noexcept
+    bint rb_consuming_has(rb_consumer *c) noexcept

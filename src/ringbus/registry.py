@@ -8,9 +8,11 @@ from __future__ import annotations
 import inspect
 import logging
 import threading
+import types
 import weakref
 from typing import Any, Callable, Mapping, Optional, Union
 
+from ringbus import aio
 from ringbus._dispatch import HandlerArray
 from ringbus.ordering import OrderCycleError, order
 from ringbus.subscription import Subscription
@@ -26,6 +28,12 @@ ErrorPolicy = Union[str, Callable[[int, Any, Subscription, BaseException], Any]]
 #: The name of the internal event type that carries queued batches.
 BATCH_EVENT_TYPE = "ringbus.batch"
 
+#: The name of the internal event type that carries requests (Bus.request).
+REQUEST_EVENT_TYPE = "ringbus.request"
+
+#: ``subscribe(..., concurrent=True)``: this many tasks of the handler in flight at most.
+DEFAULT_CONCURRENCY = 64
+
 #: Ids stay dense and the table is an array indexed by id; this bounds its memory.
 MAX_EVENT_TYPES = 1 << 24
 
@@ -37,7 +45,7 @@ class Registry:
     """
 
     __slots__ = ("_table", "_lock", "_names", "_ids", "_subs", "_ranked", "_seq", "_on_error",
-                 "__weakref__")
+                 "_aio", "__weakref__")
 
     def __init__(self, table, *, on_error: ErrorPolicy = "log", max_depth: int = 64):
         if not isinstance(max_depth, int) or isinstance(max_depth, bool) or max_depth < 1:
@@ -49,6 +57,7 @@ class Registry:
         self._subs: list[list[Subscription]] = []   # per id, registration order
         self._ranked: list[tuple[Subscription, ...]] = []   # per id, dispatch order
         self._seq = 0
+        self._aio: Optional[aio.AioState] = None
         self._set_error_policy(on_error, max_depth)
 
     def _set_error_policy(self, on_error: ErrorPolicy, max_depth: int) -> None:
@@ -68,6 +77,17 @@ class Registry:
         self._on_error = on_error
         self.table._configure(max_depth=max_depth, raise_errors=on_error == "raise",
                               error_sink=sink)
+
+    @property
+    def aio(self) -> "aio.AioState":
+        """The bus's asyncio state (ringbus.aio), made on first use."""
+        state = self._aio
+        if state is None:
+            with self._lock:
+                if self._aio is None:
+                    self._aio = aio.AioState(self.table)
+                state = self._aio
+        return state
 
     @property
     def table(self):
@@ -150,7 +170,8 @@ class Registry:
 
     def subscribe(self, event_type: EventType, handler: Handler, *, priority: int = 0,
                   after: Any = (), before: Any = (), name: Optional[str] = None,
-                  weak: Optional[bool] = None, batch: bool = False) -> Subscription:
+                  weak: Optional[bool] = None, batch: bool = False, once: bool = False,
+                  concurrent: Union[bool, int] = False) -> Subscription:
         """Call ``handler(payload)`` for every event of ``event_type``.
 
         Order for one event: ``after=`` / ``before=`` edges first (Subscriptions or
@@ -158,6 +179,11 @@ class Registry:
         registration order. An edge set with a cycle raises ValueError naming it and leaves
         the bus unchanged. Bound methods are held weakly unless ``weak=False``; other
         callables strongly unless ``weak=True``. The change applies from the next event.
+
+        ``once=True``: unsubscribed as it is called for the first time. A coroutine function
+        is an async handler, wrapped here into the plain callable the table calls (see
+        ringbus.aio); ``concurrent=True`` (at most DEFAULT_CONCURRENCY tasks in flight) or
+        ``concurrent=N`` runs it as tasks instead of awaiting it in order.
         """
         _check_handler(handler)
         if isinstance(priority, bool) or not isinstance(priority, int):
@@ -166,6 +192,16 @@ class Registry:
             raise TypeError(f"name must be a str or None, got {type(name).__name__}")
         if weak is not None and not isinstance(weak, bool):
             raise TypeError(f"weak must be True, False or None, got {weak!r}")
+        if not isinstance(once, bool):
+            raise TypeError(f"once must be True or False, got {once!r}")
+        is_async = _is_coroutine_function(handler)
+        limit = _concurrency(concurrent)
+        if limit and not is_async:
+            raise ValueError(f"concurrent= applies to async handlers (coroutine functions); "
+                             f"{handler!r} is not one")
+        if batch and (is_async or once):
+            raise TypeError("subscribe_batch takes a plain function: batch handlers cannot be "
+                            "async or once=True")
         with self._lock:
             if isinstance(event_type, str):
                 t = self.event_type(event_type)
@@ -177,7 +213,10 @@ class Registry:
                                  f"event type {t}")
             self._seq += 1
             sub = Subscription(self, t, handler, priority=priority, name=name,
-                               seq=self._seq, weak=weak, batch=batch)
+                               seq=self._seq, weak=weak, batch=batch, once=once,
+                               is_async=is_async, concurrent=limit)
+            if is_async or once:
+                aio.wrap(self.aio, sub)
             sub.after = self._resolve(t, current, after, "after", sub)
             sub.before = self._resolve(t, current, before, "before", sub)
             self._install(t, current + [sub])      # raises, unchanged, on a cycle
@@ -204,13 +243,27 @@ class Registry:
                 self.subscribe(t, route_queued_batch, name="ringbus.route_batch")
             return t
 
+    def request_event_type(self, bus) -> int:
+        """The internal event type whose payloads are requests (Bus.request).
+
+        Its one handler, a coroutine, runs the handlers of the requested type; like the
+        batch router it holds the bus weakly.
+        """
+        with self._lock:
+            t = self.event_type(REQUEST_EVENT_TYPE)
+            if not self._subs[t]:
+                self.subscribe(t, aio.request_server(bus), name="ringbus.serve_request")
+            return t
+
     def on(self, event_type: EventType, *, priority: int = 0, after: Any = (),
-           before: Any = (), name: Optional[str] = None,
-           weak: Optional[bool] = None) -> Callable[[Handler], Handler]:
+           before: Any = (), name: Optional[str] = None, weak: Optional[bool] = None,
+           once: bool = False,
+           concurrent: Union[bool, int] = False) -> Callable[[Handler], Handler]:
         """Decorator form of :meth:`subscribe`; returns the function unchanged."""
         def decorate(handler: Handler) -> Handler:
             self.subscribe(event_type, handler, priority=priority, after=after,
-                           before=before, name=name, weak=weak)
+                           before=before, name=name, weak=weak, once=once,
+                           concurrent=concurrent)
             return handler
         return decorate
 
@@ -277,8 +330,11 @@ class Registry:
             for later in s.before:
                 if later in preds:
                     preds[later].append(s)
-        ranked = order(subs, preds, key=lambda s: (-s.priority, s.seq))
-        self._ranked[t] = tuple(ranked)
+        ranked = tuple(order(subs, preds, key=lambda s: (-s.priority, s.seq)))
+        self._ranked[t] = ranked
+        for s in ranked:
+            if s.is_async:
+                s._order = ranked
         per_event = [s for s in ranked if not s.batch]
         group = HandlerArray(ranked) if len(per_event) < len(ranked) else None
         self.table._swap(t, HandlerArray(per_event) if per_event else None, group)
@@ -299,6 +355,27 @@ class Registry:
                 log.exception("on_error callback %r failed; the handler error was:", callback)
                 self._log_error(t, payload, sub, exc)
         return sink
+
+
+def _is_coroutine_function(handler: Any) -> bool:
+    """A coroutine function, a bound method or partial of one, or an object whose
+    ``__call__`` is one."""
+    if inspect.iscoroutinefunction(handler):
+        return True
+    if isinstance(handler, (types.FunctionType, types.MethodType, types.BuiltinFunctionType)):
+        return False
+    return inspect.iscoroutinefunction(getattr(handler, "__call__", None))
+
+
+def _concurrency(concurrent: Any) -> int:
+    if concurrent is False:
+        return 0
+    if concurrent is True:
+        return DEFAULT_CONCURRENCY
+    if not isinstance(concurrent, int) or concurrent < 1:
+        raise ValueError(f"concurrent must be True, False or an int >= 1 (the most tasks in "
+                         f"flight), got {concurrent!r}")
+    return concurrent
 
 
 def _check_handler(handler: Any) -> None:

@@ -16,19 +16,33 @@ class Subscription:
     """
 
     __slots__ = ("event_type", "priority", "name", "after", "before", "seq", "batch",
-                 "_bus", "_target", "_ref", "_kind", "_active", "__weakref__")
+                 "once", "is_async", "concurrent",
+                 "_bus", "_target", "_ref", "_kind", "_htarget", "_href", "_hkind", "_order",
+                 "_fired", "_active", "__weakref__")
 
     def __init__(self, bus, event_type: int, handler: Callable[[Any], Any], *,
                  priority: int, name: Optional[str], seq: int, weak: Optional[bool],
-                 batch: bool = False):
+                 batch: bool = False, once: bool = False, is_async: bool = False,
+                 concurrent: int = 0):
         self.event_type = event_type
         #: True for ``subscribe_batch``: called once per group of rows with an array view.
         self.batch = batch
+        #: True for ``subscribe(..., once=True)``: unsubscribed when it is first called.
+        self.once = once
+        #: True for a coroutine function (an async handler).
+        self.is_async = is_async
+        #: Async handlers: 0 awaited in order; N > 0 run as tasks, at most N in flight.
+        self.concurrent = concurrent
         self.priority = priority
         self.name = name
         self.seq = seq
         self.after: tuple[Subscription, ...] = ()
         self.before: tuple[Subscription, ...] = ()
+        # Async handlers: the dispatch order this one was last installed in, so that the
+        # handlers after it can run once it has been awaited (ringbus.aio).
+        self._order: tuple[Subscription, ...] = ()
+        # once=True: an itertools.count whose first next() is the one call (ringbus.aio).
+        self._fired = None
         # A weak reference back: the bus owns its subscriptions, never the other way round,
         # so dropping a bus frees its handlers without waiting for the cycle collector.
         self._bus = weakref.ref(bus)
@@ -36,37 +50,42 @@ class Subscription:
         self._bind(handler, weak)
 
     def _bind(self, handler, weak: Optional[bool]) -> None:
+        # _htarget/_href/_hkind: how to reach the user's handler. _target/_ref/_kind: what the
+        # dispatch table calls, the same unless ringbus.aio wraps it (async, once=True).
+        self._htarget: Any
+        self._href: Any
         if weak is None:
             weak = isinstance(handler, types.MethodType)
         if not weak:
-            self._target, self._ref, self._kind = handler, None, CALL_STRONG
-            return
-        # The callback holds the subscription weakly too: no cycle through the referent.
-        on_death = _make_on_death(weakref.ref(self))
-        try:
-            if isinstance(handler, types.MethodType):
-                self._target = handler.__func__
-                self._ref = weakref.ref(handler.__self__, on_death)
-                self._kind = CALL_WEAK_METHOD
-            else:
-                self._target = None
-                self._ref = weakref.ref(handler, on_death)
-                self._kind = CALL_WEAK
-        except TypeError:
-            raise TypeError(
-                f"handler {handler!r} cannot be held weakly (weak=True); "
-                f"pass weak=False") from None
+            self._htarget, self._href, self._hkind = handler, None, CALL_STRONG
+        else:
+            # The callback holds the subscription weakly too: no cycle through the referent.
+            on_death = _make_on_death(weakref.ref(self))
+            try:
+                if isinstance(handler, types.MethodType):
+                    self._htarget = handler.__func__
+                    self._href = weakref.ref(handler.__self__, on_death)
+                    self._hkind = CALL_WEAK_METHOD
+                else:
+                    self._htarget = None
+                    self._href = weakref.ref(handler, on_death)
+                    self._hkind = CALL_WEAK
+            except TypeError:
+                raise TypeError(
+                    f"handler {handler!r} cannot be held weakly (weak=True); "
+                    f"pass weak=False") from None
+        self._target, self._ref, self._kind = self._htarget, self._href, self._hkind
 
     @property
     def handler(self) -> Optional[Callable[[Any], Any]]:
         """The subscribed callable, or None once a weakly held one has died."""
-        if self._kind == CALL_STRONG:
-            return self._target
-        obj = self._ref()
+        if self._hkind == CALL_STRONG:
+            return self._htarget
+        obj = self._href()
         if obj is None:
             return None
-        if self._kind == CALL_WEAK_METHOD:
-            return types.MethodType(self._target, obj)
+        if self._hkind == CALL_WEAK_METHOD:
+            return types.MethodType(self._htarget, obj)
         return obj
 
     @property

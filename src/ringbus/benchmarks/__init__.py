@@ -1,9 +1,16 @@
 """ringbus's benchmarks: ``python -m ringbus bench`` and the suites in ``bench/``.
 
-One module per topology (:mod:`.one_to_one`, :mod:`.fan_out`, :mod:`.event_types`,
-:mod:`.no_subscriber`), each building a :class:`~.measure.Case` of ringbus, the floor
-(direct calls) and the peers (a dict-of-lists dispatcher, blinker, pyee, psygnal, pypubsub),
-all timed in one run, interleaved, and reported as medians and ratios of medians.
+One module per topology, each building a :class:`~.measure.Case`, all timed in one run,
+interleaved, and reported as medians and ratios of medians:
+
+- inline ``emit`` (:mod:`.one_to_one`, :mod:`.fan_out`, :mod:`.event_types`,
+  :mod:`.no_subscriber`): ringbus, the floor (direct calls) and the peers (a dict-of-lists
+  dispatcher, blinker, pyee, psygnal, pypubsub);
+- the ring (issue 3): :mod:`.one_thread` (publish then drain on one thread),
+  :mod:`.one_to_one_threads`, :mod:`.three_to_one_threads` (thread handoff) and
+  :mod:`.latency`, against ``queue.SimpleQueue``, ``collections.deque`` + ``threading.Event``
+  and janus (:mod:`.handoff`);
+- numpy batches (issue 4): :mod:`.emit_batch`, against an ``np.argsort`` baseline.
 
 >>> from ringbus.benchmarks import Settings, run, render
 >>> report = run(Settings(events=200, fan_out_events=50, rounds=1, type_counts=(10,)),
@@ -16,34 +23,54 @@ from __future__ import annotations
 import time
 from typing import Callable, Iterable, Optional
 
-from ringbus.benchmarks import event_types, fan_out, no_subscriber, one_to_one
+from ringbus.benchmarks import (
+    emit_batch, event_types, fan_out, latency, no_subscriber, one_thread, one_to_one,
+    one_to_one_threads, three_to_one_threads,
+)
+from ringbus.benchmarks.handoff import QUEUE_PEER_NAMES
 from ringbus.benchmarks.measure import Case, Contender, compile_loop, run_rounds
-from ringbus.benchmarks.peers import PEER_NAMES
+from ringbus.benchmarks.peers import PEER_NAMES as EMIT_PEER_NAMES
 from ringbus.benchmarks.report import Report, environment, render
 from ringbus.benchmarks.targets import TARGETS, evaluate
 from ringbus.benchmarks.topology import Settings
 
 __all__ = ["Settings", "Report", "case_names", "build_case", "run", "render", "PEER_NAMES"]
 
+#: Every name ``--only`` accepts to pick peers: the emit peers, then the queue peers (the
+#: floor, ringbus and queue.SimpleQueue always run).
+PEER_NAMES: tuple[str, ...] = EMIT_PEER_NAMES + QUEUE_PEER_NAMES
+
 _LOOP_OVERHEAD = "loop_overhead"
+
+#: The cases with a fixed name, after the emit ones, in table order: module by case name.
+#: Issue 4's RecordRing case (a nogil C-API producer thread -> a batch consumer, records/s,
+#: vs the object ring's per-event path) goes here once RecordRing exists: a module like
+#: emit_batch.py with NAME and build(settings, progress) -> Case(table="batch" or "ring"),
+#: its targets in targets.py (marked there), and a test in bench/test_batch_bench.py.
+_FIXED = {
+    one_thread.NAME: one_thread,
+    one_to_one_threads.NAME: one_to_one_threads,
+    three_to_one_threads.NAME: three_to_one_threads,
+    latency.NAME: latency,
+    emit_batch.NAME: emit_batch,
+}
+_EMIT_FIXED = {one_to_one.NAME: one_to_one, fan_out.NAME: fan_out,
+               no_subscriber.NAME: no_subscriber}
 
 
 def case_names(settings: Settings) -> list[str]:
     """The cases a full run measures, in table order."""
     return ([one_to_one.NAME, fan_out.NAME]
             + [event_types.name(k) for k in settings.type_counts]
-            + [no_subscriber.NAME])
+            + [no_subscriber.NAME] + list(_FIXED))
 
 
 def build_case(name: str, settings: Settings,
                progress: Optional[Callable[[str], None]] = None) -> Case:
     """Set up case ``name`` (one of :func:`case_names`): wire every peer, compile loops."""
-    if name == one_to_one.NAME:
-        return one_to_one.build(settings, progress)
-    if name == fan_out.NAME:
-        return fan_out.build(settings, progress)
-    if name == no_subscriber.NAME:
-        return no_subscriber.build(settings, progress)
+    module = _EMIT_FIXED.get(name) or _FIXED.get(name)
+    if module is not None:
+        return module.build(settings, progress)
     if name.startswith(event_types.PREFIX) and name[len(event_types.PREFIX):].isdigit():
         return event_types.build(settings, int(name[len(event_types.PREFIX):]), progress)
     raise ValueError(f"unknown benchmark case {name!r}; known: {', '.join(case_names(settings))}")
@@ -78,9 +105,19 @@ def run(settings: Optional[Settings] = None, only: Optional[Iterable[str]] = Non
         if progress is not None:
             progress(f"setting up {name}")
         cases.append(build_case(name, settings, progress))
-    overhead = _loop_overhead_case(settings)
-    run_rounds(cases + [overhead], settings.rounds, settings.warmup, progress)
-    report = Report(settings, cases, [], env, loop_overhead=overhead.contenders[0].median)
+    # The loop's own cost matters to the emit table only.
+    overhead = _loop_overhead_case(settings) if any(c.table == "emit" for c in cases) else None
+    # Cases with the same number of rounds are interleaved with one another.
+    by_rounds: dict[int, list[Case]] = {}
+    for case in cases + ([overhead] if overhead is not None else []):
+        by_rounds.setdefault(case.rounds or settings.rounds, []).append(case)
+    for rounds, group in by_rounds.items():
+        if progress is not None and len(by_rounds) > 1:
+            progress(f"{', '.join(c.name for c in group if c.shown_in_table)}: "
+                     f"{rounds} rounds")
+        run_rounds(group, rounds, settings.warmup, progress)
+    report = Report(settings, cases, [], env,
+                    loop_overhead=overhead.contenders[0].median if overhead else None)
     report.outcomes = evaluate(report.medians(), TARGETS)
     report.seconds = time.perf_counter() - started
     return report

@@ -5,6 +5,9 @@ is a number of rounds; in each round every contender of every case runs once, th
 contenders of a case in an order rotated by one per round, so that a burst of noise on a
 shared VM lands on all of them alike. What is reported is the median over the rounds of
 nanoseconds per event, and ratios of medians.
+
+A loop that finds its run wrong (events lost, a thread that did not finish in time) raises
+:class:`Failed`: the contender is then reported as failed with the reason, never with a time.
 """
 from __future__ import annotations
 
@@ -14,9 +17,10 @@ import gc
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
-__all__ = ["Contender", "Case", "compile_loop", "rebind", "run_rounds", "gc_paused"]
+__all__ = ["Contender", "Case", "Failed", "CheckedRun", "compile_function", "compile_loop",
+           "rebind", "run_rounds", "gc_paused"]
 
 _LOOP_SOURCE = """\
 def loop({params}, _clock=_clock):
@@ -25,6 +29,54 @@ def loop({params}, _clock=_clock):
         {body}
     return _clock() - _t0
 """
+
+
+class Failed(Exception):
+    """A run of a contender went wrong (events lost, a timeout); the message says how.
+
+    :func:`run_rounds` stops timing that contender and reports it with the message.
+    """
+
+
+class CheckedRun:
+    """A timed loop whose run and check are separate steps.
+
+    ``run()`` does the work and returns the nanoseconds it timed; ``check()`` then raises
+    :class:`Failed` if the run went wrong (events lost, out of order) and resets for the
+    next run. Calling the object does both, as :func:`run_rounds` wants; pytest-benchmark,
+    which times the whole call, times ``run`` alone and checks between rounds.
+    """
+
+    def run(self) -> int:
+        raise NotImplementedError
+
+    def check(self) -> None:
+        raise NotImplementedError
+
+    def __call__(self) -> int:
+        elapsed = self.run()
+        self.check()
+        return elapsed
+
+
+def compile_function(source: str, name: str, env: dict[str, Any],
+                     tag: str) -> Callable[..., Any]:
+    """Function ``name`` defined by ``source`` (its parameters: the names in ``env``, which
+    it gets bound as fast locals, plus any it declares after them), compiled afresh.
+
+    Each contender gets its own code object, so that CPython's in-place specialization of
+    one contender's call sites never has to undo another's (see :func:`compile_loop`).
+
+    >>> f = compile_function("def f(a, b):\n    return a + b\n", "f", {"a": 1}, "doc")
+    >>> f(b=2)
+    3
+    """
+    for key in env:
+        if not key.isidentifier() or key.startswith("_"):
+            raise ValueError(f"loop variable names must be plain identifiers, got {key!r}")
+    namespace: dict[str, Any] = {"_clock": time.perf_counter_ns}
+    exec(compile(source, f"<ringbus bench {tag}>", "exec"), namespace)
+    return functools.partial(namespace[name], **env)
 
 
 def compile_loop(body: str, var: str, seq: str, env: dict[str, Any],
@@ -44,14 +96,8 @@ def compile_loop(body: str, var: str, seq: str, env: dict[str, Any],
     >>> loop() >= 0
     True
     """
-    names = sorted(env)
-    for name in names:
-        if not name.isidentifier() or name.startswith("_"):
-            raise ValueError(f"loop variable names must be plain identifiers, got {name!r}")
-    source = _LOOP_SOURCE.format(params=", ".join(names), var=var, seq=seq, body=body)
-    namespace: dict[str, Any] = {"_clock": time.perf_counter_ns}
-    exec(compile(source, f"<ringbus bench loop {tag}>", "exec"), namespace)
-    return functools.partial(namespace["loop"], **env)
+    source = _LOOP_SOURCE.format(params=", ".join(sorted(env)), var=var, seq=seq, body=body)
+    return compile_function(source, "loop", env, f"loop {tag}")
 
 
 def rebind(loop: Callable[[], int], **env: Any) -> Callable[[], int]:
@@ -81,6 +127,10 @@ class Contender:
     # Whatever must outlive the loop: blinker and pypubsub hold handlers weakly, and a
     # handler collected mid-run would leave them timing an empty send.
     keep: Any = field(default=None, repr=False)
+    # What a run measures besides its time (the latency case: one latency per event),
+    # fetched after each timed run and pooled over the rounds in ``observations``.
+    observe: Optional[Callable[[], Sequence[float]]] = field(default=None, repr=False)
+    observations: list[float] = field(default_factory=list, repr=False)
 
     @property
     def median(self) -> Optional[float]:
@@ -104,6 +154,11 @@ class Case:
     title: str
     contenders: list[Contender] = field(default_factory=list)
     shown_in_table: bool = True
+    table: str = "emit"             # which table of the report shows it (report.TABLES)
+    rounds: Optional[int] = None    # timed rounds; None: the run's default (Settings.rounds)
+    # The reference row the table's ratio column divides by (None: the table's default).
+    reference: Optional[str] = None
+    notes: list[str] = field(default_factory=list)  # printed under the table
 
     def contender(self, label: str) -> Optional[Contender]:
         """The contender with ``label``, or None."""
@@ -153,6 +208,18 @@ def run_rounds(cases: Iterable[Case], rounds: int, warmup: int = 1,
                 continue
             shift = r % len(runnable)
             for c in runnable[shift:] + runnable[:shift]:
-                elapsed = _timed(c.loop)
+                try:
+                    elapsed = _timed(c.loop)
+                    observed = c.observe() if c.observe is not None else ()
+                except Failed as exc:
+                    # A wrong run invalidates the contender: no figure at all, the reason.
+                    c.loop = None
+                    c.status = f"FAILED: {exc}"
+                    c.samples.clear()
+                    c.observations.clear()
+                    if progress is not None:
+                        progress(f"  {case.name} / {c.label}: FAILED: {exc}")
+                    continue
                 if r >= warmup:
                     c.samples.append(elapsed / c.events)
+                    c.observations.extend(observed)

@@ -1,7 +1,14 @@
-"""The printed result: a header saying where and how it was measured, and the table."""
+"""The printed result: a header saying where and how it was measured, and the tables.
+
+One table per kind of case (:attr:`Case.table`): ``emit`` (inline dispatch against the
+floor and the peers, ns/event), ``ring`` (queued publish and thread handoff against
+``queue.SimpleQueue``, ns/event and events/s), ``latency`` (publish-to-handler percentiles
+in µs) and ``batch`` (numpy batches, ns/row). A run prints the tables of the cases it ran.
+"""
 from __future__ import annotations
 
 import datetime
+import math
 import os
 import platform
 import sys
@@ -9,13 +16,15 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ringbus.benchmarks import event_types, one_to_one
-from ringbus.benchmarks.measure import Case
-from ringbus.benchmarks.peers import FLOOR, PEERS, RINGBUS, Unavailable
+from ringbus.benchmarks.handoff import queue_versions
+from ringbus.benchmarks.measure import Case, Contender
+from ringbus.benchmarks.peers import FLOOR, PEERS, RINGBUS, Unavailable, version_of
 from ringbus.benchmarks.targets import Outcome
 from ringbus.benchmarks.topology import Settings
 
-__all__ = ["Report", "environment", "render"]
+__all__ = ["Report", "environment", "render", "TABLES", "percentile"]
 
+#: The emit table's columns (the other tables': ``_Table.columns``).
 COLUMNS = ("case", "implementation", "ns/event", "±", "vs ringbus", "vs floor", "vs 1 type",
            "target / note")
 _NUMERIC = {2, 3, 4, 5, 6}
@@ -57,6 +66,9 @@ def environment() -> dict[str, str]:
             versions.append(f"{peer.dist} {exc}")
             continue
         versions.append(f"{peer.dist} {peer.version() or '?'}")
+    versions += queue_versions()
+    numpy = version_of("numpy")
+    versions.append(f"numpy {numpy}" if numpy else "numpy not installed")
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "cpu": _cpu_model(),
@@ -86,9 +98,19 @@ class Report:
         """(case, row label) -> median ns/event, for every contender in the run."""
         return {(case.name, c.label): c.median for case in self.cases for c in case.contenders}
 
+    def failures(self) -> list[tuple[Case, Contender]]:
+        """The contenders whose runs went wrong (lost events, timeouts)."""
+        return [(case, c) for case in self.cases for c in case.contenders
+                if c.status.startswith("FAILED")]
+
 
 def _ns(v: float) -> str:
     return f"{v:,.1f}" if v < 1000 else f"{v:,.0f}"
+
+
+def _us(ns: float) -> str:
+    us = ns / 1e3
+    return f"{us:,.1f}" if us < 1000 else f"{us:,.0f}"
 
 
 def _ratio(v: Optional[float]) -> str:
@@ -97,13 +119,26 @@ def _ratio(v: Optional[float]) -> str:
     return f"{v:.2f}x" if v < 10 else f"{v:.1f}x"
 
 
-def _rows(report: Report) -> list[list[str]]:
+def _spread(c: Contender) -> str:
+    spread = c.spread
+    return "" if spread is None else f"{spread * 100:.0f}%"
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    """The nearest-rank ``q`` quantile (0 < q <= 1) of the sorted, non-empty ``ordered``."""
+    rank = math.ceil(q * len(ordered))
+    return ordered[min(max(rank, 1), len(ordered)) - 1]
+
+
+def _cases(report: Report, table: str) -> list[Case]:
+    return [c for c in report.cases if c.shown_in_table and c.table == table]
+
+
+def _emit_rows(report: Report) -> list[list[str]]:
     targets = {(o.target.case, o.target.row): o for o in report.outcomes}
     singles = next((c for c in report.cases if c.name == one_to_one.NAME), None)
     rows = []
-    for case in report.cases:
-        if not case.shown_in_table:
-            continue
+    for case in _cases(report, "emit"):
         ringbus, floor = case.median(RINGBUS), case.median(FLOOR)
         first = True
         for c in case.contenders:
@@ -118,11 +153,10 @@ def _rows(report: Report) -> list[list[str]]:
                 cells += ["-", "", "", "", ""]
                 notes.append(c.status or "no samples")
             else:
-                spread = c.spread
                 one = singles.median(c.label) if singles is not None else None
                 cells += [
                     _ns(m),
-                    "" if spread is None else f"{spread * 100:.0f}%",
+                    _spread(c),
                     _ratio(m / ringbus) if ringbus else "",
                     _ratio(m / floor) if floor else "",
                     _ratio(m / one) if one and case.name.startswith(event_types.PREFIX) else "",
@@ -130,6 +164,85 @@ def _rows(report: Report) -> list[list[str]]:
             cells.append("; ".join(notes))
             rows.append(cells)
     return rows
+
+
+def _throughput_rows(report: Report, table: str, faster: bool) -> list[list[str]]:
+    """Rows of the ring (``faster``: ratio = reference / row, > 1 = more events/s) and
+    batch (ratio = row / reference, > 1 = slower) tables."""
+    targets = {(o.target.case, o.target.row): o for o in report.outcomes}
+    rows = []
+    for case in _cases(report, table):
+        ref = case.median(case.reference) if case.reference else None
+        for i, c in enumerate(case.contenders):
+            m = c.median
+            cells = [case.name if i == 0 else "", c.shown]
+            notes = []
+            outcome = targets.get((case.name, c.label))
+            if outcome is not None:
+                notes.append(str(outcome))
+            if m is None:
+                cells += ["-", "", "", ""]
+                notes.append(c.status or "no samples")
+            else:
+                ratio = None if not ref else (ref / m if faster else m / ref)
+                cells += [_ns(m), _spread(c), f"{1e3 / m:,.1f}", _ratio(ratio)]
+            cells.append("; ".join(notes))
+            rows.append(cells)
+    return rows
+
+
+def _latency_rows(report: Report) -> list[list[str]]:
+    rows = []
+    for case in _cases(report, "latency"):
+        for i, c in enumerate(case.contenders):
+            cells = [case.name if i == 0 else "", c.shown]
+            if not c.observations:
+                cells += ["-", "", "", "", "", c.status or "no samples"]
+            else:
+                v = sorted(c.observations)
+                cells += [_us(percentile(v, q)) for q in (0.5, 0.99, 0.999)]
+                cells += [_us(v[-1]), f"{len(v):,}", c.status]
+            rows.append(cells)
+    return rows
+
+
+@dataclass(frozen=True)
+class _Table:
+    kind: str
+    title: str
+    columns: tuple[str, ...]
+    numeric: frozenset
+
+
+TABLES: tuple[_Table, ...] = (
+    _Table("emit", "emit: inline dispatch, ringbus vs direct calls and peers", COLUMNS,
+           frozenset(_NUMERIC)),
+    _Table("ring", "ring: queued publish and thread handoff, ringbus vs queue.SimpleQueue",
+           ("case", "implementation", "ns/event", "±", "M events/s", "vs SimpleQueue",
+            "target / note"), frozenset({2, 3, 4, 5})),
+    _Table("latency", "latency: publish on one thread -> handler on the consumer thread",
+           ("case", "implementation", "p50 µs", "p99 µs", "p99.9 µs", "max µs", "events",
+            "note"), frozenset({2, 3, 4, 5, 6})),
+    _Table("batch", "batch: numpy rows routed by event type to batch handlers",
+           ("case", "implementation", "ns/row", "±", "M rows/s", "vs ringbus",
+            "target / note"), frozenset({2, 3, 4, 5})),
+)
+
+
+def _table_rows(report: Report, kind: str) -> list[list[str]]:
+    if kind == "emit":
+        return _emit_rows(report)
+    if kind == "ring":
+        return _throughput_rows(report, "ring", faster=True)
+    if kind == "latency":
+        return _latency_rows(report)
+    return _throughput_rows(report, "batch", faster=False)
+
+
+def _rounds(report: Report, kind: str) -> str:
+    s = report.settings
+    counts = sorted({c.rounds or s.rounds for c in _cases(report, kind)})
+    return "/".join(str(n) for n in counts)
 
 
 def _method(report: Report) -> list[str]:
@@ -153,6 +266,44 @@ def _method(report: Report) -> list[str]:
     return lines
 
 
+def _table_method(report: Report, kind: str) -> list[str]:
+    """How the table of ``kind`` was measured (the emit table: :func:`_method`)."""
+    s = report.settings
+    if kind == "emit":
+        return _method(report)
+    rounds = f"over {_rounds(report, kind)} rounds (after {s.warmup} warm-up)"
+    if kind == "ring":
+        return [
+            f"median {rounds} of ns per event, implementations interleaved per round; "
+            f"M events/s = 1000 / (ns/event); vs SimpleQueue = SimpleQueue's ns/event over "
+            f"the row's: its events/s in SimpleQueues (> 1 = faster)",
+            "handler `h(x)` appends x to a list; every run checks that all events arrived "
+            "once, in order per producer, or the row says FAILED and shows no figure",
+            "thread cases: the clock runs from the producers' start signal until the consumer "
+            "has handled the last event (bus.stop(drain=True) returned / consumer joined); "
+            f"ring capacity {s.capacity:,}, publish_many chunks of {s.chunk:,}",
+            "queue consumers get an item and call h without looking its type up (which "
+            "favours them); deque: set() the Event only if not set; janus: sync side at both "
+            "ends",
+        ]
+    if kind == "latency":
+        return [
+            f"percentiles of all events {rounds}, in µs, from the producer's "
+            f"perf_counter_ns() stamp to the handler; the producer thread publishes one event "
+            f"every {s.latency_period_us:g} µs and busy-waits in between",
+            "with the GIL the consumer runs its handler only once the producer lets go of the "
+            f"GIL, which a busy thread does every switch interval (here "
+            f"{sys.getswitchinterval() * 1e3:g} ms); the 'sys.setswitchinterval' rows shorten it",
+        ]
+    return [
+        f"median {rounds} of ns per row; M rows/s = 1000 / (ns/row); vs ringbus = ratio of "
+        "medians (> 1 = slower)",
+        "rows: 16-byte records [('px', 'f8'), ('qty', 'i8')], event types uniform at random "
+        f"(seeded); the Python emit loop runs on the first {min(s.loop_rows, s.batch_rows):,} "
+        "rows; every run checks each handler's row count",
+    ]
+
+
 def _summary(report: Report) -> list[str]:
     judged = [o for o in report.outcomes if o.met is not None]
     lines = [f"targets: {sum(o.met for o in judged)} of {len(judged)} met"
@@ -162,18 +313,21 @@ def _summary(report: Report) -> list[str]:
     if missed:
         lines.append("not met: " + "; ".join(f"{o.target.case} {o.target.row} {o}"
                                              for o in missed))
+    for case, c in report.failures():
+        lines.append(f"{case.name} / {c.shown}: {c.status}")
     lines += report.extra_notes
     lines.append(f"run took {report.seconds:.0f} s")
     return lines
 
 
-def _text_table(rows: list[list[str]]) -> list[str]:
-    table = [list(COLUMNS)] + rows
-    widths = [max(len(r[i]) for r in table) for i in range(len(COLUMNS) - 1)]
+def _text_table(columns: tuple[str, ...], numeric: frozenset,
+                rows: list[list[str]]) -> list[str]:
+    table = [list(columns)] + rows
+    widths = [max(len(r[i]) for r in table) for i in range(len(columns) - 1)]
     out = []
     for n, r in enumerate(table):
-        cells = [r[i].rjust(widths[i]) if i in _NUMERIC else r[i].ljust(widths[i])
-                 for i in range(len(COLUMNS) - 1)]
+        cells = [r[i].rjust(widths[i]) if i in numeric else r[i].ljust(widths[i])
+                 for i in range(len(columns) - 1)]
         out.append("  ".join(cells + [r[-1]]).rstrip())
         if n == 0:
             out.append("-" * len(out[0]))
@@ -182,30 +336,46 @@ def _text_table(rows: list[list[str]]) -> list[str]:
     return out
 
 
+def _markdown_table(columns: tuple[str, ...], numeric: frozenset,
+                    rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(columns) + " |",
+             "|" + "|".join("---:" if i in numeric else ":---" for i in range(len(columns)))
+             + "|"]
+    for r in rows:
+        r = [f"**{r[0]}**" if r[0] else ""] + [c.replace("|", "\\|") for c in r[1:]]
+        lines.append("| " + " | ".join(r) + " |")
+    return lines
+
+
 def render(report: Report, markdown: bool = False) -> str:
     """The report as text for a terminal, or as markdown ready to paste into the README."""
     env = report.env
-    rows = _rows(report)
+    tables = [(t, rows) for t in TABLES for rows in [_table_rows(report, t.kind)] if rows]
     if markdown:
         lines = [
             f"`python -m ringbus bench` on {env['cpu']} ({env['cores']}, load average "
             f"{env['load']}), {env['python']}, "
             f"{env['date']}. {env['versions']}.",
-            "",
-            "Median ns per event; " + "; ".join(_method(report)[1:]) + ".",
-            "",
-            "| " + " | ".join(COLUMNS) + " |",
-            "|" + "|".join("---:" if i in _NUMERIC else ":---" for i in range(len(COLUMNS))) + "|",
         ]
-        for r in rows:
-            r = [f"**{r[0]}**" if r[0] else ""] + [c.replace("|", "\\|") for c in r[1:]]
-            lines.append("| " + " | ".join(r) + " |")
+        for t, rows in tables:
+            method = _table_method(report, t.kind)
+            if t.kind == "emit":
+                intro = "Median ns per event; " + "; ".join(method[1:]) + "."
+            else:
+                intro = "; ".join(method) + "."
+            if len(tables) > 1:
+                lines += ["", f"**{t.title}**"]
+            lines += ["", intro, ""] + _markdown_table(t.columns, t.numeric, rows)
         lines += [""] + [s + "  " for s in _summary(report)]
         return "\n".join(lines).rstrip() + "\n"
     lines = [f"ringbus bench  {env['date']}",
              f"cpu       {env['cpu']}, {env['cores']}, load average {env['load']} at start",
              f"python    {env['python']}",
              f"versions  {env['versions']}"]
-    lines += [("method    " if i == 0 else "          ") + m for i, m in enumerate(_method(report))]
-    lines += [""] + _text_table(rows) + [""] + _summary(report)
+    for t, rows in tables:
+        lines += ["", f"== {t.title}"]
+        lines += [("method    " if i == 0 else "          ") + m
+                  for i, m in enumerate(_table_method(report, t.kind))]
+        lines += [""] + _text_table(t.columns, t.numeric, rows)
+    lines += [""] + _summary(report)
     return "\n".join(lines) + "\n"

@@ -1,9 +1,11 @@
 """What every topology module shares: the run settings and turning peers into contenders.
 
-A topology module (``one_to_one``, ``fan_out``, ``event_types``, ``no_subscriber``; later
-ring, thread and asyncio ones) exposes ``build(settings, ...) -> Case``: it writes its floor
-(the same work done with direct calls, no bus) and hands the per-type handlers to
-:func:`peer_contenders`, which wires every peer and compiles its loop.
+A topology module (``one_to_one``, ``fan_out``, ``event_types``, ``no_subscriber``; the ring
+ones ``one_thread``, ``threads``, ``latency``; the batch one ``emit_batch``; later asyncio
+ones) exposes ``build(settings, ...) -> Case``. An emit topology writes its floor (the same
+work done with direct calls, no bus) and hands the per-type handlers to
+:func:`peer_contenders`, which wires every peer and compiles its loop; the ring topologies
+take their peers (queues) from :mod:`.handoff`.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
 from ringbus.benchmarks.measure import Contender, compile_loop, gc_paused
+from ringbus.benchmarks.handoff import QUEUE_PEER_NAMES
 from ringbus.benchmarks.peers import (
     PEER_NAMES, PEERS, RINGBUS, Handler, SetupBudget, Unavailable, Wiring,
 )
@@ -23,25 +26,40 @@ PAYLOAD = 0.5
 
 @dataclass
 class Settings:
-    """How much to measure. The defaults are the full run (< 3 minutes on 2 cores)."""
+    """How much to measure. The defaults are the full run (< 5 minutes on 2 cores)."""
 
-    events: int = 100_000           # events per timed loop
+    events: int = 100_000           # events per timed loop (one_thread_publish_drain too)
     fan_out_events: int = 20_000    # fan_out_10: each event is 10 handler calls
     rounds: int = 15
     warmup: int = 1
     type_counts: tuple[int, ...] = (1_000, 100_000)
     seed: int = 20240601            # the random type sequence is the same every run
     setup_budget: float = 30.0      # seconds one peer may spend wiring one case
-    peers: tuple[str, ...] = PEER_NAMES
+    # Emit peers and queue peers picked by --only (the floor, ringbus and SimpleQueue, the
+    # reference of the ring cases, always run).
+    peers: tuple[str, ...] = PEER_NAMES + QUEUE_PEER_NAMES
+    # -- ring cases: thread handoff and latency
+    thread_events: int = 1_000_000  # events per timed run of a thread case (all producers)
+    thread_rounds: int = 5          # timed rounds of the thread and latency cases
+    waits: tuple[str, ...] = ("block", "yield", "spin", "sleep")  # wait strategies shown
+    capacity: int = 65536           # ring capacity of the thread cases (the Bus default)
+    chunk: int = 1024               # payloads per publish_many call
+    latency_events: int = 5_000     # events per latency run (pooled over the rounds)
+    latency_period_us: float = 30.0  # the latency producer publishes one event this often
+    # -- batch case
+    batch_rows: int = 1_000_000     # rows per emit_batch (emit_batch_1m)
+    batch_types: int = 16
+    loop_rows: int = 100_000        # rows of the per-row Python emit loop (scaled per row)
     # Peers that failed to import or to pass the self-check, by name, so each is tried once.
     _unavailable: dict[str, str] = field(default_factory=dict, init=False, repr=False)
     _verified: set[str] = field(default_factory=set, init=False, repr=False)
 
     @classmethod
     def quick(cls) -> "Settings":
-        """The ``--quick`` run: the same table in < 30 s, with wider error bars."""
+        """The ``--quick`` run: the same tables in < 60 s, with wider error bars."""
         return cls(events=20_000, fan_out_events=4_000, rounds=5, warmup=1,
-                   setup_budget=10.0)
+                   setup_budget=10.0, thread_events=100_000, thread_rounds=3,
+                   latency_events=1_000, loop_rows=20_000)
 
 
 LoopFor = Callable[[Wiring], Callable[[], int]]

@@ -1,0 +1,413 @@
+/* Record rings: rings of fixed-size records (bytes laid out by a numpy dtype) instead of
+ * Python objects, written by producers that hold no GIL and create no Python object.
+ *
+ * One region holds the whole ring, addressed only by offsets from its start:
+ *
+ *   [ rb_record_header | availability flags (multi-producer) | records ]
+ *     0                  available_offset                      records_offset
+ *
+ * The header keeps the layout, the sequences (cursor, the consumer's sequence, ...) and the
+ * parker; nothing in the region is a pointer, so the same bytes could be mapped by several
+ * processes. Each process (each RecordRing today) makes an rb_record_ring: a process-local
+ * handle whose rb_sequencer points into the region, and runs the algorithms of _ringbuffer.h
+ * on it, the very code RingBuffer runs.
+ *
+ * Ownership of a slot: a producer owns it from its claim until it publishes the sequence; the
+ * consumer then owns it (its handlers read it in place) until it releases the sequence by
+ * advancing its own; then producers may claim it again.
+ *
+ * Compiles under RINGBUS_RELACY like _ringbuffer.h: tests/relacy/record_models.cpp checks it.
+ */
+#ifndef RINGBUS_RECORDRING_H
+#define RINGBUS_RECORDRING_H
+
+#include "_ringbuffer.h"
+#include <string.h>
+
+/* "RBRECRD1" */
+#define RB_RECORD_MAGIC ((int64_t)0x3144524345524252LL)
+/* Bumped whenever the header or the region's layout changes. */
+#define RB_RECORD_LAYOUT_VERSION 1
+
+/* What publishing returns; the same values as RINGBUS_* in the public ringbus_records.h. */
+enum {
+    RB_RECORD_PUBLISHED = 1,
+    RB_RECORD_FULL = 0,              /* no room now (try_publish; overflow="raise") */
+    RB_RECORD_DROPPED = -1,          /* no room, counted in `dropped` (overflow="drop") */
+    RB_RECORD_TIMEOUT = -2,          /* no room within the timeout */
+    RB_RECORD_WOULD_DEADLOCK = -3    /* this thread is the ring's consumer, inside a handler */
+};
+
+enum { RB_OVERFLOW_BLOCK = 0, RB_OVERFLOW_RAISE = 1, RB_OVERFLOW_DROP = 2 };
+
+/* A producer waiting for room wakes at least this often (seconds): a Python caller checks
+ * signals, and a deadline is re-read. */
+#define RB_RECORD_WAIT_SLICE 0.05
+
+/* Record storage. In production a record is `record_size` plain bytes, copied with memcpy. The
+ * model makes a record one race-checked word (rl::var), so that a read of a slot not ordered
+ * after its write (or a write over a slot still being read) is a reported data race. */
+#if defined(RINGBUS_RELACY)
+typedef RB_VAR(int64_t) rb_record_cell;
+#define RB_RECORD_CELLS(record_size) 1
+#define RB_RECORD_COPY_IN(cell, src, size) RB_VAR_SET(*(cell), *(const int64_t *)(src))
+#define RB_RECORD_COPY_OUT(dst, cell, size) (*(int64_t *)(dst) = RB_VAR_GET(*(cell)))
+#else
+typedef unsigned char rb_record_cell;
+#define RB_RECORD_CELLS(record_size) (record_size)
+#define RB_RECORD_COPY_IN(cell, src, size) memcpy((cell), (src), (size_t)(size))
+#define RB_RECORD_COPY_OUT(dst, cell, size) memcpy((dst), (cell), (size_t)(size))
+#endif
+
+/* At offset 0 of the region. Only plain numbers, sequences and the parker: no pointers. */
+typedef struct rb_record_header {
+    /* Layout: written by rb_record_region_init before the region is shared, then read-only. */
+    int64_t magic;
+    int64_t layout_version;
+    int64_t region_size;         /* bytes */
+    int64_t capacity;            /* records; a power of two */
+    int64_t record_size;         /* bytes per record (the dtype's itemsize) */
+    int64_t available_offset;    /* int32 lap flags, one per slot (multi-producer only) */
+    int64_t records_offset;      /* capacity * record_size bytes, cache-line aligned */
+    int32_t index_shift;         /* log2(capacity) */
+    int32_t multi;               /* multi-producer sequencer */
+
+    /* Producers. The cursor is the highest claimed (multi) or published (single) sequence. */
+    rb_sequence cursor;
+    int64_t sp_next;             /* single producer: that producer's own plain fields */
+    int64_t sp_cached_gating;
+    RB_PAD(pad_sp, 16);
+    rb_sequence gating_cache;    /* multi producer: lower bound of the consumer's sequence */
+    rb_sequence dropped;         /* records refused by overflow="drop" */
+
+    /* The consumer: its sequence gates the producers; stop() raises its alert. */
+    rb_consumer consumer;
+
+    /* Where parked consumers and producers wait. Process-private today: a region mapped by
+     * several processes needs PTHREAD_PROCESS_SHARED attributes here (or futexes). */
+    rb_parker parker;
+} rb_record_header;
+
+/* The process-local handle of a ring: where its region is in this process, and the policies
+ * of this process's producers. It is what the C API calls a ringbus_record_ring. */
+struct rb_record_ring {
+    rb_sequencer seq;            /* points into the region (and at `gating` below) */
+    rb_sequence *gating[1];      /* the consumer's sequence: the only gating sequence */
+    rb_record_header *header;
+    rb_record_cell *records;
+    int64_t record_size;         /* bytes */
+    int64_t cells;               /* rb_record_cells per record */
+    int32_t overflow;            /* RB_OVERFLOW_*: publish() without a timeout on a full ring */
+    /* wait="block": the consumer may park, so every publish ends with the wake protocol (a
+     * seq_cst fence); the other strategies poll and producers skip it. */
+    int32_t wake_consumer;
+};
+typedef struct rb_record_ring rb_record_ring;
+
+/* ------------------------------------------------------------------------------ layout */
+
+static inline int64_t rb_record_align(int64_t x) { return (x + RB_CACHELINE - 1) / RB_CACHELINE * RB_CACHELINE; }
+
+/* The offsets of the flags and the records in a region for `capacity` records of
+ * `record_size` bytes; returns the region's size. */
+static inline int64_t rb_record_layout(int64_t capacity, int64_t record_size, int multi,
+                                       int64_t *available_offset, int64_t *records_offset)
+{
+    int64_t off = rb_record_align((int64_t)sizeof(rb_record_header));
+    *available_offset = off;
+    if (multi)
+        off += rb_record_align(capacity * (int64_t)sizeof(rb_atomic_i32));
+    *records_offset = off;
+    off += rb_record_align(capacity * RB_RECORD_CELLS(record_size) * (int64_t)sizeof(rb_record_cell));
+    return off;
+}
+
+/* Lay out an empty ring in `region` (rb_record_layout's size, cache-line aligned). Before the
+ * region is shared: single-threaded. */
+static inline void rb_record_region_init(void *region, int64_t capacity, int64_t record_size, int multi)
+{
+    rb_record_header *h = (rb_record_header *)region;
+    int64_t i;
+    h->magic = RB_RECORD_MAGIC;
+    h->layout_version = RB_RECORD_LAYOUT_VERSION;
+    h->region_size = rb_record_layout(capacity, record_size, multi, &h->available_offset,
+                                      &h->records_offset);
+    h->capacity = capacity;
+    h->record_size = record_size;
+    h->index_shift = rb_log2(capacity);
+    h->multi = multi;
+    rb_sequence_init(&h->cursor, -1);
+    h->sp_next = -1;
+    h->sp_cached_gating = -1;
+    rb_sequence_init(&h->gating_cache, -1);
+    rb_sequence_init(&h->dropped, 0);
+    rb_consumer_init(&h->consumer, -1);
+    if (multi) {
+        rb_atomic_i32 *available = (rb_atomic_i32 *)((char *)region + h->available_offset);
+        for (i = 0; i < capacity; i++)
+            rb_store_relaxed_i32(&available[i], -1);   /* no lap published yet */
+    }
+    rb_store_relaxed_i32(&h->parker.waiters, 0);
+    RB_MUTEX_INIT(&h->parker.mutex);
+    RB_COND_INIT(&h->parker.cond);
+}
+
+/* Once no thread uses the region any more. */
+static inline void rb_record_region_destroy(void *region)
+{
+    rb_record_header *h = (rb_record_header *)region;
+    RB_COND_DESTROY(&h->parker.cond);
+    RB_MUTEX_DESTROY(&h->parker.mutex);
+}
+
+/* Make `rr` the handle of the ring in `region` (initialized, in this process at this
+ * address). Returns 0, or -1 if the region is not a record ring of this layout version. */
+static inline int rb_record_ring_attach(rb_record_ring *rr, void *region, int overflow, int wait)
+{
+    rb_record_header *h = (rb_record_header *)region;
+    if (h->magic != RB_RECORD_MAGIC || h->layout_version != RB_RECORD_LAYOUT_VERSION)
+        return -1;
+    rr->header = h;
+    rr->records = (rb_record_cell *)((char *)region + h->records_offset);
+    rr->record_size = h->record_size;
+    rr->cells = RB_RECORD_CELLS(h->record_size);
+    rr->overflow = overflow;
+    rr->wake_consumer = wait == RB_WAIT_BLOCK;
+    rr->gating[0] = &h->consumer.sequence;
+    rr->seq.capacity = h->capacity;
+    rr->seq.mask = h->capacity - 1;
+    rr->seq.index_shift = h->index_shift;
+    rr->seq.multi = h->multi;
+    rr->seq.n_gating = 1;
+    rr->seq.cursor = &h->cursor;
+    rr->seq.sp_next = &h->sp_next;
+    rr->seq.sp_cached_gating = &h->sp_cached_gating;
+    rr->seq.gating_cache = &h->gating_cache;
+    rr->seq.available = h->multi ? (rb_atomic_i32 *)((char *)region + h->available_offset) : 0;
+    rr->seq.gating = rr->gating;
+    rr->seq.parker = &h->parker;
+    return 0;
+}
+
+static inline int64_t rb_record_ring_record_size(const rb_record_ring *rr) { return rr->record_size; }
+static inline int64_t rb_record_ring_capacity(const rb_record_ring *rr) { return rr->seq.capacity; }
+
+/* The slot of sequence `seq`. */
+static inline rb_record_cell *rb_record_slot(const rb_record_ring *rr, int64_t seq)
+{
+    return rr->records + (seq & rr->seq.mask) * rr->cells;
+}
+
+/* ---------------------------------------------------------------------------- producers */
+
+/* Copy records for the claimed sequences lo..hi from `src` (packed, record_size apart). At
+ * most two copies: the run up to the end of the storage, and the rest from its start. */
+static inline void rb_record_write(const rb_record_ring *rr, int64_t lo, int64_t hi, const void *src)
+{
+    const unsigned char *p = (const unsigned char *)src;
+#if defined(RINGBUS_RELACY)
+    int64_t s;
+    for (s = lo; s <= hi; s++, p += rr->record_size)
+        RB_RECORD_COPY_IN(rb_record_slot(rr, s), p, rr->record_size);
+#else
+    int64_t end = lo | rr->seq.mask;          /* the last sequence before the storage wraps */
+    int64_t first = (hi < end ? hi : end) - lo + 1;
+    RB_RECORD_COPY_IN(rb_record_slot(rr, lo), p, first * rr->record_size);
+    if (first < hi - lo + 1)
+        RB_RECORD_COPY_IN(rb_record_slot(rr, lo + first), p + first * rr->record_size,
+                          (hi - lo + 1 - first) * rr->record_size);
+#endif
+}
+
+/* Hand the written sequences lo..hi to the consumer. The sequencer's release store orders the
+ * record bytes before the consumer's acquire; then the wake protocol, if it may be parked. */
+static inline void rb_record_publish_range(const rb_record_ring *rr, int64_t lo, int64_t hi)
+{
+    rb_sequencer_publish(&rr->seq, lo, hi);
+    if (rr->wake_consumer)
+        rb_parker_wake(rr->seq.parker);
+}
+
+/* Claim up to `max_n` sequences if there is room now; returns how many (0: full), the
+ * highest in *hi. */
+static inline int64_t rb_record_claim(const rb_record_ring *rr, int64_t max_n, int64_t *hi)
+{
+    return rb_sequencer_claim_upto(&rr->seq, max_n, hi);
+}
+
+/* One record if there is room now: RB_RECORD_PUBLISHED or RB_RECORD_FULL. Never waits. */
+static inline int rb_record_try_publish(rb_record_ring *rr, const void *record)
+{
+    int64_t hi;
+    if (rb_sequencer_claim_upto(&rr->seq, 1, &hi) == 0)
+        return RB_RECORD_FULL;
+    rb_record_write(rr, hi, hi, record);
+    rb_record_publish_range(rr, hi, hi);
+    return RB_RECORD_PUBLISHED;
+}
+
+/* Park until the consumer has passed `wrap_point` (there is room) or `until`, or a wake-up.
+ * Callers loop: they re-claim afterwards. */
+static inline void rb_record_park_for_room(const rb_record_ring *rr, int64_t wrap_point,
+                                           rb_deadline_t until)
+{
+    rb_parker_begin(rr->seq.parker);
+    if (!rb_sequencer_room_for(&rr->seq, wrap_point))
+        rb_parker_wait(rr->seq.parker, until);
+    rb_parker_end(rr->seq.parker);
+}
+
+/* The consumer releases slots: everything up to `hi` is done with (its handlers returned), so
+ * producers may overwrite those slots. Release: the handlers' reads of the records
+ * happen-before a producer's acquire of this sequence and its next write to them. */
+static inline void rb_record_release(const rb_record_ring *rr, int64_t hi)
+{
+    rb_sequence_set(&rr->header->consumer.sequence, hi);
+    rb_parker_wake(rr->seq.parker);          /* producers parked for room */
+}
+
+/* Wake every thread parked on the ring (stop(): the consumer re-checks its alert). */
+static inline void rb_record_wake(const rb_record_ring *rr) { rb_parker_wake(rr->seq.parker); }
+
+/* ---------------------------------------------------------------------------- consumer */
+
+/* The highest sequence the consumer may process, given that it wants `next` (below `next`:
+ * nothing yet). Acquire, through the sequencer: the records up to it are fully written. */
+static inline int64_t rb_record_available(const rb_record_ring *rr, int64_t next)
+{
+    return rb_sequencer_barrier_available(&rr->seq, 0, 0, next);
+}
+
+/* Wait (by `strategy`) until `next` is published or the consumer's alert is raised. */
+static inline int64_t rb_record_wait_for(const rb_record_ring *rr, int64_t next, int strategy,
+                                         rb_deadline_t no_deadline)
+{
+    return rb_sequencer_wait_for(&rr->seq, 0, 0, next, strategy, &rr->header->consumer.alert,
+                                 no_deadline);
+}
+
+/* The last sequence of the contiguous run of storage that starts at `lo` and ends at most at
+ * `hi`: a run stops where the storage wraps, and the rest begins at its start. */
+static inline int64_t rb_record_run_end(const rb_record_ring *rr, int64_t lo, int64_t hi)
+{
+    int64_t end = lo | rr->seq.mask;
+    return hi < end ? hi : end;
+}
+
+/* ------------------------------------------------------------------- blocking publish
+ * Without the GIL. The model runs these as written, with every wait untimed (a lost wake-up
+ * is then a deadlock it reports); deadlines, spinning and the deadlock check are production
+ * only. */
+
+/* Claim up to `max_n` sequences, waiting for room at most `timeout` seconds (< 0: no limit).
+ * Returns how many were claimed (> 0, the highest in *hi), RB_RECORD_TIMEOUT, or
+ * RB_RECORD_WOULD_DEADLOCK when this thread runs the ring's consumer and only it could make
+ * room. Wakes every RB_RECORD_WAIT_SLICE to re-read the deadline. */
+static inline int64_t rb_record_claim_wait(rb_record_ring *rr, int64_t max_n, double timeout,
+                                           int64_t *hi)
+{
+#if !defined(RINGBUS_RELACY)
+    double deadline = timeout >= 0 ? rb_monotonic() + timeout : -1, left, slice_;
+    int32_t tries = 0;
+#endif
+    rb_deadline_t until;
+    (void)timeout;
+    for (;;) {
+        int64_t got = rb_sequencer_claim_upto(&rr->seq, max_n, hi);
+        if (got)
+            return got;
+        /* Room for one more: the consumer has passed this sequence. */
+        int64_t wrap_point = rb_sequencer_claimed(&rr->seq) + 1 - rr->seq.capacity;
+#if !defined(RINGBUS_RELACY)
+        if (rb_consuming_has(&rr->header->consumer)
+                && wrap_point > rb_sequence_get_own(&rr->header->consumer.sequence))
+            return RB_RECORD_WOULD_DEADLOCK;
+        /* A consumer that is running frees a batch within microseconds: spin a little
+         * before paying for a futex sleep and wake-up. */
+        if (++tries < RB_SPINS_BEFORE_PARK) {
+            rb_cpu_pause();
+            continue;
+        }
+        slice_ = RB_RECORD_WAIT_SLICE;
+        if (deadline >= 0) {
+            left = deadline - rb_monotonic();
+            if (left <= 0)
+                return RB_RECORD_TIMEOUT;
+            if (left < slice_)
+                slice_ = left;
+        }
+        until = rb_deadline_in(slice_);
+#else
+        until = 0;
+#endif
+        rb_record_park_for_room(rr, wrap_point, until);
+    }
+}
+
+/* Publish one record. timeout < 0: the ring's overflow policy applies to a full ring (block
+ * without limit, RB_RECORD_FULL, or RB_RECORD_DROPPED and counted); timeout >= 0: wait at
+ * most that long for room whatever the policy, then RB_RECORD_TIMEOUT. */
+static inline int rb_record_publish(rb_record_ring *rr, const void *record, double timeout)
+{
+    int64_t hi, got = rb_sequencer_claim_upto(&rr->seq, 1, &hi);
+    if (got == 0) {
+        if (timeout < 0 && rr->overflow == RB_OVERFLOW_DROP) {
+            rb_fetch_add_relaxed_i64(&rr->header->dropped.value, 1);
+            return RB_RECORD_DROPPED;
+        }
+        if (timeout < 0 && rr->overflow == RB_OVERFLOW_RAISE)
+            return RB_RECORD_FULL;
+        got = rb_record_claim_wait(rr, 1, timeout, &hi);
+        if (got < 0)
+            return (int)got;
+    }
+    rb_record_write(rr, hi, hi, record);
+    rb_record_publish_range(rr, hi, hi);
+    return RB_RECORD_PUBLISHED;
+}
+
+/* Publish `n` packed records, one claim per run of free slots. Returns how many went in, in
+ * order; *status is RB_RECORD_PUBLISHED when all did, else why the rest did not (under
+ * overflow="drop" they are counted as dropped). `timeout` bounds the whole call. */
+static inline int64_t rb_record_publish_many(rb_record_ring *rr, const void *records, int64_t n,
+                                             double timeout, int *status)
+{
+    const unsigned char *src = (const unsigned char *)records;
+    int64_t done = 0, hi, got;
+#if !defined(RINGBUS_RELACY)
+    double deadline = timeout >= 0 ? rb_monotonic() + timeout : -1;
+#endif
+    *status = RB_RECORD_PUBLISHED;
+    while (done < n) {
+        got = rb_sequencer_claim_upto(&rr->seq, n - done, &hi);
+        if (got == 0) {
+            if (timeout < 0 && rr->overflow == RB_OVERFLOW_DROP) {
+                rb_fetch_add_relaxed_i64(&rr->header->dropped.value, n - done);
+                *status = RB_RECORD_DROPPED;
+                return done;
+            }
+            if (timeout < 0 && rr->overflow == RB_OVERFLOW_RAISE) {
+                *status = RB_RECORD_FULL;
+                return done;
+            }
+#if !defined(RINGBUS_RELACY)
+            if (deadline >= 0) {
+                timeout = deadline - rb_monotonic();   /* what is left of it */
+                if (timeout < 0)
+                    timeout = 0;
+            }
+#endif
+            got = rb_record_claim_wait(rr, n - done, timeout, &hi);
+            if (got < 0) {
+                *status = (int)got;
+                return done;
+            }
+        }
+        rb_record_write(rr, hi - got + 1, hi, src + done * rr->record_size);
+        rb_record_publish_range(rr, hi - got + 1, hi);
+        done += got;
+    }
+    return done;
+}
+
+#endif /* RINGBUS_RECORDRING_H */
