@@ -143,3 +143,19 @@ def test_publish_batch_through_the_consumer_thread(bus):
 def test_empty_batch_is_fine(bus):
     bus.event_type("a")
     assert bus.emit_batch(np.array([], dtype=np.int64), np.array([])) == 0
+
+
+@pytest.mark.parametrize("rows", [
+    np.array(["w", "x", "y", "z"], dtype=object),          # references: numpy owns them
+    np.arange(8)[::2],                                      # strided, not contiguous
+    np.array([b"ab", b"cd", b"ef", b"gh"]),                 # 2-byte rows
+    np.array([(1, 2, 3), (4, 5, 6), (7, 8, 9), (1, 1, 1)], dtype="i4,i4,i4"),
+])
+def test_rows_of_any_layout_are_grouped_in_original_order(bus, rows):
+    a, b = bus.event_type("a"), bus.event_type("b")
+    got = {}
+    bus.subscribe_batch(a, lambda v: got.__setitem__("a", v.tolist()))
+    bus.subscribe_batch(b, lambda v: got.__setitem__("b", v.tolist()))
+    bus.emit_batch(np.array([a, b, a, b]), rows)
+    expected = rows.tolist()
+    assert got == {"a": [expected[0], expected[2]], "b": [expected[1], expected[3]]}

@@ -6,6 +6,7 @@ No Python loop over rows and no sort: the cost per row is a few C operations.
 """
 from libc.stdint cimport int64_t
 from libc.stdlib cimport calloc, free
+from libc.string cimport memcpy
 
 from ringbus._dispatch cimport DispatchTable
 
@@ -73,19 +74,56 @@ def route(DispatchTable table not None, ids_array, rows):
         starts = np.empty_like(present)
         lengths = np.empty_like(present)
         _prefix(counts, size, present, starts, lengths, &npresent)
-        order = np.empty(n, dtype=np.intp)
-        with nogil:
-            for i in range(n):
-                t = ids[i]
-                order[counts[t]] = i
-                counts[t] += 1
+        if rows.dtype.hasobject or not rows.flags.c_contiguous:
+            # Object rows need numpy to own the references: scatter indices, then take.
+            order = np.empty(n, dtype=np.intp)
+            with nogil:
+                for i in range(n):
+                    t = ids[i]
+                    order[counts[t]] = i
+                    counts[t] += 1
+            grouped = rows.take(np.asarray(order))
+        else:
+            # Plain bytes: move each row once, straight to its group (16 sequential write
+            # streams with 16 types), instead of an index scatter plus a random gather.
+            grouped = np.empty_like(rows)
+            _scatter_rows(ids, counts, rows.view(np.uint8).reshape(-1),
+                          grouped.view(np.uint8).reshape(-1), rows.dtype.itemsize)
     finally:
         free(counts)
-    grouped = rows.take(np.asarray(order))
     for k in range(npresent):
         start = starts[k]
         table.dispatch_group(present[k], grouped[start:start + lengths[k]], lengths[k])
     return n
+
+
+cdef int _scatter_rows(const int64_t[::1] ids, Py_ssize_t *counts,
+                      const unsigned char[::1] src, unsigned char[::1] dst,
+                      Py_ssize_t itemsize) except -1:
+    cdef Py_ssize_t i, n = ids.shape[0]
+    cdef int64_t t
+    cdef const unsigned char *s = &src[0] if src.shape[0] else NULL
+    cdef unsigned char *d = &dst[0] if dst.shape[0] else NULL
+    if itemsize == 0:
+        return 0
+    with nogil:
+        # Fixed sizes get a constant-size memcpy the compiler turns into moves.
+        if itemsize == 16:
+            for i in range(n):
+                t = ids[i]
+                memcpy(d + counts[t] * 16, s + i * 16, 16)
+                counts[t] += 1
+        elif itemsize == 8:
+            for i in range(n):
+                t = ids[i]
+                memcpy(d + counts[t] * 8, s + i * 8, 8)
+                counts[t] += 1
+        else:
+            for i in range(n):
+                t = ids[i]
+                memcpy(d + counts[t] * itemsize, s + i * itemsize, itemsize)
+                counts[t] += 1
+    return 0
 
 
 cdef int _prefix(Py_ssize_t *counts, Py_ssize_t size, Py_ssize_t[::1] present,
