@@ -1,6 +1,6 @@
 """Inline ``emit``: ringbus against the floor and its peers, one group per topology.
 
-``pytest bench --benchmark-only``; times in µs per round of 1,000 events = ns per event.
+``pytest bench --benchmark-only``; times in ns per event (rounds of 1,000 events).
 """
 import pytest
 

@@ -37,7 +37,7 @@ from ringbus.benchmarks.peers import Unavailable, version_of
 
 __all__ = [
     "SIMPLEQUEUE", "DEQUE", "JANUS", "QUEUE_PEER_NAMES", "QUEUE_KINDS", "HandoffRun",
-    "ring_contender", "queue_contender", "payload_lists", "make_recorder", "thread_reference",
+    "ring_contender", "queue_contender", "payload_lists", "make_recorder", "queue_peer_picked",
     "make_latency_recorder", "check_arrivals", "queue_versions",
 ]
 
@@ -170,7 +170,8 @@ def check_arrivals(got: Sequence[int], lists: Sequence[Sequence[int]]) -> Option
     if len(got) > total:
         return f"duplicated events: the handler got {len(got):,} for {total:,} published"
     bad = next(i for i, (a, b) in enumerate(zip(got, lists[0])) if a != b)
-    return f"events out of order: position {bad:,} got payload {got[bad]!r}, expected {lists[0][bad]!r}"
+    return (f"events out of order: position {bad:,} got payload {got[bad]!r}, "
+            f"expected {lists[0][bad]!r}")
 
 
 # -- transports -------------------------------------------------------------------------------
@@ -255,7 +256,7 @@ class _QueueTransport(_Transport):
             dq: collections.deque = collections.deque()
             ev = threading.Event()
             self.q: Any = dq
-            self._env = {"append": dq.append, "is_set": ev.is_set, "wake": ev.set}
+            self._env = {"append": dq.append, "is_set": ev.is_set, "wake": ev.set, "k": 0}
             self._stop_item = lambda: (dq.append((None, None)), ev.set())
             self._left = lambda: len(dq)
             self._consume = compile_function(_CONSUME_DEQUE, "consume", {
@@ -276,7 +277,7 @@ class _QueueTransport(_Transport):
             put, get, self._left = self.q.put, self.q.get, self.q.qsize
         else:
             raise ValueError(f"unknown queue kind {kind!r}")
-        self._env = {"put": put}
+        self._env = {"put": put, "k": 0}
         self._stop_item = lambda: put((None, None))
         self._consume = compile_function(_CONSUME_GET, "consume",
                                          {"get": get, "h": handler, "n": events},
@@ -364,6 +365,8 @@ class HandoffRun(CheckedRun):
             go.set()
             for th in threads:
                 th.join(max(0.0, deadline - time.monotonic()))
+            if errors:
+                raise Failed(f"a producer thread raised {errors[0]!r}")
             finished = (not any(th.is_alive() for th in threads)
                         and self.transport.finish(deadline))
             t1 = time.perf_counter_ns()
@@ -380,8 +383,6 @@ class HandoffRun(CheckedRun):
             # Producers still waiting for `go` stay parked (daemon threads, no CPU).
             self.transport.abort(threads)
             return 0
-        if errors:
-            self._outcome = f"a producer thread raised {errors[0]!r}"
         return t1 - t0
 
     def check(self) -> None:
@@ -466,9 +467,9 @@ def _contender(label, shown, transport, got, lists, paced, switch_interval, chun
     return Contender(label, shown, run, events, keep=keep, observe=observe)
 
 
-def thread_reference(settings: Any, kind: str) -> bool:
-    """Whether queue peer ``kind`` runs: SimpleQueue always, the others if --only picked
-    them (or nothing was picked)."""
+def queue_peer_picked(settings: Any, kind: str) -> bool:
+    """Whether queue peer ``kind`` runs: SimpleQueue, the reference, always; the others if
+    ``settings.peers`` (``--only``) has them."""
     return kind == SIMPLEQUEUE or kind in settings.peers
 
 

@@ -67,7 +67,7 @@ def compile_function(source: str, name: str, env: dict[str, Any],
     Each contender gets its own code object, so that CPython's in-place specialization of
     one contender's call sites never has to undo another's (see :func:`compile_loop`).
 
-    >>> f = compile_function("def f(a, b):\n    return a + b\n", "f", {"a": 1}, "doc")
+    >>> f = compile_function("def f(a, b): return a + b", "f", {"a": 1}, "doc")
     >>> f(b=2)
     3
     """

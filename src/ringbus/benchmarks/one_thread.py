@@ -16,7 +16,7 @@ from typing import Callable, Optional
 
 from ringbus import Bus, RingFull
 from ringbus.benchmarks.handoff import (
-    DEQUE, SIMPLEQUEUE, check_arrivals, make_recorder, thread_reference,
+    DEQUE, SIMPLEQUEUE, check_arrivals, make_recorder, queue_peer_picked,
 )
 from ringbus.benchmarks.measure import Case, CheckedRun, Contender, Failed, compile_function
 from ringbus.benchmarks.topology import Settings
@@ -112,7 +112,7 @@ def build(settings: Settings, progress: Optional[Callable[[str], None]] = None) 
         contenders.append(Contender(label, shown, _Run(loop, got, xs, lambda b=bus: b.pending),
                                     n, keep=(bus, h)))
     for kind, source in ((SIMPLEQUEUE, _SIMPLEQUEUE), (DEQUE, _DEQUE)):
-        if not thread_reference(settings, kind):
+        if not queue_peer_picked(settings, kind):
             continue
         h, got = make_recorder()
         if kind == SIMPLEQUEUE:

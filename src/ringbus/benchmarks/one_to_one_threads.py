@@ -16,7 +16,7 @@ from typing import Callable, Optional
 
 from ringbus.benchmarks.handoff import (
     DEQUE, JANUS, QUEUE_KINDS, SIMPLEQUEUE, payload_lists, queue_contender, ring_contender,
-    thread_reference,
+    queue_peer_picked,
 )
 from ringbus.benchmarks.measure import Case
 from ringbus.benchmarks.topology import Settings
@@ -41,7 +41,7 @@ def build(settings: Settings, progress: Optional[Callable[[str], None]] = None) 
                 ring_label(wait, many), f"ringbus {call}, wait={wait}", lists=lists,
                 wait=wait, many=many, capacity=settings.capacity, chunk=settings.chunk))
     for kind in (DEQUE, JANUS):
-        if thread_reference(settings, kind):
+        if queue_peer_picked(settings, kind):
             contenders.append(queue_contender(kind, kind, QUEUE_KINDS[kind], lists=lists))
     return Case(NAME, f"1 producer thread -> 1 consumer thread, "
                       f"{settings.thread_events:,} events", contenders,

@@ -240,9 +240,13 @@ def _table_rows(report: Report, kind: str) -> list[list[str]]:
 
 
 def _rounds(report: Report, kind: str) -> str:
+    """"5 rounds", or "5 rounds (one_thread_publish_drain: 15)" when cases differ."""
     s = report.settings
-    counts = sorted({c.rounds or s.rounds for c in _cases(report, kind)})
-    return "/".join(str(n) for n in counts)
+    cases = _cases(report, kind)
+    counts = [c.rounds or s.rounds for c in cases]
+    main = max(set(counts), key=counts.count)
+    others = [f"{c.name}: {n}" for c, n in zip(cases, counts) if n != main]
+    return f"{main} rounds" + (f" ({', '.join(others)})" if others else "")
 
 
 def _method(report: Report) -> list[str]:
@@ -271,10 +275,11 @@ def _table_method(report: Report, kind: str) -> list[str]:
     s = report.settings
     if kind == "emit":
         return _method(report)
-    rounds = f"over {_rounds(report, kind)} rounds (after {s.warmup} warm-up)"
+    rounds = (f"over {_rounds(report, kind)} after {s.warmup} warm-up "
+              f"round{'' if s.warmup == 1 else 's'}")
     if kind == "ring":
         return [
-            f"median {rounds} of ns per event, implementations interleaved per round; "
+            f"ns per event: median {rounds}, implementations interleaved per round; "
             f"M events/s = 1000 / (ns/event); vs SimpleQueue = SimpleQueue's ns/event over "
             f"the row's: its events/s in SimpleQueues (> 1 = faster)",
             "handler `h(x)` appends x to a list; every run checks that all events arrived "
@@ -296,7 +301,7 @@ def _table_method(report: Report, kind: str) -> list[str]:
             f"{sys.getswitchinterval() * 1e3:g} ms); the 'sys.setswitchinterval' rows shorten it",
         ]
     return [
-        f"median {rounds} of ns per row; M rows/s = 1000 / (ns/row); vs ringbus = ratio of "
+        f"ns per row: median {rounds}; M rows/s = 1000 / (ns/row); vs ringbus = ratio of "
         "medians (> 1 = slower)",
         "rows: 16-byte records [('px', 'f8'), ('qty', 'i8')], event types uniform at random "
         f"(seeded); the Python emit loop runs on the first {min(s.loop_rows, s.batch_rows):,} "

@@ -12,7 +12,7 @@ from typing import Callable, Optional
 
 from ringbus.benchmarks.handoff import (
     DEQUE, QUEUE_KINDS, SIMPLEQUEUE, payload_lists, queue_contender, ring_contender,
-    thread_reference,
+    queue_peer_picked,
 )
 from ringbus.benchmarks.measure import Case
 from ringbus.benchmarks.one_to_one_threads import ring_label
@@ -35,7 +35,7 @@ def build(settings: Settings, progress: Optional[Callable[[str], None]] = None) 
             ring_label(WAIT, many), f"ringbus {call}, producers=multi, wait={WAIT}",
             lists=lists, wait=WAIT, many=many, capacity=settings.capacity,
             chunk=settings.chunk))
-    if thread_reference(settings, DEQUE):
+    if queue_peer_picked(settings, DEQUE):
         contenders.append(queue_contender(DEQUE, DEQUE, QUEUE_KINDS[DEQUE], lists=lists))
     return Case(NAME, f"{PRODUCERS} producer threads -> 1 consumer thread, "
                       f"{per * PRODUCERS:,} events", contenders,
