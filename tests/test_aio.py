@@ -382,6 +382,30 @@ def test_thread_producers_into_the_loop_consumer_lose_nothing(loop_kind):
         assert [i for q, i in got if q == p] == list(range(per))      # FIFO per producer
 
 
+def test_publish_many_and_publish_batch_wake_the_loop_consumer(loop_kind):
+    np = pytest.importorskip("numpy")
+    bus = Bus()
+    T = bus.event_type("t")
+    got = []
+    bus.subscribe(T, got.append)
+
+    def produce():
+        bus.publish_many(T, range(100))
+        bus.publish_batch(np.full(3, T), np.arange(100, 103))
+
+    async def main():
+        consumer = asyncio.create_task(bus.run_async())
+        await asyncio.sleep(0.01)
+        th = threading.Thread(target=produce)
+        th.start()
+        await until(lambda: len(got) == 103)
+        th.join()
+        await stop(consumer)
+
+    run(main(), loop_kind)
+    assert [int(x) for x in got] == list(range(103))
+
+
 def test_an_idle_consumer_is_woken_once_not_per_event(loop_kind, monkeypatch):
     bus = Bus()
     T = bus.event_type("t")
@@ -900,27 +924,36 @@ def test_closing_the_loop_with_a_running_consumer_leaves_nothing_behind(loop_kin
 
 
 def test_no_cycle_keeps_a_bus_with_async_handlers_alive():
-    bus = Bus()
-    T = bus.event_type("t")
+    def used_bus():
+        bus = Bus()
+        T = bus.event_type("t")
 
-    async def h(x):
-        await asyncio.sleep(0)
+        async def h(x):
+            await asyncio.sleep(0)
 
-    bus.subscribe(T, h)
-    bus.subscribe(T, h, once=True)
+        bus.subscribe(T, h)
+        bus.subscribe(T, h, once=True)
+        bus.subscribe(T, h, concurrent=2)
+        Q = bus.event_type("q")
+        bus.subscribe(Q, lambda x: x + 1)
 
-    async def main():
-        consumer = asyncio.create_task(bus.run_async())
-        await bus.publish_async(T, 1)
-        await until(lambda: bus.pending == 0)
-        await stop(consumer)
+        async def main():
+            consumer = asyncio.create_task(bus.run_async())
+            await bus.publish_async(T, 1)
+            await until(lambda: bus.pending == 0)
+            assert await bus.request(Q, 2, timeout=5) == 3
+            seen = bus.expect(T, timeout=5)
+            bus.publish(T, 3)
+            assert await seen == 3
+            await stop(consumer)
 
-    run(main())
-    ref = weakref.ref(bus)
+        run(main())
+        return weakref.ref(bus)
+
     gc.disable()
     try:
-        del bus
-        assert ref() is None
+        ref = used_bus()
+        assert ref() is None            # freed as its last reference went: no cycle left
     finally:
         gc.enable()
 

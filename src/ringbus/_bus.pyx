@@ -283,9 +283,15 @@ cdef class Bus(DispatchTable):
         return _aio.request(self, event_type, payload, timeout)
 
     def expect(self, event_type, predicate=None, timeout=None):
-        """Coroutine: the first payload of ``event_type`` dispatched from now on for which
-        ``predicate(payload)`` is true (any payload without a predicate); TimeoutError after
-        ``timeout`` seconds."""
+        """``await bus.expect(T, predicate, timeout)``: the first payload of ``event_type``
+        dispatched from this call on for which ``predicate(payload)`` is true (any, without
+        a predicate).
+
+        Subscribes at once and returns a future (an ``asyncio.Future`` in a running loop,
+        else a ``concurrent.futures.Future``); it unsubscribes when the future is resolved,
+        times out (TimeoutError after ``timeout`` seconds) or is cancelled. An exception
+        from ``predicate`` resolves the future with it.
+        """
         return _aio.expect(self, event_type, predicate, timeout)
 
     def _handler_error(self, Py_ssize_t t, payload, subscription, exc):

@@ -286,6 +286,31 @@ static inline int64_t rb_record_wait_for(const rb_record_ring *rr, int64_t next,
                                  no_deadline);
 }
 
+#if !defined(RINGBUS_RELACY)
+/* Poll for `next` for up to `seconds` before a blocking wait parks: with wait="block" a
+ * consumer that parks costs every producer a mutex and a futex wake-up until it is running
+ * again, and a producer that was merely preempted is usually back within tens of
+ * microseconds. Returns the highest available sequence (below `next`: none yet, or the
+ * consumer's alert was raised). The same acquire reads as rb_record_available. */
+static inline int64_t rb_record_poll(const rb_record_ring *rr, int64_t next, double seconds)
+{
+    double until = -1;
+    int32_t i;
+    for (;;) {
+        for (i = 0; i < 64; i++) {
+            int64_t avail = rb_record_available(rr, next);
+            if (avail >= next || rb_load_acquire_i32(&rr->header->consumer.alert))
+                return avail;
+            rb_cpu_pause();
+        }
+        if (until < 0)
+            until = rb_monotonic() + seconds;
+        else if (rb_monotonic() >= until)
+            return next - 1;
+    }
+}
+#endif
+
 /* The last sequence of the contiguous run of storage that starts at `lo` and ends at most at
  * `hi`: a run stops where the storage wraps, and the rest begins at its start. */
 static inline int64_t rb_record_run_end(const rb_record_ring *rr, int64_t lo, int64_t hi)

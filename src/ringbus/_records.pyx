@@ -43,7 +43,7 @@ from ringbus._recordring cimport (
     rb_record_ring, rb_record_layout, rb_record_region_init, rb_record_region_destroy,
     rb_record_ring_attach, rb_record_write, rb_record_publish_range, rb_record_try_publish,
     rb_record_release, rb_record_available, rb_record_wait_for, rb_record_run_end,
-    rb_record_claim, rb_record_claim_wait, rb_record_wake, rb_record_slot,
+    rb_record_claim, rb_record_claim_wait, rb_record_wake, rb_record_slot, rb_record_poll,
 )
 from ringbus._ring cimport timeout_arg
 from ringbus.records cimport (
@@ -102,6 +102,9 @@ _ON_ERROR = ("log", "raise")
 # The largest ring: 2**30 slots, and at most 16 GiB of records.
 cdef int64_t MAX_CAPACITY = 1 << 30
 cdef int64_t MAX_BYTES = (<int64_t>1) << 34
+# wait="block": how long the consumer thread polls (seconds) before it parks. Long enough to
+# ride out a preempted producer; short enough that an idle ring costs little CPU.
+cdef double POLL_BEFORE_PARK = float(os.environ.get("RINGBUS_RECORD_POLL_US", "20")) * 1e-6
 
 cdef object _numpy = None
 
@@ -341,8 +344,14 @@ cdef class RecordRing:
         fit. A fresh array per call: two threads may publish at once, and a publish may wait
         for room without the GIL."""
         np = _numpy
-        if isinstance(record, (np.ndarray, np.void)) and record.dtype != self.dtype:
-            raise TypeError(f"record has dtype {record.dtype}, the ring's is {self.dtype}")
+        if isinstance(record, (np.ndarray, np.void)):
+            if record.dtype != self.dtype:
+                raise TypeError(f"record has dtype {record.dtype}, the ring's is {self.dtype}")
+        elif self.dtype.names is not None and not isinstance(record, tuple):
+            # numpy would broadcast a scalar into every field, or read a list as records.
+            raise TypeError(f"a record of {self.dtype} is a tuple of its "
+                            f"{len(self.dtype.names)} field values, a numpy void or a "
+                            f"1-record array, got {type(record).__name__}: {record!r}")
         try:
             arr = np.array(record, dtype=self.dtype)
         except (TypeError, ValueError) as exc:
@@ -363,7 +372,22 @@ cdef class RecordRing:
                                 f"{self.dtype} (convert with records.astype(ring.dtype) if "
                                 f"that is meant)")
             arr = records
+        elif isinstance(records, np.void):
+            raise TypeError("publish_many() takes an array or a sequence of records, got one "
+                            "record: use publish() for it")
         else:
+            if not isinstance(records, (list, tuple)):
+                try:
+                    records = list(records)
+                except TypeError:
+                    raise TypeError(f"records must be an array of {self.dtype} or a sequence "
+                                    f"of records, got {type(records).__name__}") from None
+            if (self.dtype.names is not None and records
+                    and not isinstance(records[0], (tuple, np.void))):
+                # numpy would broadcast a scalar into every field of a record.
+                raise TypeError(f"records of {self.dtype} are tuples of its "
+                                f"{len(self.dtype.names)} field values (or numpy voids), got "
+                                f"{type(records[0]).__name__}: {records[0]!r}")
             try:
                 arr = np.array(records, dtype=self.dtype)
             except (TypeError, ValueError) as exc:
@@ -606,7 +630,10 @@ cdef class RecordRing:
                 avail = rb_record_available(rr, next)
                 if avail < next:
                     with nogil:
-                        avail = rb_record_wait_for(rr, next, strategy, forever)
+                        if strategy == RB_WAIT_BLOCK:
+                            avail = rb_record_poll(rr, next, POLL_BEFORE_PARK)
+                        if avail < next:
+                            avail = rb_record_wait_for(rr, next, strategy, forever)
                 if avail >= next:
                     next = self._dispatch(next, avail) + 1
                     if rb_load_acquire_i32(&rr.header.consumer.alert) != RB_STOP_NOW:

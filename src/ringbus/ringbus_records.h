@@ -61,7 +61,9 @@ typedef struct ringbus_records_api {
     int64_t (*capacity)(const ringbus_record_ring *ring);
 } ringbus_records_api;
 
-/* Per including module, set once by ringbus_records_import (with the GIL). */
+/* Per translation unit, set once by ringbus_records_import (with the GIL): a C extension
+ * made of several .c files calls ringbus_records_import() (or ringbus_record_ring_of) in each
+ * file that publishes, before its nogil code runs. */
 static const ringbus_records_api *ringbus_records_api_table = NULL;
 
 /* Fetch the function table. With the GIL; 0, or -1 with an exception set. */

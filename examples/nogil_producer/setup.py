@@ -1,0 +1,16 @@
+"""Build the example against the installed ringbus: its C API header and .pxd ship in the
+wheel, and ringbus.get_include() says where they are.
+
+    pip install --no-build-isolation .        # with setuptools, Cython and ringbus installed
+"""
+import ringbus
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=cythonize(
+        [Extension("nogil_producer", ["nogil_producer.pyx"],
+                   include_dirs=[ringbus.get_include()])],
+        language_level=3,
+    ),
+)
