@@ -137,8 +137,9 @@ def test_a_run_that_loses_events_is_reported_not_timed(monkeypatch, capsys):
     lines = capsys.readouterr().out.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("case ")) + 2
     end = next(i for i, line in enumerate(lines) if line.startswith("targets:"))
-    rows = [line for line in lines[start:end] if line]      # the table: every row failed
-    assert len(rows) == 5 and all("FAILED: lost events" in line for line in rows)
+    # The table: every row that ran failed (janus may not be installed: its row says so).
+    rows = [line for line in lines[start:end] if line and "not installed" not in line]
+    assert len(rows) >= 4 and all("FAILED: lost events" in line for line in rows), rows
     # No figure: the ns/event cell of a failed row is "-", and no ratio follows it.
     assert all(re.search(r"\s-\s+(\S.*: n/a; )?FAILED", line) for line in rows), rows
     assert any(line.startswith("one_to_one_threads / ") and "lost events" in line
