@@ -23,6 +23,7 @@ the table says so instead of printing a figure.
 """
 from __future__ import annotations
 
+import abc
 import collections
 import importlib
 import queue
@@ -176,21 +177,23 @@ def check_arrivals(got: Sequence[int], lists: Sequence[Sequence[int]]) -> Option
 
 # -- transports -------------------------------------------------------------------------------
 
-class _Transport:
+class _Transport(abc.ABC):
     """One side of a handoff run: what producers call, and the consumer."""
 
     send = ""                           # key of _SEND, or "publish_many"
 
+    @abc.abstractmethod
     def producer_env(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The names the producers' compiled loop calls (the send function and its object)."""
 
+    @abc.abstractmethod
     def start(self) -> None:
-        raise NotImplementedError
+        """Start the consumer, ready for the producers."""
 
+    @abc.abstractmethod
     def finish(self, deadline: float) -> bool:
         """Wait (until ``deadline``, time.monotonic) for the consumer to handle everything
         published; False if it did not."""
-        raise NotImplementedError
 
     def abort(self, producers: Sequence[threading.Thread]) -> None:
         """After a run that did not finish: unblock and stop what can be stopped."""

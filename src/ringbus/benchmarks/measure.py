@@ -11,6 +11,7 @@ A loop that finds its run wrong (events lost, a thread that did not finish in ti
 """
 from __future__ import annotations
 
+import abc
 import contextlib
 import functools
 import gc
@@ -38,7 +39,7 @@ class Failed(Exception):
     """
 
 
-class CheckedRun:
+class CheckedRun(abc.ABC):
     """A timed loop whose run and check are separate steps.
 
     ``run()`` does the work and returns the nanoseconds it timed; ``check()`` then raises
@@ -47,11 +48,13 @@ class CheckedRun:
     which times the whole call, times ``run`` alone and checks between rounds.
     """
 
+    @abc.abstractmethod
     def run(self) -> int:
-        raise NotImplementedError
+        """Do the timed work once; return the nanoseconds it took."""
 
+    @abc.abstractmethod
     def check(self) -> None:
-        raise NotImplementedError
+        """Raise Failed if the last run lost or reordered events; reset for the next."""
 
     def __call__(self) -> int:
         elapsed = self.run()

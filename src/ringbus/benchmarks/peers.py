@@ -11,6 +11,7 @@ the run goes on without it.
 """
 from __future__ import annotations
 
+import abc
 import importlib
 import importlib.metadata
 import time
@@ -122,7 +123,7 @@ def version_of(dist: str) -> Optional[str]:
         return None
 
 
-class Peer:
+class Peer(abc.ABC):
     """A library in the comparison: how to import it and how to wire types to handlers."""
 
     name = ""                               # for --only
@@ -143,9 +144,9 @@ class Peer:
         """The version string shown in the report header."""
         return version_of(self.dist) if self.dist else None
 
+    @abc.abstractmethod
     def wire(self, handlers: Sequence[Sequence[Handler]], budget: SetupBudget) -> list[Wiring]:
         """Register ``len(handlers)`` event types, type i with ``handlers[i]``."""
-        raise NotImplementedError
 
     def verify(self) -> None:
         """Check, with recording handlers, that the wiring delivers each event to exactly the
