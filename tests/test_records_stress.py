@@ -12,7 +12,6 @@ x86 is too strong for a stress test to prove memory orders right: the C-only cas
 (test_record_ring_without_the_gil) are what a TSAN build checks, and tests/relacy models the
 algorithms themselves.
 """
-import os
 import threading
 import time
 
@@ -26,14 +25,11 @@ except ImportError:        # pragma: no cover
 from ringbus import RecordRing
 from ringbus._records import _publish_nogil, _stress_nogil
 
-SCALE = float(os.environ.get("RINGBUS_STRESS_SCALE", "1"))
-SHIFT = 32
+from stress import SCALE, SHIFT, scaled
+
 TIMEOUT = 120 * max(1.0, 1 / SCALE if SCALE < 1 else 1.0)
 REC = np.dtype([("seq", "<i8"), ("value", "<f8")])
 
-
-def n_records(n):
-    return max(1000, int(n * SCALE))
 
 
 class SequenceChecker:
@@ -124,7 +120,7 @@ def nogil_producers(ring, producers, per_producer, first_pid=0, batch=0, use_try
 ])
 def test_python_producer_threads_into_the_consumer_thread(capacity, wait, producers,
                                                           per_producer, batch):
-    per_producer = n_records(per_producer)
+    per_producer = scaled(per_producer)
     ring = RecordRing(REC, capacity, wait=wait)
     checker = SequenceChecker(producers)
     ring.subscribe(checker)
@@ -147,7 +143,7 @@ def test_python_producer_threads_into_the_consumer_thread(capacity, wait, produc
 ])
 def test_nogil_c_api_producers_into_the_consumer_thread(capacity, wait, producers, mode,
                                                         per_producer):
-    per_producer = n_records(per_producer)
+    per_producer = scaled(per_producer)
     ring = RecordRing(REC, capacity, wait=wait)
     checker = SequenceChecker(producers)
     ring.subscribe(checker)
@@ -164,7 +160,7 @@ def test_nogil_c_api_producers_into_the_consumer_thread(capacity, wait, producer
 
 
 def test_single_producer_nogil_into_the_consumer_thread():
-    per_producer = n_records(1_000_000)
+    per_producer = scaled(1_000_000)
     ring = RecordRing(REC, 512, producers="single")
     checker = SequenceChecker(1)
     ring.subscribe(checker)
@@ -176,7 +172,7 @@ def test_single_producer_nogil_into_the_consumer_thread():
 
 
 def test_nogil_and_python_producers_together():
-    per_producer = n_records(100_000)
+    per_producer = scaled(100_000)
     ring = RecordRing(REC, 128)
     checker = SequenceChecker(4)
     ring.subscribe(checker)
@@ -191,7 +187,7 @@ def test_nogil_and_python_producers_together():
 
 
 def test_this_thread_drains_while_nogil_producers_publish():
-    per_producer = n_records(200_000)
+    per_producer = scaled(200_000)
     ring = RecordRing(REC, 256)
     checker = SequenceChecker(3)
     ring.subscribe(checker)
@@ -209,7 +205,7 @@ def test_this_thread_drains_while_nogil_producers_publish():
 def test_stop_with_drain_while_nogil_producers_run():
     """stop(drain=True) mid-stream: everything claimed before it is dispatched, the rest
     stays queued and a later drain delivers it, each record once."""
-    per_producer = n_records(200_000)
+    per_producer = scaled(200_000)
     ring = RecordRing(REC, 1024)
     checker = SequenceChecker(2)
     ring.subscribe(checker)
@@ -241,7 +237,7 @@ def test_stop_with_drain_while_nogil_producers_run():
     (2, "multi", 64, "block", -1, 50_000),
 ])
 def test_record_ring_without_the_gil(producers, mode, capacity, wait, batch, per_producer):
-    errors, seconds = _stress_nogil(producers, n_records(per_producer), capacity, mode, wait,
+    errors, seconds = _stress_nogil(producers, scaled(per_producer), capacity, mode, wait,
                                     batch)
     assert errors == 0
 
@@ -249,5 +245,5 @@ def test_record_ring_without_the_gil(producers, mode, capacity, wait, batch, per
 @pytest.mark.parametrize("run", range(10))
 def test_ten_runs(run):
     """The issue's bar: no loss, duplicate or reorder across 10 runs."""
-    errors, _ = _stress_nogil(3, n_records(30_000), 16, "multi", "block", run % 3 * 4)
+    errors, _ = _stress_nogil(3, scaled(30_000), 16, "multi", "block", run % 3 * 4)
     assert errors == 0

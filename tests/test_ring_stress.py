@@ -9,7 +9,6 @@ sanitizer builds.
 A stress test on x86 cannot prove the memory orders right (x86 is too strong); TSAN
 (.ci/sanitize) and the Relacy models (tests/relacy) cover that.
 """
-import os
 import threading
 import time
 
@@ -18,13 +17,10 @@ import pytest
 import ringbus
 from ringbus._ring import RingBuffer
 
-SCALE = float(os.environ.get("RINGBUS_STRESS_SCALE", "1"))
-SHIFT = 32
+from stress import SCALE, SHIFT, scaled
+
 TIMEOUT = 120 * max(1.0, SCALE)
 
-
-def n_events(n):
-    return max(1000, int(n * SCALE))
 
 
 class SequenceChecker:
@@ -82,7 +78,7 @@ def run_producers(ring, t, producers, per_producer, batch=0):
     (128, "sleep", 2, 50_000),
 ])
 def test_multi_producer_into_one_consumer_thread(capacity, wait, producers, per_producer):
-    per_producer = n_events(per_producer)
+    per_producer = scaled(per_producer)
     bus = ringbus.Bus()
     t = bus.event_type("seq")
     checker = SequenceChecker(producers)
@@ -100,7 +96,7 @@ def test_multi_producer_into_one_consumer_thread(capacity, wait, producers, per_
 
 
 def test_single_producer_thread_into_consumer_thread():
-    per_producer = n_events(500_000)
+    per_producer = scaled(500_000)
     bus = ringbus.Bus()
     t = bus.event_type("seq")
     checker = SequenceChecker(1)
@@ -115,7 +111,7 @@ def test_single_producer_thread_into_consumer_thread():
 
 
 def test_publish_many_from_several_threads():
-    producers, per_producer = 3, n_events(200_000)
+    producers, per_producer = 3, scaled(200_000)
     bus = ringbus.Bus()
     t = bus.event_type("seq")
     checker = SequenceChecker(producers)
@@ -131,7 +127,7 @@ def test_publish_many_from_several_threads():
 
 
 def test_producers_threads_while_this_thread_drains():
-    producers, per_producer = 3, n_events(100_000)
+    producers, per_producer = 3, scaled(100_000)
     bus = ringbus.Bus()
     t = bus.event_type("seq")
     checker = SequenceChecker(producers)
@@ -149,7 +145,7 @@ def test_producers_threads_while_this_thread_drains():
 @pytest.mark.parametrize("wait", ["block", "yield"])
 def test_diamond_pipeline(wait):
     """journal and replicate in parallel, then the bus's subscribers after both."""
-    producers, per_producer = 2, n_events(150_000)
+    producers, per_producer = 2, scaled(150_000)
     bus = ringbus.Bus()
     t = bus.event_type("seq")
     journal, replicate, logic = (SequenceChecker(producers) for _ in range(3))
@@ -192,6 +188,6 @@ def test_ring_functions_without_the_gil(producers, multi, capacity, wait, diamon
     """C threads, no GIL: the case where only the atomics order the slots (TSAN's target)."""
     from ringbus._ring import _stress_nogil
 
-    errors, seconds = _stress_nogil(producers, n_events(per_producer), capacity, multi, wait,
+    errors, seconds = _stress_nogil(producers, scaled(per_producer), capacity, multi, wait,
                                     diamond)
     assert errors == 0
