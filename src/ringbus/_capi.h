@@ -1,21 +1,9 @@
-/* Small C helpers for the compiled core: CPython API differences across versions and the
- * per-thread emit depth. Kept in C so the .pyx files read the same on every version. */
+/* Small C helpers for the compiled core: CPython API differences across versions, kept in
+ * C so the .pyx files read the same on every version. */
 #ifndef RINGBUS_CAPI_H
 #define RINGBUS_CAPI_H
 
 #include <Python.h>
-
-/* Nesting depth of emit() on this thread. A C thread-local, not a Python one: reading it
- * costs a TLS load, where threading.local would cost a dict look-up per event. It counts
- * across buses, which is what bounds the C stack. initial-exec: the default model for a
- * dlopen'ed module calls __tls_get_addr on every access (seen in perf); one int fits the
- * static TLS surplus glibc keeps for modules. */
-#if defined(__GNUC__)
-#define RINGBUS_TLS_MODEL __attribute__((tls_model("initial-exec")))
-#else
-#define RINGBUS_TLS_MODEL
-#endif
-static _Thread_local int ringbus_emit_depth RINGBUS_TLS_MODEL = 0;
 
 /* Strong reference to a weakref's referent, or NULL (no exception set) when it is dead.
  * PyWeakref_GetObject returns a borrowed reference that another thread may drop, so 3.13+

@@ -2,7 +2,6 @@
 from cpython.object cimport PyObject
 
 cdef extern from "_capi.h":
-    int ringbus_emit_depth
     PyObject *ringbus_weakref_get(PyObject *ref) noexcept
     object ringbus_take_exception()
     Py_ssize_t ringbus_index_or_neg(object obj) noexcept

@@ -13,6 +13,9 @@ from libc.string cimport memcpy, memset
 cdef extern from "<stdlib.h>" nogil:
     void *aligned_alloc(size_t alignment, size_t size)
 
+cdef extern from "_emit_depth.h":
+    int ringbus_emit_depth
+
 cdef extern from "<sys/mman.h>" nogil:
     int madvise(void *addr, size_t length, int advice)
     int MADV_HUGEPAGE
@@ -35,7 +38,7 @@ cdef TableSlot *_alloc_slots(Py_ssize_t count) noexcept:
     return <TableSlot *>p
 
 from ringbus._capi cimport (
-    ringbus_emit_depth, ringbus_weakref_get, ringbus_take_exception, ringbus_index_or_neg,
+    ringbus_weakref_get, ringbus_take_exception, ringbus_index_or_neg,
     PY_VECTORCALL_ARGUMENTS_OFFSET, PyObject_Vectorcall,
 )
 
@@ -344,8 +347,7 @@ cdef class DispatchTable:
 def emit_depth():
     """How deeply dispatches nest on this thread now: 0 outside any handler, 1 in a handler
     called by a drain or an outermost emit. Not API: ringbus.aio tells by it whether the loop
-    consumer itself called an async handler. (The counter is per compiled module: this is
-    the one dispatch() uses.)"""
+    consumer itself called an async handler. (The counter lives in this module only.)"""
     return ringbus_emit_depth
 
 
