@@ -884,17 +884,30 @@ class _Timers:
         self._heap = []
         self._seq = itertools.count()
         self._thread = None
+        self._cancelled = 0         # cancelled entries still in the heap
 
     def call_later(self, delay, fn, *args):
-        entry = _TimerEntry()
+        entry = _TimerEntry(self, fn, args)
         with self._cv:
-            heapq.heappush(self._heap, (_monotonic() + delay, next(self._seq), entry, fn, args))
+            heapq.heappush(self._heap, (_monotonic() + delay, next(self._seq), entry))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="ringbus-timers",
                                                 daemon=True)
                 self._thread.start()
             self._cv.notify()
         return entry
+
+    def _forget(self):
+        # A cancelled entry holds nothing of its request any more, but is still a heap row:
+        # rebuild the heap once they are most of it, so that many long timeouts of requests
+        # answered early do not pile up rows until they would have expired.
+        with self._cv:
+            self._cancelled += 1
+            heap = self._heap
+            if self._cancelled > 64 and self._cancelled * 2 > len(heap):
+                heap[:] = [row for row in heap if not row[2].cancelled]
+                heapq.heapify(heap)
+                self._cancelled = 0
 
     def _run(self):
         # No locals survive an iteration: the thread, a daemon, may be stopped mid-wait at
@@ -910,13 +923,16 @@ class _Timers:
                     continue
                 left = self._heap[0][0] - _monotonic()
                 if left <= 0:
-                    return heapq.heappop(self._heap)
+                    row = heapq.heappop(self._heap)
+                    if row[2].cancelled and self._cancelled:
+                        self._cancelled -= 1
+                    return row[2]
                 self._cv.wait(left)
 
     @staticmethod
-    def _fire(item):
-        _, _, entry, fn, args = item
-        if not entry.cancelled:
+    def _fire(entry):
+        fn, args = entry.take()
+        if fn is not None:
             try:
                 fn(*args)
             except Exception:
@@ -924,13 +940,31 @@ class _Timers:
 
 
 class _TimerEntry:
-    __slots__ = ("cancelled",)
+    """A timeout on the timer thread. It holds the callback (and so the request, its
+    payload, an expect's predicate) only until it fires or is cancelled: a request answered
+    early frees what it holds now, not when its timeout would have expired."""
 
-    def __init__(self):
+    __slots__ = ("cancelled", "_timers", "_fn", "_args")
+
+    def __init__(self, timers, fn, args):
         self.cancelled = False
+        self._timers = timers
+        self._fn = fn
+        self._args = args
+
+    def take(self):
+        # Under the GIL the swap is atomic: of a racing fire and cancel, one gets the callback.
+        fn, self._fn = self._fn, None
+        args, self._args = self._args, ()
+        return fn, args
 
     def cancel(self):
+        if self.cancelled:
+            return
         self.cancelled = True
+        fn, _ = self.take()
+        if fn is not None:
+            self._timers._forget()
 
 _monotonic = time.monotonic
 
@@ -956,12 +990,16 @@ def expect(bus, event_type, predicate=None, timeout=None):
     holder = {}
 
     def resolve(value, exc):
+        nonlocal predicate
         if next(claim):
             return
-        holder["sub"].unsubscribe()
+        holder.pop("sub").unsubscribe()
         timer = holder.pop("timer", None)
         if timer is not None:
             timer.cancel()
+        # The future keeps its done callback (and so this closure) as long as the caller
+        # keeps the future: drop the predicate now, not with the future.
+        predicate = None
         if loop is not None:
             _settle(loop, fut, value, exc)
         else:
@@ -974,8 +1012,9 @@ def expect(bus, event_type, predicate=None, timeout=None):
                 pass
 
     def on_event(payload):
+        check = predicate           # None once resolved: resolve() below is then a no-op
         try:
-            if predicate is not None and not predicate(payload):
+            if check is not None and not check(payload):
                 return
         except Exception as exc:
             resolve(None, exc)      # the caller awaiting it gets the predicate's error
