@@ -14,4 +14,5 @@ cdef class Bus(DispatchTable):
     cdef public object _aio_ready
     cdef object __weakref__
 
+    cdef inline int _need(self) except -1
     cdef inline Py_ssize_t _checked(self, object event_type) except -1

@@ -13,6 +13,11 @@ from ringbus.registry import Registry
 
 
 
+cdef int _not_initialised() except -1:
+    raise RuntimeError("Bus was not initialised: a Bus subclass's __init__ must call "
+                       "super().__init__(...)")
+
+
 cdef class Bus(DispatchTable):
     """An in-process event bus.
 
@@ -42,6 +47,14 @@ cdef class Bus(DispatchTable):
         self._batch_type = -1
         self._registry = Registry(self, on_error=on_error, max_depth=max_depth)
 
+    cdef inline int _need(self) except -1:
+        # Every Python-visible method but emit() starts here (emit() gets the same check on
+        # its slow path, in _checked): a subclass whose __init__ skipped Bus.__init__ has no
+        # ring and no registry, and a C call into the missing ring would crash.
+        if self._registry is None:
+            _not_initialised()
+        return 0
+
     cdef inline Py_ssize_t _checked(self, object event_type) except -1:
         # The common case in two C comparisons; check_id() owns the error messages.
         cdef Py_ssize_t t
@@ -49,6 +62,8 @@ cdef class Bus(DispatchTable):
             t = ringbus_index_or_neg(event_type)
             if <size_t>t < <size_t>self._size:
                 return t
+        if self._registry is None:     # an uninitialised Bus has no ids: always lands here
+            _not_initialised()
         return self.check_id(event_type)
 
     # Defined here, not on DispatchTable: CPython's specialised call of a method
@@ -75,6 +90,7 @@ cdef class Bus(DispatchTable):
         It takes its place in the same ordering graph as per-event subscribers. ``emit``
         and ``publish`` of single events do not call it.
         """
+        self._need()
         return self._registry.subscribe(event_type, handler, priority=priority, after=after,
                                         before=before, name=name, weak=weak, batch=True)
 
@@ -87,6 +103,7 @@ cdef class Bus(DispatchTable):
         as one array, per-event subscribers get each row (the array's scalar or record), in
         the type's handler order. Bad input raises before any handler runs.
         """
+        self._need()
         ids, rows = _batch.prepare(self, types, rows)
         return _batch.route(self, ids, rows)
 
@@ -94,6 +111,7 @@ cdef class Bus(DispatchTable):
         """Queue a batch (checked and copied now) as one ring event; the consumer dispatches
         it like :meth:`emit_batch`, in order with this producer's other events. Returns
         True if queued (False if dropped under ``overflow="drop"``)."""
+        self._need()
         batch = _batch.prepare(self, types, rows, True)
         if self._batch_type < 0:
             self._batch_type = self._registry.batch_event_type(self)
@@ -109,17 +127,20 @@ cdef class Bus(DispatchTable):
         "drop" drops this event and counts it in ``stats()["dropped"]``. A handler that
         publishes into the full ring it is draining gets RingFull (waiting would deadlock).
         """
+        self._need()
         return self._ring.publish_c(self._checked(event_type), payload,
                                     timeout_arg(timeout)) == 1
 
     def try_publish(self, event_type, payload=None):
         """Queue an event only if there is room now; returns False when full (never blocks,
         counts nothing as dropped)."""
+        self._need()
         return self._ring.try_publish_c(self._checked(event_type), payload) == 1
 
     def publish_many(self, event_type, payloads, timeout=None):
         """Queue one event of ``event_type`` per payload, claiming runs of slots at once;
         returns how many were queued. The overflow policy applies as for :meth:`publish`."""
+        self._need()
         return self._ring.publish_many_c(self._checked(event_type), payloads,
                                          timeout_arg(timeout))
 
@@ -130,22 +151,26 @@ cdef class Bus(DispatchTable):
         ``max_events`` were dispatched. A BaseException from a handler stops at an event
         boundary; the events after it stay queued and a later drain delivers them once.
         """
+        self._need()
         return self._ring.drain(self, max_events)
 
     def start(self):
         """Start the consumer thread(s): they wait for events with the GIL released (the
         ``wait`` strategy) and take the GIL once per batch."""
+        self._need()
         self._ring.start_c(self)
 
     def stop(self, drain=True, timeout=None):
         """Stop the consumer thread(s). ``drain=True`` first dispatches everything published
         before the call; ``drain=False`` stops at the next event boundary (the rest stays
         queued). Re-raises what ended a consumer thread, if anything did."""
+        self._need()
         self._ring.stop(drain, timeout)
 
     @contextmanager
     def running(self):
         """``with bus.running(): ...`` — start() on entry, stop(drain=True) on exit."""
+        self._need()
         self._ring.start_c(self)
         try:
             yield self
@@ -155,11 +180,13 @@ cdef class Bus(DispatchTable):
     @property
     def pending(self):
         """Events published and not yet dispatched."""
+        self._need()
         return self._ring.pending
 
     @property
     def ring(self):
         """The bus's RingBuffer (capacity, policies, stages, counters)."""
+        self._need()
         return self._ring
 
     def stage(self, name, handler, *, after=(), before=(), batch=False, on_error="log"):
@@ -168,6 +195,7 @@ cdef class Bus(DispatchTable):
         ``"dispatch"`` is the stage that runs the bus's handlers). The producer is gated by
         the last stages only. ``handler(event_type, payload)``, or with ``batch=True``
         ``handler(list_of_(event_type, payload))`` once per batch."""
+        self._need()
         return self._ring.stage(name, handler, after=after, before=before, batch=batch,
                                 on_error=on_error)
 
@@ -177,15 +205,18 @@ cdef class Bus(DispatchTable):
         The same name always gives the same id. An int is accepted as an id (and
         registered, unnamed, if it was not yet).
         """
+        self._need()
         return self._registry.event_type(name_or_id)
 
     def event_name(self, event_type):
         """The name of ``event_type`` (None for an id registered as a bare int)."""
+        self._need()
         return self._registry.event_name(event_type)
 
     @property
     def event_types(self):
         """The named event types as a dict name -> id (a copy)."""
+        self._need()
         return self._registry.event_types
 
     def subscribe(self, event_type, handler, *, priority=0, after=(), before=(), name=None,
@@ -203,6 +234,7 @@ cdef class Bus(DispatchTable):
         (:meth:`run_async`), or with ``concurrent=True`` (or a number, the most in flight)
         run as tasks; see ``ringbus.aio``.
         """
+        self._need()
         return self._registry.subscribe(event_type, handler, priority=priority, after=after,
                                         before=before, name=name, weak=weak, once=once,
                                         concurrent=concurrent)
@@ -214,16 +246,19 @@ cdef class Bus(DispatchTable):
         >>> @bus.on(TICK, priority=5)
         ... def on_tick(payload): ...
         """
+        self._need()
         return self._registry.on(event_type, priority=priority, after=after, before=before,
                                  name=name, weak=weak, once=once, concurrent=concurrent)
 
     def subscriptions(self, event_type):
         """The live subscriptions of ``event_type``, in dispatch order."""
+        self._need()
         return self._registry.subscriptions(event_type)
 
     def stats(self):
         """Counters as a dict: emitted, handler_calls, handler_errors, subscriptions,
         event_types, and from the ring: published, dispatched, dropped, pending."""
+        self._need()
         counters = self._registry.stats()
         ring = self._ring.stats()
         for key in ("published", "dispatched", "dropped", "pending"):
@@ -231,6 +266,8 @@ cdef class Bus(DispatchTable):
         return counters
 
     def __repr__(self):
+        if self._registry is None:
+            return f"<{type(self).__module__}.{type(self).__qualname__} (not initialised)>"
         s = self.stats()
         return (f"<ringbus.Bus event_types={s['event_types']} "
                 f"subscriptions={s['subscriptions']} emitted={s['emitted']}>")
@@ -247,15 +284,18 @@ cdef class Bus(DispatchTable):
         yield to the loop after each. Async handlers are awaited in order here. Cancelling
         the task stops it at an event boundary: the events not yet dispatched stay queued.
         """
+        self._need()
         return _aio.run_async(self, batch)
 
     def attach(self, loop=None, *, batch=1024):
         """Start :meth:`run_async` as a task on ``loop`` (default: the running loop) and
         return it (a ``concurrent.futures.Future`` when called from another thread)."""
+        self._need()
         return _aio.attach(self, loop, batch)
 
     def detach(self):
         """Cancel the loop consumer, if one runs; events not dispatched stay queued."""
+        self._need()
         _aio.detach(self)
 
     def publish_async(self, event_type, payload=None, timeout=None):
@@ -265,6 +305,7 @@ cdef class Bus(DispatchTable):
         blocking the loop's thread (at most ``timeout`` seconds, then RingFull). With room,
         the awaitable is a finished future: nothing suspends, nothing is allocated.
         """
+        self._need()
         cdef Py_ssize_t t = self._checked(event_type)
         if self._aio_ready is not None and self._ring.try_publish_c(t, payload) == 1:
             return self._aio_ready
@@ -280,6 +321,7 @@ cdef class Bus(DispatchTable):
         or ``timeout`` seconds without a reply (TimeoutError), resolves it with that
         exception; NoHandlerError at once when nothing handles ``event_type``.
         """
+        self._need()
         return _aio.request(self, event_type, payload, timeout)
 
     def expect(self, event_type, predicate=None, timeout=None):
@@ -292,6 +334,7 @@ cdef class Bus(DispatchTable):
         times out (TimeoutError after ``timeout`` seconds) or is cancelled. An exception
         from ``predicate`` resolves the future with it.
         """
+        self._need()
         return _aio.expect(self, event_type, predicate, timeout)
 
     def _handler_error(self, Py_ssize_t t, payload, subscription, exc):

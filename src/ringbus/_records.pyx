@@ -190,6 +190,7 @@ cdef rb_record_ring *_capi_ring_of(object obj) except NULL:
     """The C API's ring_of: a RecordRing's handle (called with the GIL)."""
     if not isinstance(obj, RecordRing):
         raise TypeError(f"expected a ringbus.RecordRing, got {type(obj).__name__}")
+    (<RecordRing>obj)._ready()
     return (<RecordRing>obj)._rr
 
 
@@ -332,6 +333,15 @@ cdef class RecordRing:
             raise RuntimeError("record ring layout check failed")   # cannot happen
         self._records = np.frombuffer(region, dtype=dt)
 
+    cdef int _ready(self) except -1:
+        """Raise unless __init__ ran to its end. Every Python-visible entry point (and the C
+        API's ring_of) calls it first, once per call, never per record: a ring made by
+        ``RecordRing.__new__`` has no region behind it, and a C read would crash."""
+        if self._records is None:   # set last in __init__, after every allocation
+            raise RuntimeError("RecordRing was not initialised: call "
+                               "RecordRing(dtype, capacity, ...)")
+        return 0
+
     def __dealloc__(self):
         # No consumer thread can run here (it holds a reference to the ring). Producers
         # holding the C handle must have kept a reference too (ringbus_records.h).
@@ -457,6 +467,7 @@ cdef class RecordRing:
         overflow policy applies, unless ``timeout`` (seconds) is given: then wait at most that
         long for room, whatever the policy, then raise :class:`RingFull`.
         """
+        self._ready()
         cdef double t = timeout_arg(timeout)
         cdef Py_buffer buf
         PyObject_GetBuffer(self._record_in(record), &buf, PyBUF_SIMPLE)
@@ -468,6 +479,7 @@ cdef class RecordRing:
     def try_publish(self, record):
         """Copy one record into the ring if there is room now; never blocks, never counts a
         drop. Returns whether it was published."""
+        self._ready()
         cdef Py_buffer buf
         cdef int rc
         PyObject_GetBuffer(self._record_in(record), &buf, PyBUF_SIMPLE)
@@ -483,6 +495,7 @@ cdef class RecordRing:
         ``dropped``). :class:`RingFull` (with ``published`` set to how many went in first)
         as for :meth:`publish`.
         """
+        self._ready()
         cdef double t = timeout_arg(timeout)
         arr = self._records_in(records)
         cdef Py_ssize_t n = arr.shape[0]
@@ -504,6 +517,7 @@ cdef class RecordRing:
         around the end of the storage comes as two calls. The view is valid during the call
         only (``view.copy()`` keeps it). Handlers run in subscription order; a change takes
         effect from the next batch. Returns ``handler`` (usable as a decorator)."""
+        self._ready()
         if not callable(handler):
             raise TypeError(f"handler must be callable, got {handler!r}")
         self._handlers = self._handlers + (handler,)
@@ -511,6 +525,7 @@ cdef class RecordRing:
 
     def unsubscribe(self, handler):
         """Remove the first subscription of ``handler``; returns whether there was one."""
+        self._ready()
         cdef list hs = list(self._handlers)
         for i, h in enumerate(hs):
             if h is handler or h == handler:
@@ -522,6 +537,7 @@ cdef class RecordRing:
     @property
     def handlers(self):
         """The subscribed handlers, in call order."""
+        self._ready()
         return self._handlers
 
     cdef int _failed(self, object handler, object view, object exc) except -1:
@@ -583,6 +599,7 @@ cdef class RecordRing:
         Goes on until the ring is empty (records published meanwhile included) or
         ``max_records`` were dispatched. Not while the consumer thread runs.
         """
+        self._ready()
         cdef int64_t limit = -1, total = 0, next, avail
         cdef rb_consuming node
         if max_records is not None:
@@ -652,6 +669,7 @@ cdef class RecordRing:
         return 0
 
     def _thread_main(self):
+        self._ready()
         try:
             self._run()
         except BaseException as exc:
@@ -662,6 +680,7 @@ cdef class RecordRing:
     def start(self):
         """Start the consumer thread: it waits for records without the GIL (the ``wait``
         strategy) and takes the GIL once per batch to call the handlers."""
+        self._ready()
         if self._started:
             raise RuntimeError("the ring's consumer thread is already started")
         if self._draining:
@@ -682,6 +701,7 @@ cdef class RecordRing:
         stays queued. Re-raises the exception that ended the thread, if any. TimeoutError
         if the thread is not done within ``timeout`` seconds.
         """
+        self._ready()
         cdef double t = timeout_arg(timeout)
         if not self._started:
             return
@@ -706,6 +726,7 @@ cdef class RecordRing:
     @contextmanager
     def running(self):
         """``with ring.running(): ...`` starts the consumer thread and stops it (drain=True)."""
+        self._ready()
         self.start()
         try:
             yield self
@@ -715,6 +736,7 @@ cdef class RecordRing:
     @property
     def started(self):
         """Whether the consumer thread is started."""
+        self._ready()
         return self._started
 
     # -- counters --------------------------------------------------------------------------
@@ -727,25 +749,30 @@ cdef class RecordRing:
     @property
     def published(self):
         """Records published (claimed, with several producers) since the ring was made."""
+        self._ready()
         return self._published()
 
     @property
     def dispatched(self):
         """Records the consumer has handed to its handlers and released."""
+        self._ready()
         return rb_sequence_get(&self._rr.header.consumer.sequence) + 1
 
     @property
     def dropped(self):
         """Records refused by ``overflow="drop"``."""
+        self._ready()
         return rb_load_relaxed_i64(&self._rr.header.dropped.value)
 
     @property
     def pending(self):
         """Records published and not yet dispatched."""
+        self._ready()
         return self._published() - (rb_sequence_get(&self._rr.header.consumer.sequence) + 1)
 
     def stats(self):
         """Counters as a dict: published, dispatched, dropped, pending, batches, errors."""
+        self._ready()
         dispatched = self.dispatched
         published = self._published()
         return {
@@ -758,9 +785,12 @@ cdef class RecordRing:
         }
 
     def __len__(self):
+        self._ready()
         return self.pending
 
     def __repr__(self):
+        if self._records is None:
+            return "<ringbus RecordRing (not initialised)>"
         return (f"<ringbus RecordRing dtype={self.dtype} capacity={self.capacity} "
                 f"producers={self.producers!r} overflow={self.overflow!r} wait={self.wait!r} "
                 f"pending={self.pending}>")

@@ -109,3 +109,4 @@ cdef class RingBuffer:
                              int64_t hi) except -1
     cdef int _run_stage(self, Stage st) except -1
     cdef int64_t _pending(self) noexcept
+    cdef int _ready(self) except -1

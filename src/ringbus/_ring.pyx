@@ -281,6 +281,15 @@ cdef class RingBuffer:
         self._stages.append(self._main)
         self._link()
 
+    cdef int _ready(self) except -1:
+        """Raise unless __init__ ran to its end. Every Python-visible entry point calls it
+        first (one predictable branch per call, never per event): a ring made by
+        ``RingBuffer.__new__`` has no memory behind it, and a C read would crash."""
+        if self._main is None:      # set last in __init__, after every allocation
+            raise RuntimeError("RingBuffer was not initialised: call "
+                               "RingBuffer(capacity, producers=..., overflow=..., wait=...)")
+        return 0
+
     def __dealloc__(self):
         cdef int64_t i, t
         cdef void *p
@@ -371,6 +380,7 @@ cdef class RingBuffer:
 
         Stages are added while the ring is stopped and empty.
         """
+        self._ready()
         cdef Stage st, a, b
         if not isinstance(name, str) or not name:
             raise ValueError(f"name must be a non-empty str, got {name!r}")
@@ -426,6 +436,7 @@ cdef class RingBuffer:
     @property
     def stages(self):
         """The stages by name, ``"dispatch"`` first."""
+        self._ready()
         return {st.name: st for st in self._stages}
 
     # -- producers -------------------------------------------------------------------------
@@ -564,15 +575,18 @@ cdef class RingBuffer:
         Full ring: the overflow policy applies, unless ``timeout`` (seconds) is given: then
         wait at most that long for room, whatever the policy, and raise :class:`RingFull`.
         """
+        self._ready()
         return self.publish_c(_event_type_arg(event_type), payload, timeout_arg(timeout)) == 1
 
     def try_publish(self, event_type, payload=None):
         """Enqueue an event if there is room now; never blocks, never counts a drop."""
+        self._ready()
         return self.try_publish_c(_event_type_arg(event_type), payload) == 1
 
     def publish_many(self, event_type, payloads, timeout=None):
         """Enqueue one event per payload with one claim per run of free slots; returns how
         many were published (fewer only under ``overflow="drop"``, the rest counted)."""
+        self._ready()
         return self.publish_many_c(_event_type_arg(event_type), payloads,
                                    timeout_arg(timeout))
 
@@ -686,6 +700,7 @@ cdef class RingBuffer:
         ``on_error="raise"``) propagates at an event boundary: that event counts as
         dispatched, later ones stay queued for the next drain.
         """
+        self._ready()
         cdef Py_ssize_t n = -1
         if max_events is not None:
             n = max_events
@@ -731,6 +746,7 @@ cdef class RingBuffer:
         return 0
 
     def _thread_main(self, Stage st):
+        self._ready()
         try:
             self._run_stage(st)
         except BaseException as exc:
@@ -814,6 +830,7 @@ cdef class RingBuffer:
         Each thread waits for events without the GIL (the ring's wait strategy) and takes
         the GIL once per batch. Stop with :meth:`stop`.
         """
+        self._ready()
         self.start_c(table)
 
     def stop(self, drain=True, timeout=None):
@@ -823,11 +840,13 @@ cdef class RingBuffer:
         stop at the next event boundary; the rest stays queued. Re-raises the exception that
         ended a stage thread, if any. TimeoutError if the threads are not done in ``timeout``.
         """
+        self._ready()
         self.stop_c(drain, timeout_arg(timeout))
 
     @contextmanager
     def running(self, DispatchTable table):
         """``with ring.running(table): ...`` starts the stages and stops them (drain=True)."""
+        self._ready()
         self.start_c(table)
         try:
             yield self
@@ -837,6 +856,7 @@ cdef class RingBuffer:
     @property
     def started(self):
         """Whether the stage threads are started."""
+        self._ready()
         return self._started
 
     # -- event-loop consumer and producers (ringbus.aio) -------------------------------------
@@ -844,6 +864,7 @@ cdef class RingBuffer:
 
     def _attach_loop(self, int fd, thread_id):
         """From now on, a producer that takes the events signal writes ``fd``."""
+        self._ready()
         if self._started or self._draining or self._signal_fd >= 0:
             raise RuntimeError("the ring already has a consumer: an event-loop consumer "
                                "needs it stopped (no start(), no drain() in progress)")
@@ -851,11 +872,13 @@ cdef class RingBuffer:
         self._signal_fd = fd
 
     def _detach_loop(self):
+        self._ready()
         self._signal_fd = -1
         self._loop_thread = None
 
     def _drain_loop(self, DispatchTable table not None, Py_ssize_t max_events):
         """The event-loop consumer's drain: at most ``max_events`` (> 0), on this thread."""
+        self._ready()
         if self._signal_fd < 0:
             raise RuntimeError("no event-loop consumer is attached")
         self._loop_draining = True
@@ -867,6 +890,7 @@ cdef class RingBuffer:
     def _arm_events(self):
         """The loop consumer found nothing: arm the events signal and look again. True: still
         nothing, wait for the fd; False: events arrived meanwhile."""
+        self._ready()
         cdef Stage st = self._main
         cdef int64_t next = rb_sequence_get_own(&st._c.sequence) + 1
         rb_signal_arm(self._events)
@@ -875,6 +899,7 @@ cdef class RingBuffer:
     def _arm_room(self, callback):
         """A coroutine found the ring full: arm the room signal and look again. True: still
         full, wait until ``callback`` (called by the consumer that makes room) wakes it."""
+        self._ready()
         self._room_callback = callback
         rb_signal_arm(self._room)
         return not rb_room_for(self._ring, rb_claimed(self._ring) + 1 - self._ring.capacity)
@@ -888,27 +913,32 @@ cdef class RingBuffer:
     @property
     def pending(self):
         """Events published and not yet processed by the last stage(s)."""
+        self._ready()
         return self._pending()
 
     @property
     def published(self):
         """Events published (claimed, with several producers) since the ring was made."""
+        self._ready()
         return rb_sequence_get(&self._ring.cursor) + 1 if self._ring.multi \
             else rb_claimed(self._ring) + 1
 
     @property
     def dispatched(self):
         """Events the ``"dispatch"`` stage has taken on (dispatched or being dispatched)."""
+        self._ready()
         return rb_sequence_get(&self._main._c.sequence) + 1
 
     @property
     def dropped(self):
         """Events refused by ``overflow="drop"``."""
+        self._ready()
         return rb_load_relaxed_i64(&self._ring.dropped.value)
 
     def stats(self):
         """Counters as a dict: published, dispatched, dropped, pending, and each stage's
         sequence under ``stages``."""
+        self._ready()
         return {
             "published": self.published,
             "dispatched": self.dispatched,
@@ -918,9 +948,12 @@ cdef class RingBuffer:
         }
 
     def __len__(self):
+        self._ready()
         return self._pending()
 
     def __repr__(self):
+        if self._main is None:
+            return "<ringbus RingBuffer (not initialised)>"
         return (f"<ringbus RingBuffer capacity={self.capacity} producers={self.producers!r} "
                 f"overflow={self.overflow!r} wait={self.wait!r} pending={self._pending()}>")
 
