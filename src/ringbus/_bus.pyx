@@ -319,7 +319,10 @@ cdef class Bus(DispatchTable):
         ``ringbus.aio.current_request().reply(value)``, answers. An ``asyncio.Future`` when
         called in a running loop, else a ``concurrent.futures.Future``. A handler's exception,
         or ``timeout`` seconds without a reply (TimeoutError), resolves it with that
-        exception; NoHandlerError at once when nothing handles ``event_type``.
+        exception; NoHandlerError at once when nothing handles ``event_type``. A consumer
+        serves it (attach/run_async, start, or a drain after the call); with
+        ``timeout=None`` and no consumer running, a RuntimeWarning after
+        ``ringbus.aio.UNSERVED_REQUEST_GRACE`` seconds says nothing is dispatching it.
         """
         self._need()
         return _aio.request(self, event_type, payload, timeout)

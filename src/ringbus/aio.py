@@ -55,6 +55,7 @@ import os
 import threading
 import time
 import types
+import warnings
 import weakref
 from asyncio import events as _events
 from typing import Optional
@@ -721,7 +722,7 @@ class Request:
     """A request in flight, made by ``bus.request()``; its ``future`` gets the reply."""
 
     __slots__ = ("event_type", "payload", "future", "_loop", "_claim", "_settled", "_taken",
-                 "_timer", "__weakref__")
+                 "_timer", "_served", "_bus", "__weakref__")
 
     def __init__(self, event_type, payload, future, loop):
         self.event_type = event_type
@@ -733,6 +734,8 @@ class Request:
         self._settled = False
         self._taken = False
         self._timer = None
+        self._served = False        # a consumer has begun to run its handlers
+        self._bus = None            # weakref to the bus, for the unserved-request warning
 
     def reply(self, value=None) -> bool:
         """Answer with ``value``; True if this was the answer (the first one wins)."""
@@ -769,16 +772,59 @@ class Request:
         return True
 
     def _expire(self, timeout):
+        why = ""
+        if not self._served:
+            why = (" (it was never dispatched: " + _no_consumer_hint(self._bus) + ")"
+                   if not _consumer_running(self._bus) else " (it was never dispatched)")
         self.fail(TimeoutError(f"no reply to the request on event type {self.event_type} "
-                               f"within {timeout} s"))
+                               f"within {timeout} s{why}"))
+
+    def _unserved(self):
+        # Fires UNSERVED_REQUEST_GRACE seconds after a request without a timeout was made.
+        self._timer = None
+        if self._served or self.done() or _consumer_running(self._bus):
+            return
+        msg = (f"ringbus: the request on event type {self.event_type} has waited "
+               f"{UNSERVED_REQUEST_GRACE} s and was never dispatched, and it has no timeout: "
+               f"{_no_consumer_hint(self._bus)}")
+        log.warning(msg)
+        warnings.warn(msg, RuntimeWarning, stacklevel=1)
 
     def __repr__(self):
         state = "done" if self.done() else "pending"
         return f"<ringbus Request on event type {self.event_type}, {state}>"
 
 
+#: Seconds after which a request made with ``timeout=None`` that no consumer has begun to
+#: serve, while no consumer runs, gets a RuntimeWarning (and a warning on the ``ringbus``
+#: logger): without one it would wait forever. Not raised at the call: a ``drain()`` may
+#: legitimately follow it.
+UNSERVED_REQUEST_GRACE = 5.0
+
+
+def _consumer_running(bus_ref):
+    """Whether a consumer is running for the bus: a loop consumer or consumer threads. (A
+    drain in progress on some thread cannot be seen; the grace period covers it.)"""
+    bus = bus_ref() if bus_ref is not None else None
+    if bus is None:
+        return False
+    state = bus._registry._aio
+    if state is not None and (state.task is not None or state.attaching):
+        return True
+    return bool(bus.ring.started)
+
+
+def _no_consumer_hint(bus_ref):
+    return ("no consumer is running to dispatch it: attach one to an event loop "
+            "(bus.attach() or await bus.run_async()), start consumer threads (bus.start() "
+            "or with bus.running():), or call bus.drain()")
+
+
 def request(bus, event_type, payload, timeout):
-    """``bus.request(T, payload, timeout)``; see Bus.request."""
+    """``bus.request(T, payload, timeout)``; see Bus.request.
+
+    With ``timeout=None`` and no consumer running, the request would wait forever: after
+    UNSERVED_REQUEST_GRACE seconds still undispatched with no consumer, it warns (once)."""
     registry = bus._registry
     t = registry._known(event_type, "event_type")
     if timeout is not None and not timeout >= 0:
@@ -789,12 +835,19 @@ def request(bus, event_type, payload, timeout):
     loop = _get_running_loop()
     fut = loop.create_future() if loop is not None else concurrent.futures.Future()
     req = Request(t, payload, fut, loop)
+    req._bus = weakref.ref(bus)
     rt = registry.request_event_type(bus)
     if timeout is not None:
         if loop is not None:
             req._timer = loop.call_later(timeout, req._expire, timeout)
         else:
             req._timer = _timers.call_later(timeout, req._expire, timeout)
+    else:
+        # Answered (or cancelled: see _resolve) before the grace period: cancelled, freed.
+        if loop is not None:
+            req._timer = loop.call_later(UNSERVED_REQUEST_GRACE, req._unserved)
+        else:
+            req._timer = _timers.call_later(UNSERVED_REQUEST_GRACE, req._unserved)
     if loop is not None:
         if not bus.try_publish(rt, req):
             # Full: wait for room in a task rather than block the loop.
@@ -827,6 +880,7 @@ def request_server(bus):
 
     async def serve_request(req):
         owner = bus_ref()
+        req._served = True
         if owner is not None and not req.done():
             await _serve(owner, req)
     return serve_request
