@@ -12,7 +12,15 @@ cdef class Bus(DispatchTable):
     # A finished asyncio Future: publish_async() returns it when there is room at once, which
     # `await` passes through without suspending; set by ringbus.aio on first use.
     cdef public object _aio_ready
+    # Closing (Bus.close): _open is True from the end of __init__ until close(); publish*,
+    # start and attach check it (one branch per call), so it also refuses an uninitialised
+    # Bus. _closers: what later layers attached, closed in this order after the consumers.
+    cdef bint _open
+    cdef bint _closed
+    cdef double _close_timeout      # seconds; -1: no bound
+    cdef list _closers
     cdef object __weakref__
 
     cdef inline int _need(self) except -1
+    cdef inline int _need_open(self) except -1
     cdef inline Py_ssize_t _checked(self, object event_type) except -1

@@ -3,6 +3,11 @@ from cpython.long cimport PyLong_CheckExact
 
 from ringbus._capi cimport ringbus_index_or_neg
 
+import atexit
+import logging
+import time
+import warnings
+import weakref
 from contextlib import contextmanager
 
 from ringbus._ring cimport RingBuffer, timeout_arg
@@ -16,6 +21,59 @@ from ringbus.registry import Registry
 cdef int _not_initialised() except -1:
     raise RuntimeError("Bus was not initialised: a Bus subclass's __init__ must call "
                        "super().__init__(...)")
+
+
+_log = logging.getLogger("ringbus")
+
+#: Bus.close(): "use the bus's close_timeout" (an explicit None means no bound).
+_BUS_TIMEOUT = object()
+
+# The buses of this process that are not closed yet, in creation order, held weakly (a bus
+# nobody references is not kept alive for the exit hook). Keys: id(bus) of live buses.
+cdef dict _live = {}
+cdef bint _exiting = False      # inside _close_at_exit: the report says so
+
+
+def _forget(key):
+    _live.pop(key, None)
+
+
+def _close_at_exit():
+    """atexit: close every bus still open, in creation order (see Bus.close).
+
+    atexit runs after the interpreter joined the non-daemon threads and before it stops the
+    daemon ones: consumer threads (daemon) are still running here, so their queued events
+    can still be dispatched. An error is logged and the next bus is closed regardless."""
+    global _exiting
+    _exiting = True
+    for ref in list(_live.values()):
+        bus = ref()
+        if bus is None:
+            continue
+        try:
+            bus.close()
+        except BaseException as exc:
+            _log.error("ringbus: closing %r at interpreter exit failed", bus, exc_info=exc)
+
+
+# Registered once, at import: atexit runs the last registered first, so this runs after the
+# user's own exit hooks (which may still publish) and before logging's (imported earlier).
+atexit.register(_close_at_exit)
+
+
+cdef double _left(double deadline):
+    """Seconds to a deadline for stop_c (-1: none; never negative otherwise)."""
+    if deadline < 0:
+        return -1
+    cdef double left = deadline - time.monotonic()
+    return left if left > 0 else 0
+
+
+cdef int _unusable(Bus bus) except -1:
+    if bus._registry is None:
+        _not_initialised()
+    raise RuntimeError("this Bus is closed: nothing more can be published or consumed in "
+                       "the background (emit() and drain() still work on the calling thread)")
 
 
 cdef class Bus(DispatchTable):
@@ -42,10 +100,138 @@ cdef class Bus(DispatchTable):
     """
 
     def __init__(self, *, on_error="log", max_depth=64, capacity=65536, producers="multi",
-                 overflow="block", wait="block"):
+                 overflow="block", wait="block", close_timeout=5.0):
+        cdef double bound
+        try:
+            bound = timeout_arg(close_timeout)
+        except ValueError:
+            raise ValueError(f"close_timeout must be None or a number >= 0, got "
+                             f"{close_timeout!r}") from None
         self._ring = RingBuffer(capacity, producers=producers, overflow=overflow, wait=wait)
         self._batch_type = -1
         self._registry = Registry(self, on_error=on_error, max_depth=max_depth)
+        self._close_timeout = bound
+        self._closers = []
+        self._closed = False
+        self._open = True
+        key = id(self)
+        _live[key] = weakref.ref(self, lambda _r, key=key: _forget(key))
+
+    cdef inline int _need_open(self) except -1:
+        # publish*, start and the event-loop consumer: initialised and not closed. One
+        # predictable branch per call: _open is set last by __init__ and cleared by close().
+        if not self._open:
+            _unusable(self)
+        return 0
+
+    # -- closing -----------------------------------------------------------------------
+    # The close order, one step after the other, each bounded by what is left of the one
+    # timeout:
+    #   1. the bus's consumer threads (start(), every stage): stop(drain=True), so that
+    #      everything published before close() is dispatched; past the timeout they are
+    #      stopped at the next event boundary instead;
+    #   2. the closers attached with _add_closer(), in the order they were attached (later
+    #      issues: worker groups, then bridges), each called as closer(seconds_left or None);
+    #   3. the bus is marked closed: publish, start and attach raise from now on;
+    #   4. whatever is still queued is reported: a RuntimeWarning and a warning on the
+    #      `ringbus` logger, naming the count. Never silent.
+    # An event-loop consumer (attach / run_async) is not stopped here: it belongs to its
+    # loop, which may not run any more; detach it (or let it drain) before closing.
+
+    def _add_closer(self, closer):
+        """Attach ``closer(seconds_left)`` to step 2 of :meth:`close` (for later layers that
+        hang off a bus: worker groups, bridges). Called once, in attach order, after the
+        consumer threads stopped and before the bus is marked closed; ``seconds_left`` is
+        None when close has no bound. What it raises is re-raised by ``close``."""
+        self._need_open()
+        if not callable(closer):
+            raise TypeError(f"closer must be callable, got {closer!r}")
+        self._closers.append(closer)
+
+    def close(self, timeout=_BUS_TIMEOUT):
+        """Stop the bus: dispatch what is queued for its consumers, then refuse new events.
+
+        In order: (1) running consumer threads are stopped with ``drain=True``: everything
+        published before the call is dispatched; if that takes longer than ``timeout``
+        seconds (default: the bus's ``close_timeout``, 5 s; None: no bound), they are
+        stopped at the next event boundary instead; (2) anything attached to the bus (worker
+        groups, bridges) is closed, in attach order, within what is left of the timeout;
+        (3) the bus is marked :attr:`closed`: ``publish``, ``try_publish``,
+        ``publish_many``, ``publish_batch``, ``publish_async``, ``start``, ``running`` and
+        ``attach`` raise RuntimeError; ``emit`` and ``drain`` still work on the calling
+        thread; (4) events still queued (none was consuming, or the timeout cut the drain
+        short) are reported by a ``RuntimeWarning`` and on the ``ringbus`` logger, with
+        their count. Returns that count.
+
+        An exception that ended a consumer thread, or that a step raised, is re-raised once
+        every step ran. Closing a closed bus does nothing and returns 0. ``with Bus() as
+        bus:`` closes on leaving the block, and every bus still open is closed this way at
+        interpreter exit (atexit, in creation order).
+        """
+        self._need()
+        if self._closed:
+            return 0
+        cdef double bound = self._close_timeout if timeout is _BUS_TIMEOUT \
+            else timeout_arg(timeout)
+        cdef double deadline = time.monotonic() + bound if bound >= 0 else -1
+        cdef RingBuffer ring = self._ring
+        errors = []
+        why = None
+        # 1. consumer threads
+        if ring._started:
+            try:
+                ring.stop_c(True, _left(deadline))
+            except TimeoutError:
+                why = f"the consumer did not finish within the close timeout ({bound}s)"
+                try:
+                    ring.stop_c(False, 1.0)     # stop at the next event boundary
+                except TimeoutError:
+                    why += " and is still inside a handler"
+                except BaseException as exc:
+                    errors.append(exc)
+            except BaseException as exc:
+                errors.append(exc)
+                why = f"a consumer thread ended on {type(exc).__name__}"
+        elif ring._signal_fd >= 0:
+            why = "an event-loop consumer (attach/run_async) is still attached"
+        else:
+            why = "no consumer was running"
+        # 2. what later layers attached
+        for closer in self._closers:
+            try:
+                closer(None if deadline < 0 else max(deadline - time.monotonic(), 0.0))
+            except BaseException as exc:
+                errors.append(exc)
+        self._closers = []
+        # 3. closed
+        self._open = False
+        self._closed = True
+        _live.pop(id(self), None)
+        # 4. report
+        cdef Py_ssize_t left = ring._pending()
+        if left:
+            message = (f"ringbus: Bus closed{' at interpreter exit' if _exiting else ''} "
+                       f"with {left} event(s) still queued, not dispatched ({why})")
+            _log.warning(message)
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+        if errors:
+            raise errors[0]
+        return left
+
+    @property
+    def closed(self):
+        """Whether :meth:`close` ran (by a ``with`` block, at interpreter exit, or called)."""
+        self._need()
+        return self._closed
+
+    def __enter__(self):
+        """``with ringbus.Bus() as bus:`` closes the bus on leaving the block (see close)."""
+        self._need()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close()
+        return False
 
     cdef inline int _need(self) except -1:
         # Every Python-visible method but emit() starts here (emit() gets the same check on
@@ -111,7 +297,7 @@ cdef class Bus(DispatchTable):
         """Queue a batch (checked and copied now) as one ring event; the consumer dispatches
         it like :meth:`emit_batch`, in order with this producer's other events. Returns
         True if queued (False if dropped under ``overflow="drop"``)."""
-        self._need()
+        self._need_open()
         batch = _batch.prepare(self, types, rows, True)
         if self._batch_type < 0:
             self._batch_type = self._registry.batch_event_type(self)
@@ -127,20 +313,20 @@ cdef class Bus(DispatchTable):
         "drop" drops this event and counts it in ``stats()["dropped"]``. A handler that
         publishes into the full ring it is draining gets RingFull (waiting would deadlock).
         """
-        self._need()
+        self._need_open()
         return self._ring.publish_c(self._checked(event_type), payload,
                                     timeout_arg(timeout)) == 1
 
     def try_publish(self, event_type, payload=None):
         """Queue an event only if there is room now; returns False when full (never blocks,
         counts nothing as dropped)."""
-        self._need()
+        self._need_open()
         return self._ring.try_publish_c(self._checked(event_type), payload) == 1
 
     def publish_many(self, event_type, payloads, timeout=None):
         """Queue one event of ``event_type`` per payload, claiming runs of slots at once;
         returns how many were queued. The overflow policy applies as for :meth:`publish`."""
-        self._need()
+        self._need_open()
         return self._ring.publish_many_c(self._checked(event_type), payloads,
                                          timeout_arg(timeout))
 
@@ -157,7 +343,7 @@ cdef class Bus(DispatchTable):
     def start(self):
         """Start the consumer thread(s): they wait for events with the GIL released (the
         ``wait`` strategy) and take the GIL once per batch."""
-        self._need()
+        self._need_open()
         self._ring.start_c(self)
 
     def stop(self, drain=True, timeout=None):
@@ -170,7 +356,7 @@ cdef class Bus(DispatchTable):
     @contextmanager
     def running(self):
         """``with bus.running(): ...`` — start() on entry, stop(drain=True) on exit."""
-        self._need()
+        self._need_open()
         self._ring.start_c(self)
         try:
             yield self
@@ -284,13 +470,13 @@ cdef class Bus(DispatchTable):
         yield to the loop after each. Async handlers are awaited in order here. Cancelling
         the task stops it at an event boundary: the events not yet dispatched stay queued.
         """
-        self._need()
+        self._need_open()
         return _aio.run_async(self, batch)
 
     def attach(self, loop=None, *, batch=1024):
         """Start :meth:`run_async` as a task on ``loop`` (default: the running loop) and
         return it (a ``concurrent.futures.Future`` when called from another thread)."""
-        self._need()
+        self._need_open()
         return _aio.attach(self, loop, batch)
 
     def detach(self):
@@ -305,7 +491,7 @@ cdef class Bus(DispatchTable):
         blocking the loop's thread (at most ``timeout`` seconds, then RingFull). With room,
         the awaitable is a finished future: nothing suspends, nothing is allocated.
         """
-        self._need()
+        self._need_open()
         cdef Py_ssize_t t = self._checked(event_type)
         if self._aio_ready is not None and self._ring.try_publish_c(t, payload) == 1:
             return self._aio_ready
@@ -324,7 +510,7 @@ cdef class Bus(DispatchTable):
         ``timeout=None`` and no consumer running, a RuntimeWarning after
         ``ringbus.aio.UNSERVED_REQUEST_GRACE`` seconds says nothing is dispatching it.
         """
-        self._need()
+        self._need_open()
         return _aio.request(self, event_type, payload, timeout)
 
     def expect(self, event_type, predicate=None, timeout=None):
