@@ -27,7 +27,7 @@
 /* "RBRECRD1" */
 #define RB_RECORD_MAGIC ((int64_t)0x3144524345524252LL)
 /* Bumped whenever the header or the region's layout changes. */
-#define RB_RECORD_LAYOUT_VERSION 1
+#define RB_RECORD_LAYOUT_VERSION 2
 
 /* What publishing returns; the same values as RINGBUS_* in the public ringbus_records.h. */
 enum {
@@ -82,6 +82,9 @@ typedef struct rb_record_header {
 
     /* The consumer: its sequence gates the producers; stop() raises its alert. */
     rb_consumer consumer;
+    /* stop(drain=True)'s hard stop target (see rb_stop_limit): the consumer dispatches up to
+     * it and no further, however fast producers in any process go. */
+    rb_sequence stop_target;
 
     /* Where parked consumers and producers wait. Process-private today: a region mapped by
      * several processes needs PTHREAD_PROCESS_SHARED attributes here (or futexes). */
@@ -142,6 +145,7 @@ static inline void rb_record_region_init(void *region, int64_t capacity, int64_t
     rb_sequence_init(&h->gating_cache, -1);
     rb_sequence_init(&h->dropped, 0);
     rb_consumer_init(&h->consumer, -1);
+    rb_sequence_init(&h->stop_target, INT64_MAX);
     if (multi) {
         rb_atomic_i32 *available = (rb_atomic_i32 *)((char *)region + h->available_offset);
         for (i = 0; i < capacity; i++)

@@ -26,6 +26,7 @@ cdef extern from "_recordring.h" nogil:
         rb_sequence cursor
         rb_sequence dropped
         rb_consumer consumer
+        rb_sequence stop_target
 
     ctypedef struct rb_record_ring:
         rb_sequencer seq

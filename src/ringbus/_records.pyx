@@ -35,6 +35,7 @@ from ringbus._ringbuffer cimport (
     RB_WAIT_BLOCK, RB_WAIT_SPIN, RB_WAIT_YIELD, RB_WAIT_SLEEP,
     RB_RUN, RB_STOP_WHEN_DONE, RB_STOP_NOW,
     rb_consuming, rb_consuming_push, rb_consuming_pop,
+    rb_stop_set_target, rb_stop_limit, rb_stop_reached,
 )
 from ringbus._recordring cimport (
     RB_RECORD_PUBLISHED, RB_RECORD_FULL, RB_RECORD_DROPPED, RB_RECORD_TIMEOUT,
@@ -255,7 +256,6 @@ cdef class RecordRing:
     cdef tuple _handlers            # copy-on-write: a batch in flight keeps the tuple it read
     cdef bint _draining             # drain() runs on some thread (re-entry guard)
     cdef bint _started
-    cdef int64_t _stop_at           # stop(drain=True): dispatch up to here, then exit
     cdef object _thread
     cdef object _exception          # what ended the consumer thread, re-raised by stop()
     cdef readonly unsigned long long errors    # Exceptions from handlers
@@ -652,15 +652,18 @@ cdef class RecordRing:
                             avail = rb_record_poll(rr, next, POLL_BEFORE_PARK)
                         if avail < next:
                             avail = rb_record_wait_for(rr, next, strategy, forever)
+                # stop(drain=True): never past the stop target.
+                avail = rb_stop_limit(&rr.header.stop_target, &rr.header.consumer.alert, avail)
                 if avail >= next:
                     next = self._dispatch(next, avail) + 1
                     if rb_load_acquire_i32(&rr.header.consumer.alert) != RB_STOP_NOW:
                         continue
                     break
                 alert = rb_load_acquire_i32(&rr.header.consumer.alert)
-                if alert == RB_STOP_NOW or next > self._stop_at:
+                if alert == RB_STOP_NOW or (alert == RB_STOP_WHEN_DONE
+                                            and rb_stop_reached(&rr.header.stop_target, next)):
                     break
-                # stop(drain=True) with records claimed up to _stop_at but not published
+                # stop(drain=True) with records claimed up to the target but not published
                 # yet: their producers are about to publish them.
                 with nogil:
                     rb_sleep_ns(20000)
@@ -686,7 +689,6 @@ cdef class RecordRing:
         if self._draining:
             raise RuntimeError("start() while drain() runs")
         self._exception = None
-        self._stop_at = INT64_MAX
         rb_store_release_i32(&self._rr.header.consumer.alert, RB_RUN)
         self._thread = threading.Thread(target=self._thread_main, name="ringbus-records",
                                         daemon=True)
@@ -709,7 +711,11 @@ cdef class RecordRing:
             raise RuntimeError("stop() called from the consumer thread would wait for itself")
         # Acquire: every claim before this call is in the cursor (claims by other threads
         # that happen-before this call, including nogil producers joined before it).
-        self._stop_at = rb_sequence_get(&self._rr.header.cursor) if drain else -1
+        # The hard stop target lives in the ring's header (another process mapping the region
+        # sees it); stored before the alert, both release: the consumer that sees the alert
+        # reads it and never dispatches past it, however fast producers (nogil ones too) go.
+        rb_stop_set_target(&self._rr.header.stop_target,
+                           rb_sequence_get(&self._rr.header.cursor) if drain else -1)
         rb_store_release_i32(&self._rr.header.consumer.alert,
                              RB_STOP_WHEN_DONE if drain else RB_STOP_NOW)
         rb_record_wake(self._rr)            # a parked consumer re-checks its alert

@@ -47,7 +47,6 @@ cdef class Stage:
     cdef int32_t _ndeps
     cdef tuple _after               # Stage objects this one runs after (keeps _deps valid)
     cdef bint _take                 # the one last stage: moves payloads out of the slots
-    cdef int64_t _stop_at           # stop(drain=True): process up to here, then exit
     cdef object _thread             # threading.Thread while started
     cdef object _exception          # what ended its thread, re-raised by stop()
     cdef readonly unsigned long long errors   # Exceptions from a callable handler

@@ -33,6 +33,7 @@ from ringbus._ringbuffer cimport (
     rb_slot_write, rb_publish, rb_barrier_available, rb_slot_read,
     rb_wake, rb_park_begin, rb_park_wait, rb_park_end, rb_wait_for,
     rb_consumer_init, rb_consuming_push, rb_consuming_pop, rb_consuming_find,
+    rb_stop_set_target, rb_stop_limit, rb_stop_reached,
 )
 from ringbus._dispatch cimport DispatchTable
 from ringbus._signal cimport rb_signal, rb_signal_init, rb_signal_arm, rb_signal_take
@@ -146,7 +147,6 @@ cdef class Stage:
         self._ndeps = 0
         self._after = ()
         self._on_error = "log"
-        self._stop_at = INT64_MAX
 
     def __init__(self, *args, **kwargs):
         raise TypeError("stages are made by RingBuffer.stage(name, handler, after=...)")
@@ -727,6 +727,8 @@ cdef class RingBuffer:
                     with nogil:
                         avail = rb_wait_for(r, st._deps, st._ndeps, next, strategy,
                                             &st._c.alert, forever)
+                # stop(drain=True): never past the stop target.
+                avail = rb_stop_limit(&r.stop_target, &st._c.alert, avail)
                 if avail >= next:
                     self._consume(st, st._table, next, avail)
                     next = rb_sequence_get_own(&st._c.sequence) + 1
@@ -735,9 +737,10 @@ cdef class RingBuffer:
                     break
                 # Alerted, and nothing is available to us right now.
                 alert = rb_load_acquire_i32(&st._c.alert)
-                if alert == RB_STOP_NOW or next > st._stop_at or self._failed:
+                if (alert == RB_STOP_NOW or self._failed
+                        or (alert == RB_STOP_WHEN_DONE and rb_stop_reached(&r.stop_target, next))):
                     break
-                # stop(drain=True): events up to _stop_at are still ahead of us (a stage we
+                # stop(drain=True): events up to the stop target are still ahead of us (a stage we
                 # depend on is finishing them); let it run.
                 with nogil:
                     rb_sleep_ns(20000)
@@ -771,7 +774,6 @@ cdef class RingBuffer:
         threads = []
         for st in self._stages:
             st._exception = None
-            st._stop_at = INT64_MAX
             rb_store_release_i32(&st._c.alert, RB_RUN)
             st._thread = threading.Thread(target=self._thread_main, args=(st,),
                                           name=f"ringbus-{st.name}", daemon=True)
@@ -797,8 +799,11 @@ cdef class RingBuffer:
         # Everything published before this call (claimed == published: we hold the GIL and a
         # publish never releases it between claim and publish).
         target = rb_claimed(self._ring)
+        # The hard stop target, before the alerts (release both): a consumer that sees
+        # RB_STOP_WHEN_DONE reads this target and never dispatches past it, however fast
+        # other threads keep publishing; what they publish after it stays queued.
+        rb_stop_set_target(&self._ring.stop_target, target if drain else -1)
         for st in self._stages:
-            st._stop_at = target if drain else -1
             rb_store_release_i32(&st._c.alert, RB_STOP_WHEN_DONE if drain else RB_STOP_NOW)
         rb_wake(self._ring)                # parked consumers re-check their alert
         if timeout >= 0:

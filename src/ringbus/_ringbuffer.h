@@ -75,6 +75,10 @@ typedef struct rb_ring {
     rb_sequence gating_cache;
     /* Events refused by overflow="drop"; only producers touch it, on the slow path. */
     rb_sequence dropped;
+    /* stop(drain=True)'s hard stop target: the cursor when stop was called. Consumers never
+     * process past it while their alert says RB_STOP_WHEN_DONE (rb_stop_limit). In the ring's
+     * own state, not a Python attribute, so a ring mapped by another process sees it too. */
+    rb_sequence stop_target;
 
     rb_parker parker;
 } rb_ring;
@@ -88,6 +92,36 @@ typedef struct rb_consumer {
 } rb_consumer;
 
 enum { RB_RUN = 0, RB_STOP_WHEN_DONE = 1, RB_STOP_NOW = 2 };
+
+/* The stop protocol. stop(drain=True) stores the target (the cursor it read: everything
+ * published before the call) and then raises each consumer's alert, both with release; a
+ * consumer that acquires RB_STOP_WHEN_DONE from its alert therefore reads that target, and
+ * caps every batch at it. Producers that go on publishing cannot keep it running: what they
+ * publish past the target stays queued for the next start or drain. */
+static inline void rb_stop_set_target(rb_sequence *target, int64_t t)
+{
+    rb_sequence_set(target, t);
+}
+
+/* The highest sequence a consumer may process now, given `avail` (what its barrier allows):
+ * `avail` itself, or the stop target once stop(drain=True) raised its alert. One acquire load
+ * per batch, and a predictable branch. */
+static inline int64_t rb_stop_limit(rb_sequence *target, rb_atomic_i32 *alert, int64_t avail)
+{
+    if (rb_load_acquire_i32(alert) == RB_STOP_WHEN_DONE) {
+        int64_t t = rb_sequence_get(target);
+        if (avail > t)
+            return t;
+    }
+    return avail;
+}
+
+/* Whether a consumer that wants `next` is done under stop(drain=True): it has passed the
+ * target. */
+static inline int rb_stop_reached(rb_sequence *target, int64_t next)
+{
+    return next > rb_sequence_get(target);
+}
 
 /* A sequencer as the algorithms see it: where each piece of a ring's sequencing state lives.
  * Process-local (it holds pointers); what it points to may be an rb_ring's own fields or a
@@ -161,6 +195,7 @@ static inline void rb_ring_init(rb_ring *r, int64_t capacity, int multi, rb_slot
     r->sp_cached_gating = -1;
     rb_sequence_init(&r->gating_cache, -1);
     rb_sequence_init(&r->dropped, 0);
+    rb_sequence_init(&r->stop_target, INT64_MAX);
     rb_store_relaxed_i32(&r->parker.waiters, 0);
     RB_MUTEX_INIT(&r->parker.mutex);
     RB_COND_INIT(&r->parker.cond);

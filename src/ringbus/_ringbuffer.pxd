@@ -26,6 +26,7 @@ cdef extern from "_ringbuffer.h" nogil:
         rb_sequence *gating[RB_MAX_GATING]
         rb_sequence cursor
         rb_sequence dropped
+        rb_sequence stop_target
 
     ctypedef struct rb_consumer:
         rb_sequence sequence
@@ -59,6 +60,10 @@ cdef extern from "_ringbuffer.h" nogil:
     void rb_park_end(rb_ring *r) noexcept
     int64_t rb_wait_for(rb_ring *r, rb_sequence **deps, int32_t ndeps, int64_t next,
                         int strategy, rb_atomic_i32 *alert, rb_deadline_t no_deadline) noexcept
+
+    void rb_stop_set_target(rb_sequence *target, int64_t t) noexcept
+    int64_t rb_stop_limit(rb_sequence *target, rb_atomic_i32 *alert, int64_t avail) noexcept
+    bint rb_stop_reached(rb_sequence *target, int64_t next) noexcept
 
     void rb_consumer_init(rb_consumer *c, int64_t sequence) noexcept
     void rb_consuming_push(rb_consuming *node, rb_ring *r, rb_consumer *c) noexcept
