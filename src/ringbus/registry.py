@@ -342,8 +342,11 @@ class Registry:
     # -- error policies ------------------------------------------------------------------------
 
     def _log_error(self, t: int, payload: Any, sub: Subscription, exc: BaseException) -> None:
-        log.error("handler %s failed on event %s (%s) with payload %r", sub,
-                  t, self._ids[t] if t < len(self._ids) else "?", payload,
+        # The arguments are rendered here, each through _safe_repr: logging formats lazily,
+        # and a payload whose repr raises would make it drop the whole record, handler
+        # error and traceback included (it prints "--- Logging error ---" instead).
+        log.error("handler %s failed on event %s (%s) with payload %s", _safe_str(sub),
+                  t, self._ids[t] if t < len(self._ids) else "?", _safe_repr(payload),
                   exc_info=(type(exc), exc, exc.__traceback__))
 
     def _callback_error(self, callback):
@@ -355,6 +358,23 @@ class Registry:
                 log.exception("on_error callback %r failed; the handler error was:", callback)
                 self._log_error(t, payload, sub, exc)
         return sink
+
+
+def _safe_repr(obj: Any) -> str:
+    """``repr(obj)``, or ``<unrepresentable T object>`` when that raises: an error report
+    must never fail on the object it reports about."""
+    try:
+        return repr(obj)
+    except Exception:
+        return f"<unrepresentable {type(obj).__name__} object>"
+
+
+def _safe_str(obj: Any) -> str:
+    """``str(obj)`` with the same fallback as :func:`_safe_repr`."""
+    try:
+        return str(obj)
+    except Exception:
+        return f"<unrepresentable {type(obj).__name__} object>"
 
 
 def _is_coroutine_function(handler: Any) -> bool:
