@@ -338,13 +338,25 @@ cdef class Bus(DispatchTable):
         boundary; the events after it stay queued and a later drain delivers them once.
         """
         self._need()
+        try:
+            return self._ring.drain(self, max_events)
+        except RuntimeError:
+            # Refused (before dispatching anything) because a loop consumer is registered
+            # whose event loop was closed: undo it and drain. Cold path only.
+            if not _aio.reap_closed_loop(self):
+                raise
         return self._ring.drain(self, max_events)
 
     def start(self):
         """Start the consumer thread(s): they wait for events with the GIL released (the
         ``wait`` strategy) and take the GIL once per batch."""
         self._need_open()
-        self._ring.start_c(self)
+        try:
+            self._ring.start_c(self)
+        except RuntimeError:
+            if not _aio.reap_closed_loop(self):     # as in drain()
+                raise
+            self._ring.start_c(self)
 
     def stop(self, drain=True, timeout=None):
         """Stop the consumer thread(s). ``drain=True`` first dispatches everything published
@@ -356,8 +368,7 @@ cdef class Bus(DispatchTable):
     @contextmanager
     def running(self):
         """``with bus.running(): ...`` — start() on entry, stop(drain=True) on exit."""
-        self._need_open()
-        self._ring.start_c(self)
+        self.start()
         try:
             yield self
         finally:

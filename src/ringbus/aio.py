@@ -266,6 +266,8 @@ class AioState:
         self.tasks = set()          # handler tasks in flight: asyncio keeps only weak ones
         self.deferred = None        # on_error="raise": a task's exception for the consumer
         self.attaching = False      # attach() made a consumer task that has not started yet
+        self.attach_loop = None     # ... on this loop, with this coroutine (reap_closed_loop)
+        self.attach_coro = None
 
     @property
     def bus(self):
@@ -588,9 +590,12 @@ async def run_async(bus, batch=1024, _attached=False):
         raise ValueError(f"batch must be >= 1, got {batch}")
     state = bus._registry.aio
     loop = asyncio.get_running_loop()
+    if not _attached:
+        reap_closed_loop(bus)
     if state.task is not None or (state.attaching and not _attached):
         raise RuntimeError("the bus already has an event-loop consumer (run_async)")
     state.attaching = False
+    state.attach_loop = state.attach_coro = None
     ring = bus.ring
     rfd, wfd = _event_fd()
     try:
@@ -628,23 +633,100 @@ def attach(bus, loop=None, batch=1024):
             raise RuntimeError("attach() needs a loop: call it on a running loop, or pass "
                                "loop=")
         loop = running
+    if loop.is_closed():
+        raise RuntimeError("attach(): the event loop is closed")
     state = bus._registry.aio
+    reap_closed_loop(bus)
     if state.task is not None or state.attaching:
         raise RuntimeError("the bus already has an event-loop consumer")
     operator.index(batch)
+    coro = run_async(bus, batch, True)
     state.attaching = True      # until the task starts (or is cancelled before it does)
-    if running is loop:
-        fut = loop.create_task(run_async(bus, batch, True))
-    else:
-        fut = asyncio.run_coroutine_threadsafe(run_async(bus, batch, True), loop)
-    fut.add_done_callback(lambda _f: setattr(state, "attaching", False))
+    state.attach_loop, state.attach_coro = loop, coro
+    try:
+        if running is loop:
+            fut = loop.create_task(coro)
+        else:
+            fut = asyncio.run_coroutine_threadsafe(coro, loop)
+    except BaseException:
+        state.attaching = False
+        state.attach_loop = state.attach_coro = None
+        coro.close()
+        raise
+    fut.add_done_callback(functools.partial(_attach_done, state))
     return fut
+
+
+def _attach_done(state, _fut):
+    state.attaching = False
+    state.attach_loop = state.attach_coro = None
+
+
+def reap_closed_loop(bus):
+    """If the bus's loop consumer is on an event loop that has been closed, undo it here.
+
+    A closed loop never runs again: its consumer task can neither finish nor be cancelled
+    through it, and until it is undone the ring refuses drain(), start() and another
+    attach(). Its coroutine is closed (its ``finally`` detaches the ring and closes the
+    wake-up descriptors), and its tasks are marked so that their collection does not
+    report them as destroyed while pending. Returns True if there was one to reap.
+    """
+    state = bus._registry._aio
+    if state is None:
+        return False
+    reaped = False
+    loop = state.loop
+    if state.task is not None and loop is not None and loop.is_closed():
+        task = state.task
+        _forget_task(task)
+        coro = task.get_coro()
+        try:
+            _close_quietly(coro)    # runs run_async's finally: detach, close the fds
+        finally:
+            # Whatever the close did, nothing of the dead consumer may stay registered.
+            if state.task is task:
+                state.dispatching = False
+                bus.ring._detach_loop()
+                state.loop = state.thread = state.task = None
+        reaped = True
+        for t in list(state.tasks):   # its handler tasks are as dead as it is
+            if t.get_loop() is loop:
+                state.tasks.discard(t)
+                _forget_task(t)
+                _close_quietly(t.get_coro())
+        state.waiter = None
+        state.room_waiters = [(lp, f) for lp, f in state.room_waiters if lp is not loop]
+    if state.attaching and state.attach_loop is not None and state.attach_loop.is_closed():
+        coro = state.attach_coro
+        state.attaching = False
+        state.attach_loop = state.attach_coro = None
+        if coro is not None:
+            coro.close()            # never started: no "coroutine was never awaited"
+        reaped = True
+    return reaped
+
+
+def _close_quietly(coro):
+    try:
+        coro.close()
+    except Exception:       # a handler that awaited in its finally ("ignored GeneratorExit")
+        log.warning("ringbus: a coroutine of a loop consumer whose event loop was closed "
+                    "did not close cleanly", exc_info=True)
+
+
+def _forget_task(task):
+    # A pending task collected after its loop closed is reported as "destroyed but it is
+    # pending"; for one reaped on purpose that report is noise.
+    try:
+        task._log_destroy_pending = False
+    except AttributeError:
+        pass
 
 
 def detach(bus):
     """Cancel the bus's loop consumer, if one runs (from any thread)."""
     state = bus._registry._aio
-    if state is None or state.task is None:
+    if state is None or reap_closed_loop(bus) or state.task is None:
         return
     task, loop = state.task, state.loop
     if _get_running_loop() is loop:
