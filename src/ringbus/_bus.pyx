@@ -154,7 +154,8 @@ cdef class Bus(DispatchTable):
         In order: (1) running consumer threads are stopped with ``drain=True``: everything
         published before the call is dispatched; if that takes longer than ``timeout``
         seconds (default: the bus's ``close_timeout``, 5 s; None: no bound), they are
-        stopped at the next event boundary instead; (2) anything attached to the bus (worker
+        stopped at the next event boundary instead (waiting at most 1 s more for the
+        handler in hand; a handler stuck longer is left running on its daemon thread); (2) anything attached to the bus (worker
         groups, bridges) is closed, in attach order, within what is left of the timeout;
         (3) the bus is marked :attr:`closed`: ``publish``, ``try_publish``,
         ``publish_many``, ``publish_batch``, ``publish_async``, ``start``, ``running`` and
