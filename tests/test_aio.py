@@ -585,7 +585,7 @@ def test_publish_async_timeout_and_deadlock_check():
     bus = Bus(capacity=2)
     T = bus.event_type("t")
     errors = Errors()
-    other = Bus(capacity=2, on_error=errors)
+    other = Bus(capacity=2, on_error=errors, backlog=0)     # no follow-up backlog
     U = other.event_type("u")
 
     async def republish(x):

@@ -107,8 +107,9 @@ def test_handler_publish_enqueues_behind_the_current_event():
     assert log == [("start", 0), ("end", 0), ("start", 1), ("end", 1)]
 
 
-def test_handler_publishing_into_the_full_ring_it_drains_gets_ringfull():
-    bus = ringbus.Bus(capacity=2, overflow="block", on_error="raise")
+def test_handler_publishing_into_the_full_ring_it_drains_past_the_backlog_gets_ringfull():
+    # backlog=0: no room for follow-ups (tests/test_followup.py has the backlog itself).
+    bus = ringbus.Bus(capacity=2, overflow="block", on_error="raise", backlog=0)
     t = bus.event_type("t")
     u = bus.event_type("u")
     bus.subscribe(t, lambda x: [bus.publish(u, i) for i in range(3)])

@@ -279,7 +279,7 @@ def test_blocked_producer_resumes_when_the_consumer_makes_room(producers):
 def test_handler_publishing_into_the_full_ring_it_drains_gets_ringfull():
     bus = ringbus.Bus()
     t = bus.event_type("e")
-    ring = RingBuffer(4, overflow="block")
+    ring = RingBuffer(4, overflow="block", backlog=0)   # no follow-up backlog
     errors = []
 
     def h(p):
@@ -301,7 +301,7 @@ def test_handler_publishing_into_the_full_ring_it_drains_gets_ringfull():
 
 
 def test_consumer_thread_handler_publishing_into_its_full_ring_gets_ringfull():
-    ring = RingBuffer(2, overflow="block")
+    ring = RingBuffer(2, overflow="block", backlog=0)   # no follow-up backlog
     bus = ringbus.Bus(on_error=lambda *a: errors.append(a[-1]))
     t = bus.event_type("e")
     errors = []

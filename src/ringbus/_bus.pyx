@@ -97,17 +97,22 @@ cdef class Bus(DispatchTable):
         ``stats()["handler_errors"]``. ``BaseException`` is never caught.
     max_depth : int (64)
         How deeply handlers may nest ``emit`` calls; past it ``EmitDepthError``.
+    capacity, producers, overflow, wait, backlog
+        The ring's options (see :class:`ringbus.RingBuffer`). ``backlog`` (default:
+        ``capacity``) bounds the follow-ups: events a consumer's handlers publish into the
+        full ring it drains, held by that consumer and dispatched in claim order.
     """
 
     def __init__(self, *, on_error="log", max_depth=64, capacity=65536, producers="multi",
-                 overflow="block", wait="block", close_timeout=5.0):
+                 overflow="block", wait="block", backlog=None, close_timeout=5.0):
         cdef double bound
         try:
             bound = timeout_arg(close_timeout)
         except ValueError:
             raise ValueError(f"close_timeout must be None or a number >= 0, got "
                              f"{close_timeout!r}") from None
-        self._ring = RingBuffer(capacity, producers=producers, overflow=overflow, wait=wait)
+        self._ring = RingBuffer(capacity, producers=producers, overflow=overflow, wait=wait,
+                                backlog=backlog)
         self._batch_type = -1
         self._registry = Registry(self, on_error=on_error, max_depth=max_depth)
         self._close_timeout = bound
@@ -312,7 +317,10 @@ cdef class Bus(DispatchTable):
         A full ring applies the bus's ``overflow`` policy: "block" waits for room (at most
         ``timeout`` seconds, then :class:`RingFull`), "raise" raises RingFull at once,
         "drop" drops this event and counts it in ``stats()["dropped"]``. A handler that
-        publishes into the full ring it is draining gets RingFull (waiting would deadlock).
+        publishes into the full ring it is draining cannot wait (only it makes room): its
+        event goes into the consumer's follow-up backlog, dispatched right after the ring
+        events claimed before it (past ``backlog=``, the policy applies; "block" raises
+        RingFull).
         """
         self._need_open()
         return self._ring.publish_c(self._checked(event_type), payload,
@@ -455,11 +463,12 @@ cdef class Bus(DispatchTable):
 
     def stats(self):
         """Counters as a dict: emitted, handler_calls, handler_errors, subscriptions,
-        event_types, and from the ring: published, dispatched, dropped, pending."""
+        event_types, and from the ring: published, dispatched, dropped, pending, backlog
+        (follow-ups a consumer's handlers published into its full ring, waiting)."""
         self._need()
         counters = self._registry.stats()
         ring = self._ring.stats()
-        for key in ("published", "dispatched", "dropped", "pending"):
+        for key in ("published", "dispatched", "dropped", "pending", "backlog"):
             counters[key] = ring[key]
         return counters
 

@@ -9,6 +9,8 @@
 #       overflow policy (blocking for as long as it takes under "block"); timeout >= 0: wait at
 #       most that long for room, whatever the policy, then RingFull.
 #   try_publish_c(t, payload) -> 1 published, 0 full (never blocks, never counts a drop).
+#   All three: called by a handler of the ring's own "dispatch" consumer while the ring is
+#   full, the event goes into that consumer's follow-up backlog instead (see RingBuffer).
 #   drain_c(table, max_events) -> events dispatched on this thread (max_events < 0: until empty).
 #   start_c(table) / stop_c(drain, timeout): the consumer threads.
 #   timeout_arg(timeout) -> the double publish_c/stop_c take for a Python `timeout` argument
@@ -87,6 +89,18 @@ cdef class RingBuffer:
     cdef object _loop_thread        # that loop's thread id: a blocking publish there would hang
     cdef bint _loop_draining        # inside the event-loop consumer's own drain
     cdef object _room_callback      # None until a coroutine waited for room
+    # Follow-ups: events the "dispatch" stage's own handlers publish while the ring is full
+    # (waiting for room there could only deadlock). A FIFO of (after, type, payload), touched
+    # only by the consuming thread (GIL held); an entry is dispatched right after ring
+    # sequence `after` (the last claimed one when it was published). Slow path only: the
+    # consumer's per-event cost is one compare against _backlog_due.
+    cdef object _backlog            # collections.deque
+    cdef readonly Py_ssize_t backlog_limit   # its bound (constructor's backlog=)
+    cdef Py_ssize_t _backlog_n      # len(_backlog), for noexcept counters
+    cdef int64_t _backlog_due       # `after` of the oldest entry; INT64_MAX when empty
+    cdef int64_t _backlog_in        # entries ever queued (counted in published)
+    cdef int64_t _backlog_out       # entries ever taken for dispatch (counted in dispatched)
+    cdef bint _backlog_ok           # the ring has no stage but "dispatch" (see _link)
     cdef object __weakref__
 
     cdef int publish_c(self, Py_ssize_t t, object payload, double timeout) except -1
@@ -109,3 +123,6 @@ cdef class RingBuffer:
     cdef int _run_stage(self, Stage st) except -1
     cdef int64_t _pending(self) noexcept
     cdef int _ready(self) except -1
+    cdef bint _own_followup(self) noexcept
+    cdef int _followup(self, Py_ssize_t t, object payload, double timeout, bint trying) except -1
+    cdef Py_ssize_t _flush_backlog(self, DispatchTable table, int64_t upto) except -1

@@ -44,6 +44,7 @@ cdef extern from "<stdlib.h>" nogil:
 cdef extern from "<unistd.h>" nogil:
     ssize_t write(int fd, const void *buf, size_t count)
 
+import collections
 import logging
 import operator
 import threading
@@ -56,8 +57,9 @@ class RingFull(Exception):
     """The ring had no room for an event.
 
     Raised by ``publish`` under ``overflow="raise"``, when a blocking publish times out, and
-    when the publishing thread is itself the consumer the ring waits for (a handler that
-    publishes into the full ring it is draining), where blocking would deadlock.
+    when the publishing thread is itself the consumer the ring waits for and its follow-up
+    backlog is full (or the ring has stages besides ``"dispatch"``), where blocking would
+    deadlock.
     ``publish_many`` sets ``published`` on it: how many of the events went in first.
     """
     published = 0
@@ -233,6 +235,14 @@ cdef class RingBuffer:
         How a consumer thread waits for events, always without the GIL: park on a condition
         variable (producers wake it), busy-spin, spin then ``sched_yield``, or spin, yield,
         then sleep 50 us at a time.
+    backlog : int >= 0, default ``capacity``
+        Bound of the follow-up backlog. A handler of the ``"dispatch"`` consumer that
+        publishes into the full ring it drains cannot wait (only it makes room): its event
+        goes into this consumer-owned FIFO instead, and is dispatched right after the ring
+        events claimed before it was published, so the order stays the claim order. Past the
+        bound the overflow policy applies: "drop" drops and counts it, "raise" and "block"
+        (which cannot wait for itself) raise :class:`RingFull`. Rings with more stages than
+        ``"dispatch"`` have no backlog (RingFull, as past the bound).
     """
 
     def __cinit__(self, *args, **kwargs):
@@ -243,14 +253,22 @@ cdef class RingBuffer:
         self._events = NULL
         self._room = NULL
         self._signal_fd = -1
+        self._backlog = collections.deque()
+        self._backlog_due = INT64_MAX
 
     def __init__(self, Py_ssize_t capacity=65536, *, producers="multi", overflow="block",
-                 wait="block"):
+                 wait="block", backlog=None):
         if self._ring != NULL:
             raise RuntimeError("RingBuffer.__init__ called twice")
         if capacity < 2 or capacity & (capacity - 1) or capacity > MAX_CAPACITY:
             raise ValueError(f"capacity must be a power of two between 2 and {MAX_CAPACITY}, "
                              f"got {capacity}")
+        if backlog is None:
+            backlog = capacity
+        elif (isinstance(backlog, bool) or not hasattr(type(backlog), "__index__")
+                or operator.index(backlog) < 0):
+            raise ValueError(f"backlog must be None or an int >= 0, got {backlog!r}")
+        self.backlog_limit = operator.index(backlog)
         cdef int multi = _choice("producers", producers, _PRODUCERS)
         self._overflow = _choice("overflow", overflow, _OVERFLOW)
         self._wait = _choice("wait", wait, _WAIT)
@@ -343,6 +361,9 @@ cdef class RingBuffer:
             # Only a sole last stage knows that nobody reads a slot after it.
             st._take = len(leaves) == 1 and leaves[0] is st
         self._ring.n_gating = len(leaves)
+        # The backlog dispatches follow-ups straight to the table: with other stages, they
+        # would skip those (a journal would miss them), so such rings keep RingFull.
+        self._backlog_ok = len(self._stages) == 1
         for i, st in enumerate(leaves):
             self._ring.gating[i] = &st._c.sequence
         return 0
@@ -494,7 +515,8 @@ cdef class RingBuffer:
                 raise RingFull(
                     f"ring full ({self.capacity} events) and this thread is consuming it: "
                     f"a handler published into the ring it is draining, and waiting for "
-                    f"room would deadlock (use a larger capacity, try_publish, or "
+                    f"room would deadlock; a ring with stages besides 'dispatch' has no "
+                    f"follow-up backlog (use a larger capacity, try_publish, or "
                     f"overflow='drop')")
             if deadline >= 0:
                 left = deadline - rb_monotonic()
@@ -526,9 +548,80 @@ cdef class RingBuffer:
             Py_DECREF(<object>old)
         return 0
 
+    # -- follow-ups: a handler publishing into the full ring it drains ----------------------
+
+    cdef bint _own_followup(self) noexcept:
+        """Whether this thread is inside the "dispatch" consumer of this ring (drain, its
+        thread or the event-loop consumer's drain) and the backlog may take its events."""
+        return self._backlog_ok and rb_consuming_find(self._ring) == self._main._c
+
+    cdef int _followup(self, Py_ssize_t t, object payload, double timeout,
+                       bint trying) except -1:
+        """Queue a follow-up in the backlog: 1 queued, 0 dropped (or refused, ``trying``).
+        Past the bound the overflow policy applies; waiting for room is never an option
+        here (only this thread's consumer makes room), so "block" raises RingFull."""
+        cdef int64_t after
+        if not self._backlog_ok:
+            raise RingFull(
+                f"ring full ({self.capacity} events) and this thread is consuming it: a "
+                f"handler published into the ring it is draining; a ring with stages "
+                f"besides 'dispatch' has no follow-up backlog (use a larger capacity or "
+                f"try_publish)")
+        if self._backlog_n >= self.backlog_limit:
+            if trying:
+                return 0
+            if self._overflow == OVERFLOW_DROP and timeout < 0:
+                rb_fetch_add_relaxed_i64(&self._ring.dropped.value, 1)
+                return 0
+            raise RingFull(
+                f"ring full ({self.capacity} events) and the follow-up backlog of its consumer "
+                f"is full too (backlog={self.backlog_limit}): a handler published into the "
+                f"ring it is draining, and waiting for room would deadlock")
+        # Everything claimed so far goes first: claim order (GIL held, so every claimed
+        # slot of the object ring is published too).
+        after = rb_claimed(self._ring)
+        self._backlog.append((after, t, payload))
+        if self._backlog_n == 0:
+            self._backlog_due = after
+        self._backlog_n += 1
+        self._backlog_in += 1
+        return 1
+
+    cdef Py_ssize_t _flush_backlog(self, DispatchTable table, int64_t upto) except -1:
+        """Dispatch, oldest first, the follow-ups due once ring sequence ``upto`` has been
+        dispatched. Each leaves the backlog before its handlers run (counted as dispatched,
+        as a ring event is); their own follow-ups join the queue."""
+        cdef Py_ssize_t n = 0
+        cdef Py_ssize_t t
+        cdef object bl = self._backlog
+        if table is None:
+            return 0
+        while self._backlog_n > 0 and self._backlog_due <= upto:
+            entry = bl.popleft()
+            self._backlog_n -= 1
+            self._backlog_out += 1
+            self._backlog_due = bl[0][0] if self._backlog_n > 0 else INT64_MAX
+            t = entry[1]
+            payload = entry[2]
+            entry = None
+            n += 1
+            if <size_t>t >= <size_t>table._size:
+                table.check_id(t)
+            table.dispatch(t, payload)
+            payload = None
+        return n
+
+    def _publish_followup(self, Py_ssize_t t, payload):
+        """Not API: ringbus.aio, for an async handler of the loop consumer that awaits
+        publish_async into the full ring (its drain has returned meanwhile). ``t`` checked."""
+        self._ready()
+        return self._followup(t, payload, -1, False) == 1
+
     cdef int publish_c(self, Py_ssize_t t, object payload, double timeout) except -1:
         cdef int64_t hi
         if rb_claim_upto(self._ring, 1, &hi) == 0:
+            if self._own_followup():
+                return self._followup(t, payload, timeout, False)
             if timeout < 0:
                 if self._overflow == OVERFLOW_DROP:
                     rb_fetch_add_relaxed_i64(&self._ring.dropped.value, 1)
@@ -543,6 +636,8 @@ cdef class RingBuffer:
     cdef int try_publish_c(self, Py_ssize_t t, object payload) except -1:
         cdef int64_t hi
         if rb_claim_upto(self._ring, 1, &hi) == 0:
+            if self._own_followup():
+                return self._followup(t, payload, -1, True)
             return 0
         self._write_one(hi, t, payload)
         return 1
@@ -553,6 +648,20 @@ cdef class RingBuffer:
         cdef int64_t got, hi
         while done < n:
             got = rb_claim_upto(self._ring, n - done, &hi)
+            if got == 0 and self._own_followup():
+                # The rest follow the events just written, in order, through the backlog.
+                while done < n:
+                    try:
+                        if self._followup(t, items[done], timeout, False) == 0:
+                            # Dropped: the bound is reached, and only this thread could
+                            # make room; the rest are dropped (and counted) with it.
+                            rb_fetch_add_relaxed_i64(&self._ring.dropped.value, n - done - 1)
+                            return done
+                    except RingFull as exc:
+                        exc.published = done
+                        raise
+                    done += 1
+                return done
             if got == 0:
                 if timeout < 0 and self._overflow == OVERFLOW_DROP:
                     rb_fetch_add_relaxed_i64(&self._ring.dropped.value, n - done)
@@ -606,6 +715,9 @@ cdef class RingBuffer:
         cdef Py_ssize_t done = 0
         cdef list batch
         try:
+            # Follow-ups due after an event whose handler raised out of the last batch.
+            if next - 1 >= self._backlog_due:
+                done += self._flush_backlog(table, next - 1)
             if st._batch:
                 batch = []
                 for s in range(next, hi + 1):
@@ -651,6 +763,10 @@ cdef class RingBuffer:
                     if not take:
                         rb_sequence_set(seq, s - 1)
                 payload = None
+                # One compare per event: follow-ups published (ring full) while the events up
+                # to this one were claimed are due now, before the next ring event.
+                if s - 1 >= self._backlog_due:
+                    done += self._flush_backlog(table, s - 1)
                 if done % SIGNAL_CHECK_EVERY == 0:
                     PyErr_CheckSignals()
         finally:
@@ -681,7 +797,12 @@ cdef class RingBuffer:
                 # Disruptor batching: read the cursor (or dependencies) once per batch.
                 avail = rb_barrier_available(self._ring, st._deps, st._ndeps, next)
                 if avail < next:
-                    break
+                    if self._backlog_n == 0:
+                        break
+                    # Ring empty: every follow-up is due (each waits only for ring events
+                    # claimed before it); their handlers may publish more, so look again.
+                    total += self._flush_backlog(table, INT64_MAX)
+                    continue
                 hi = avail
                 if max_events >= 0 and hi - next >= max_events - total:
                     hi = next + (max_events - total) - 1
@@ -744,6 +865,13 @@ cdef class RingBuffer:
                 # depend on is finishing them); let it run.
                 with nogil:
                     rb_sleep_ns(20000)
+            # stop(drain=True) delivers the follow-ups of the events it drained too, even
+            # those due after ring events past its target (those were published after the
+            # stop call and stay queued); the follow-ups' own follow-ups join the backlog
+            # while the ring is full, and are delivered here as well.
+            if (self._backlog_n > 0 and st is self._main and not self._failed
+                    and rb_load_acquire_i32(&st._c.alert) == RB_STOP_WHEN_DONE):
+                self._flush_backlog(st._table, INT64_MAX)
         finally:
             rb_consuming_pop(&node)
         return 0
@@ -913,26 +1041,35 @@ cdef class RingBuffer:
 
     cdef int64_t _pending(self) noexcept:
         cdef int64_t claimed = rb_claimed(self._ring)
-        return claimed - rb_min_gating(self._ring, claimed)
+        return claimed - rb_min_gating(self._ring, claimed) + self._backlog_n
 
     @property
     def pending(self):
-        """Events published and not yet processed by the last stage(s)."""
+        """Events published and not yet processed by the last stage(s), follow-ups waiting
+        in the backlog included."""
         self._ready()
         return self._pending()
 
     @property
+    def backlog(self):
+        """Follow-ups waiting in the backlog (published by the consumer's own handlers
+        while the ring was full)."""
+        return self._backlog_n
+
+    @property
     def published(self):
-        """Events published (claimed, with several producers) since the ring was made."""
+        """Events published (claimed, with several producers) since the ring was made,
+        follow-ups queued in the backlog included."""
         self._ready()
-        return rb_sequence_get(&self._ring.cursor) + 1 if self._ring.multi \
-            else rb_claimed(self._ring) + 1
+        return (rb_sequence_get(&self._ring.cursor) + 1 if self._ring.multi
+                else rb_claimed(self._ring) + 1) + self._backlog_in
 
     @property
     def dispatched(self):
-        """Events the ``"dispatch"`` stage has taken on (dispatched or being dispatched)."""
+        """Events the ``"dispatch"`` stage has taken on (dispatched or being dispatched),
+        follow-ups from the backlog included."""
         self._ready()
-        return rb_sequence_get(&self._main._c.sequence) + 1
+        return rb_sequence_get(&self._main._c.sequence) + 1 + self._backlog_out
 
     @property
     def dropped(self):
@@ -941,14 +1078,15 @@ cdef class RingBuffer:
         return rb_load_relaxed_i64(&self._ring.dropped.value)
 
     def stats(self):
-        """Counters as a dict: published, dispatched, dropped, pending, and each stage's
-        sequence under ``stages``."""
+        """Counters as a dict: published, dispatched, dropped, pending, backlog (follow-ups
+        waiting, counted in pending too), and each stage's sequence under ``stages``."""
         self._ready()
         return {
             "published": self.published,
             "dispatched": self.dispatched,
             "dropped": self.dropped,
             "pending": self.pending,
+            "backlog": self._backlog_n,
             "stages": {st.name: st.sequence for st in self._stages},
         }
 

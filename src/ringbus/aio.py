@@ -751,10 +751,9 @@ async def publish_wait(bus, t, payload, timeout):
     if ring.try_publish(t, payload):
         return True
     if state.task is not None and asyncio.current_task() is state.task:
-        raise RingFull(
-            f"ring full ({ring.capacity} events) and the loop consumer itself is waiting for "
-            f"room (an async handler awaited publish_async): only it makes room; use a "
-            f"larger capacity, try_publish, or concurrent=True for that handler")
+        # An async handler of the loop consumer: only that consumer makes room, so the event
+        # is its follow-up (the ring's backlog; past its bound, the overflow policy).
+        return ring._publish_followup(t, payload)
     while True:
         fut = loop.create_future()
         entry = (loop, fut)
