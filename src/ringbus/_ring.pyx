@@ -1054,6 +1054,7 @@ cdef class RingBuffer:
     def backlog(self):
         """Follow-ups waiting in the backlog (published by the consumer's own handlers
         while the ring was full)."""
+        self._ready()
         return self._backlog_n
 
     @property
