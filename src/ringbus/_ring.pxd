@@ -101,6 +101,9 @@ cdef class RingBuffer:
     cdef int64_t _backlog_in        # entries ever queued (counted in published)
     cdef int64_t _backlog_out       # entries ever taken for dispatch (counted in dispatched)
     cdef bint _backlog_ok           # the ring has no stage but "dispatch" (see _link)
+    cdef bint _stopping_drain       # stop(drain=True) in progress: the consumer's own
+                                    # publishes go to the backlog (the ring's stop target
+                                    # would leave them queued)
     cdef object __weakref__
 
     cdef int publish_c(self, Py_ssize_t t, object payload, double timeout) except -1
@@ -126,3 +129,5 @@ cdef class RingBuffer:
     cdef bint _own_followup(self) noexcept
     cdef int _followup(self, Py_ssize_t t, object payload, double timeout, bint trying) except -1
     cdef Py_ssize_t _flush_backlog(self, DispatchTable table, int64_t upto) except -1
+    cdef Py_ssize_t _followup_many(self, Py_ssize_t t, tuple items, Py_ssize_t done,
+                                   double timeout) except -1

@@ -617,8 +617,29 @@ cdef class RingBuffer:
         self._ready()
         return self._followup(t, payload, -1, False) == 1
 
+    cdef Py_ssize_t _followup_many(self, Py_ssize_t t, tuple items, Py_ssize_t done,
+                                   double timeout) except -1:
+        """publish_many's items from ``done`` on, through the backlog, in order."""
+        cdef Py_ssize_t n = len(items)
+        while done < n:
+            try:
+                if self._followup(t, items[done], timeout, False) == 0:
+                    # Dropped: the bound is reached, and only this thread could make
+                    # room; the rest are dropped (and counted) with it.
+                    rb_fetch_add_relaxed_i64(&self._ring.dropped.value, n - done - 1)
+                    return done
+            except RingFull as exc:
+                exc.published = done
+                raise
+            done += 1
+        return done
+
     cdef int publish_c(self, Py_ssize_t t, object payload, double timeout) except -1:
         cdef int64_t hi
+        # A predictable branch: while stop(drain=True) runs, the consumer's own handlers
+        # publish into the backlog, which stop delivers (the ring's stop target would not).
+        if self._stopping_drain and self._own_followup():
+            return self._followup(t, payload, timeout, False)
         if rb_claim_upto(self._ring, 1, &hi) == 0:
             if self._own_followup():
                 return self._followup(t, payload, timeout, False)
@@ -635,6 +656,8 @@ cdef class RingBuffer:
 
     cdef int try_publish_c(self, Py_ssize_t t, object payload) except -1:
         cdef int64_t hi
+        if self._stopping_drain and self._own_followup():
+            return self._followup(t, payload, -1, True)
         if rb_claim_upto(self._ring, 1, &hi) == 0:
             if self._own_followup():
                 return self._followup(t, payload, -1, True)
@@ -647,21 +670,12 @@ cdef class RingBuffer:
         cdef Py_ssize_t n = len(items), done = 0
         cdef int64_t got, hi
         while done < n:
+            if self._stopping_drain and self._own_followup():
+                return self._followup_many(t, items, done, timeout)
             got = rb_claim_upto(self._ring, n - done, &hi)
             if got == 0 and self._own_followup():
                 # The rest follow the events just written, in order, through the backlog.
-                while done < n:
-                    try:
-                        if self._followup(t, items[done], timeout, False) == 0:
-                            # Dropped: the bound is reached, and only this thread could
-                            # make room; the rest are dropped (and counted) with it.
-                            rb_fetch_add_relaxed_i64(&self._ring.dropped.value, n - done - 1)
-                            return done
-                    except RingFull as exc:
-                        exc.published = done
-                        raise
-                    done += 1
-                return done
+                return self._followup_many(t, items, done, timeout)
             if got == 0:
                 if timeout < 0 and self._overflow == OVERFLOW_DROP:
                     rb_fetch_add_relaxed_i64(&self._ring.dropped.value, n - done)
@@ -931,6 +945,9 @@ cdef class RingBuffer:
         # RB_STOP_WHEN_DONE reads this target and never dispatches past it, however fast
         # other threads keep publishing; what they publish after it stays queued.
         rb_stop_set_target(&self._ring.stop_target, target if drain else -1)
+        # Same GIL hold as the target: the consumer's own publishes before it are within
+        # the target, those after it go to the backlog that the consumer delivers on exit.
+        self._stopping_drain = drain
         for st in self._stages:
             rb_store_release_i32(&st._c.alert, RB_STOP_WHEN_DONE if drain else RB_STOP_NOW)
         rb_wake(self._ring)                # parked consumers re-check their alert
@@ -952,6 +969,7 @@ cdef class RingBuffer:
                 first = st._exception
         self._main._table = None           # no cycle bus -> ring -> stage -> bus
         self._started = False
+        self._stopping_drain = False
         self._wake_on_publish = False      # drain() never parks
         if first is not None:
             raise first
