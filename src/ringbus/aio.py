@@ -96,11 +96,14 @@ class _Suspended(BaseException):
     The consumer awaits ``awaitable``, then runs the event's handlers after ``sub``.
     """
 
-    def __init__(self, sub, payload, awaitable):
+    def __init__(self, sub, payload, awaitable, order):
         super().__init__()
         self.sub = sub
         self.payload = payload
         self.awaitable = awaitable
+        # The handler order of the array whose dispatch called ``sub``: the snapshot the
+        # event's dispatch began with, whatever was (un)subscribed since.
+        self.order = order
 
 
 @types.coroutine
@@ -266,6 +269,7 @@ class AioState:
         self.tasks = set()          # handler tasks in flight: asyncio keeps only weak ones
         self.deferred = None        # on_error="raise": a task's exception for the consumer
         self.attaching = False      # attach() made a consumer task that has not started yet
+        self.slots = weakref.WeakKeyDictionary()   # Subscription -> _Slots (concurrent=N)
         self.attach_loop = None     # ... on this loop, with this coroutine (reap_closed_loop)
         self.attach_coro = None
 
@@ -381,7 +385,7 @@ class AioState:
             await suspended.awaitable
         except Exception as exc:
             pending_error = self.report(sub, payload, exc)
-        order = sub._order
+        order = suspended.order
         try:
             at = order.index(sub) + 1
         except ValueError:
@@ -435,7 +439,11 @@ def _call_like_table(sub, payload):
 
 def wrap(state: AioState, sub) -> None:
     """Set the callable the dispatch table calls for ``sub`` (an async or once=True handler):
-    a plain function around the user's handler. Called by Registry.subscribe."""
+    a plain function around the user's handler. Called by Registry.subscribe, and for an
+    async handler again by every install of its type's handler array, with ``sub._order``
+    that array's order: each array calls its own closure, which knows the order the
+    dispatch iterates, so the loop consumer finishing a suspended event runs exactly the
+    handlers after it in the snapshot the event's dispatch began with (DESIGN.md)."""
     kind = sub._hkind
     if kind == WEAK:
         # The table would call ref()(payload) itself, which we cannot wrap: call through
@@ -467,6 +475,7 @@ def _coroutine(obj):
 
 
 def _sequential_caller(state, sub, fn):
+    order = sub._order          # fixed for this closure: see wrap()
     # Starting a coroutine with `for first in coro.__await__()` rather than coro.send(None):
     # one that finishes returning None then raises no StopIteration (about 250 ns less).
     def step(coro, payload):
@@ -475,7 +484,7 @@ def _sequential_caller(state, sub, fn):
         if _get_ident() == state.thread:
             for first in coro.__await__():
                 if state.dispatching and emit_depth() == state.depth:
-                    raise _Suspended(sub, payload, _drive(coro, first))
+                    raise _Suspended(sub, payload, _drive(coro, first), order)
                 state.spawn(state.loop, coro, first, sub, payload)
                 return None
             return None
@@ -500,7 +509,7 @@ def _sequential_caller(state, sub, fn):
             return step(coro, payload)
         for first in coro.__await__():
             if state.dispatching and emit_depth() == state.depth:
-                raise _Suspended(sub, payload, _drive(coro, first))
+                raise _Suspended(sub, payload, _drive(coro, first), order)
             state.spawn(state.loop, coro, first, sub, payload)
             return None
         return None
@@ -518,7 +527,11 @@ def _sequential_caller(state, sub, fn):
 
 
 def _concurrent_caller(state, sub, fn):
-    slots = _Slots(sub.concurrent)
+    order = sub._order          # fixed for this closure: see wrap()
+    # One set of slots per subscription, shared by the callables of every array it is in.
+    slots = state.slots.get(sub)
+    if slots is None:
+        slots = state.slots[sub] = _Slots(sub.concurrent)
 
     def call_async_handler(*args):
         loop = _get_running_loop()
@@ -527,7 +540,7 @@ def _concurrent_caller(state, sub, fn):
             return None if coro is None else _run_here(coro)
         if slots.inflight >= slots.limit and state.called_by_consumer():
             raise _Suspended(sub, args[-1],
-                             _start_when_free(state, slots, fn, args, sub, loop))
+                             _start_when_free(state, slots, fn, args, sub, loop), order)
         _start_task(state, slots, fn, args, sub, loop)
         return None
     call_async_handler.__qualname__ = f"async:{getattr(fn, '__qualname__', fn)!s}"
@@ -556,7 +569,9 @@ async def _start_when_free(state, slots, fn, args, sub, loop):
 
 
 def _once_caller(sub, call):
-    fired = sub._fired = itertools.count()
+    fired = sub._fired          # kept across re-wraps: one call, whichever array calls
+    if fired is None:
+        fired = sub._fired = itertools.count()
 
     def call_once(*args):
         # next() on a count is atomic under the GIL: of racing dispatches, one calls.
