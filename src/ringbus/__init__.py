@@ -19,7 +19,7 @@ except ImportError as exc:  # pragma: no cover - only without a build
         "importing it from the source tree") from exc
 
 from ringbus._bus import Bus
-from ringbus._ring import RingBuffer, RingFull, Stage
+from ringbus._ring import ConsumerGone, RingBuffer, RingFull, Stage
 from ringbus._records import RecordRing, get_include
 from ringbus.aio import NoHandlerError, NoReplyError, Request, current_request
 from ringbus.ordering import OrderCycleError
@@ -28,7 +28,7 @@ from ringbus.subscription import Subscription
 __version__ = "0.1.0"
 
 __all__ = [
-    "Bus", "Subscription", "RingBuffer", "Stage", "RingFull", "EmitDepthError",
+    "Bus", "Subscription", "RingBuffer", "Stage", "RingFull", "ConsumerGone", "EmitDepthError",
     "OrderCycleError", "NoHandlerError", "NoReplyError", "Request", "current_request",
     "RecordRing", "get_include", "__version__",
 ]

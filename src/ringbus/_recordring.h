@@ -35,7 +35,8 @@ enum {
     RB_RECORD_FULL = 0,              /* no room now (try_publish; overflow="raise") */
     RB_RECORD_DROPPED = -1,          /* no room, counted in `dropped` (overflow="drop") */
     RB_RECORD_TIMEOUT = -2,          /* no room within the timeout */
-    RB_RECORD_WOULD_DEADLOCK = -3    /* this thread is the ring's consumer, inside a handler */
+    RB_RECORD_WOULD_DEADLOCK = -3,   /* this thread is the ring's consumer, inside a handler */
+    RB_RECORD_CONSUMER_GONE = -4     /* full, and the consumer thread that was started ended */
 };
 
 enum { RB_OVERFLOW_BLOCK = 0, RB_OVERFLOW_RAISE = 1, RB_OVERFLOW_DROP = 2 };
@@ -85,6 +86,10 @@ typedef struct rb_record_header {
     /* stop(drain=True)'s hard stop target (see rb_stop_limit): the consumer dispatches up to
      * it and no further, however fast producers in any process go. */
     rb_sequence stop_target;
+    /* Non-zero while the consumer thread that was started has ended by an exception: nothing
+     * will make room, so a producer waiting for room gives up (RB_RECORD_CONSUMER_GONE). */
+    rb_atomic_i32 consumer_gone;
+    RB_PAD(pad_gone, 4);
 
     /* Where parked consumers and producers wait. Process-private today: a region mapped by
      * several processes needs PTHREAD_PROCESS_SHARED attributes here (or futexes). */
@@ -146,6 +151,7 @@ static inline void rb_record_region_init(void *region, int64_t capacity, int64_t
     rb_sequence_init(&h->dropped, 0);
     rb_consumer_init(&h->consumer, -1);
     rb_sequence_init(&h->stop_target, INT64_MAX);
+    rb_store_relaxed_i32(&h->consumer_gone, 0);
     if (multi) {
         rb_atomic_i32 *available = (rb_atomic_i32 *)((char *)region + h->available_offset);
         for (i = 0; i < capacity; i++)
@@ -331,7 +337,7 @@ static inline int64_t rb_record_run_end(const rb_record_ring *rr, int64_t lo, in
 /* Claim up to `max_n` sequences, waiting for room at most `timeout` seconds (< 0: no limit).
  * Returns how many were claimed (> 0, the highest in *hi), RB_RECORD_TIMEOUT, or
  * RB_RECORD_WOULD_DEADLOCK when this thread runs the ring's consumer and only it could make
- * room. Wakes every RB_RECORD_WAIT_SLICE to re-read the deadline. */
+ * room, or RB_RECORD_CONSUMER_GONE when the consumer thread ended. Wakes every RB_RECORD_WAIT_SLICE to re-read the deadline. */
 static inline int64_t rb_record_claim_wait(rb_record_ring *rr, int64_t max_n, double timeout,
                                            int64_t *hi)
 {
@@ -351,6 +357,12 @@ static inline int64_t rb_record_claim_wait(rb_record_ring *rr, int64_t max_n, do
         if (rb_consuming_has(&rr->header->consumer)
                 && wrap_point > rb_sequence_get_own(&rr->header->consumer.sequence))
             return RB_RECORD_WOULD_DEADLOCK;
+        /* Acquire: the ended consumer released its last sequence before raising the flag;
+         * one more claim sees any room it made before it went. */
+        if (rb_load_acquire_i32(&rr->header->consumer_gone)) {
+            got = rb_sequencer_claim_upto(&rr->seq, max_n, hi);
+            return got ? got : RB_RECORD_CONSUMER_GONE;
+        }
         /* A consumer that is running frees a batch within microseconds: spin a little
          * before paying for a futex sleep and wake-up. */
         if (++tries < RB_SPINS_BEFORE_PARK) {

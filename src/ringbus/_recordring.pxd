@@ -2,7 +2,7 @@
 # handle, producers, consumer). The handle is opaque except for what Cython reads while it
 # alone holds the ring (configuration); everything shared goes through the functions.
 from libc.stdint cimport int32_t, int64_t
-from ringbus._atomic cimport rb_sequence, rb_deadline_t
+from ringbus._atomic cimport rb_sequence, rb_deadline_t, rb_atomic_i32
 from ringbus._ringbuffer cimport rb_consumer, rb_sequencer
 
 cdef extern from "_recordring.h" nogil:
@@ -12,6 +12,7 @@ cdef extern from "_recordring.h" nogil:
         RB_RECORD_DROPPED
         RB_RECORD_TIMEOUT
         RB_RECORD_WOULD_DEADLOCK
+        RB_RECORD_CONSUMER_GONE
     enum:
         RB_OVERFLOW_BLOCK
         RB_OVERFLOW_RAISE
@@ -27,6 +28,7 @@ cdef extern from "_recordring.h" nogil:
         rb_sequence dropped
         rb_consumer consumer
         rb_sequence stop_target
+        rb_atomic_i32 consumer_gone
 
     ctypedef struct rb_record_ring:
         rb_sequencer seq

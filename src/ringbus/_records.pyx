@@ -39,7 +39,7 @@ from ringbus._ringbuffer cimport (
 )
 from ringbus._recordring cimport (
     RB_RECORD_PUBLISHED, RB_RECORD_FULL, RB_RECORD_DROPPED, RB_RECORD_TIMEOUT,
-    RB_RECORD_WOULD_DEADLOCK, RB_OVERFLOW_BLOCK, RB_OVERFLOW_RAISE, RB_OVERFLOW_DROP,
+    RB_RECORD_WOULD_DEADLOCK, RB_RECORD_CONSUMER_GONE, RB_OVERFLOW_BLOCK, RB_OVERFLOW_RAISE, RB_OVERFLOW_DROP,
     RB_RECORD_WAIT_SLICE,
     rb_record_ring, rb_record_layout, rb_record_region_init, rb_record_region_destroy,
     rb_record_ring_attach, rb_record_write, rb_record_publish_range, rb_record_try_publish,
@@ -62,7 +62,8 @@ cdef extern from *:
     """
     _Static_assert(RB_RECORD_PUBLISHED == RINGBUS_PUBLISHED && RB_RECORD_FULL == RINGBUS_FULL
                    && RB_RECORD_DROPPED == RINGBUS_DROPPED && RB_RECORD_TIMEOUT == RINGBUS_TIMEOUT
-                   && RB_RECORD_WOULD_DEADLOCK == RINGBUS_WOULD_DEADLOCK,
+                   && RB_RECORD_WOULD_DEADLOCK == RINGBUS_WOULD_DEADLOCK
+                   && RB_RECORD_CONSUMER_GONE == RINGBUS_CONSUMER_GONE,
                    "_recordring.h and ringbus_records.h disagree on a status code");
 
     static ringbus_records_api ringbus_records_api_instance;
@@ -90,7 +91,7 @@ import threading
 import warnings
 from contextlib import contextmanager
 
-from ringbus._ring import RingFull
+from ringbus._ring import RingFull, ConsumerGone
 
 _log = logging.getLogger("ringbus")
 
@@ -446,6 +447,14 @@ cdef class RecordRing:
                                    f"its consumer: a handler published into the ring it is "
                                    f"draining, and waiting for room would deadlock (use a "
                                    f"larger capacity, try_publish, or overflow='drop')")
+                    if got == RB_RECORD_CONSUMER_GONE:
+                        exc = ConsumerGone(
+                            f"ring full ({self.capacity} records) and its consumer thread "
+                            f"is gone (ended by {type(self._exception).__name__}): nothing "
+                            f"will make room; stop() reports why, then start() or drain()"
+                            + ("" if n == 1 else f" (after {done} of {n} records)"))
+                        exc.published = done
+                        raise exc
                     if got <= 0:
                         PyErr_CheckSignals()
             rb_record_write(rr, hi - got + 1, hi, src + done * self.record_size)
@@ -677,6 +686,11 @@ cdef class RecordRing:
             self._run()
         except BaseException as exc:
             self._exception = exc
+            # Producers waiting for room (Python or nogil C) must not wait for a consumer
+            # that is gone: they re-check this flag at every wait slice. Set in the header,
+            # where a producer in another process mapping the ring would look too.
+            rb_store_release_i32(&self._rr.header.consumer_gone, 1)
+            rb_record_wake(self._rr)
             _log.error("ringbus: RecordRing consumer stopped by %s; later records stay "
                        "queued", type(exc).__name__, exc_info=exc)
 
@@ -689,6 +703,7 @@ cdef class RecordRing:
         if self._draining:
             raise RuntimeError("start() while drain() runs")
         self._exception = None
+        rb_store_release_i32(&self._rr.header.consumer_gone, 0)
         rb_store_release_i32(&self._rr.header.consumer.alert, RB_RUN)
         self._thread = threading.Thread(target=self._thread_main, name="ringbus-records",
                                         daemon=True)
@@ -724,6 +739,9 @@ cdef class RecordRing:
             raise TimeoutError(f"the RecordRing consumer did not stop within {timeout}s")
         self._thread = None
         self._started = False
+        # Stopped: no consumer was started any more, so waiting for room is the caller's
+        # choice again (a later start() or drain() makes it).
+        rb_store_release_i32(&self._rr.header.consumer_gone, 0)
         rb_store_relaxed_i32(&self._rr.header.consumer.alert, RB_RUN)
         exc, self._exception = self._exception, None
         if exc is not None:

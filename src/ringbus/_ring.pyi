@@ -15,6 +15,9 @@ DISPATCH: str
 class RingFull(Exception):
     published: int
 
+class ConsumerGone(RuntimeError):
+    published: int
+
 class Stage:
     @property
     def name(self) -> str: ...

@@ -65,6 +65,18 @@ class RingFull(Exception):
     published = 0
 
 
+class ConsumerGone(RuntimeError):
+    """A blocking publish found the ring full and the consumer thread that was started gone
+    (a handler raised ``SystemExit`` or another exception that ended it): nothing would ever
+    make room, so it raises instead of waiting forever.
+
+    The events already queued stay queued; ``stop()`` re-raises what ended the consumer, and
+    a later ``start()`` or ``drain()`` delivers them. ``publish_many`` sets ``published`` on
+    it, as on :class:`RingFull`. Raised by both ring kinds.
+    """
+    published = 0
+
+
 cdef enum:
     OVERFLOW_BLOCK = 0
     OVERFLOW_RAISE = 1
@@ -508,6 +520,13 @@ cdef class RingBuffer:
                     f"ring full ({self.capacity} events) and this thread runs the event loop "
                     f"that consumes it: waiting here would stop that loop for good (use "
                     f"`await bus.publish_async(...)` on the loop, or try_publish)")
+            if self._started and self._failed:
+                # A stage thread ended with an exception (the others stop after it): no
+                # consumer will make room. Checked every wait slice; the dying thread wakes us.
+                raise ConsumerGone(
+                    f"ring full ({self.capacity} events) and its consumer thread is gone: "
+                    f"nothing will make room; stop() re-raises what ended it, then start() "
+                    f"or drain() delivers the queued events")
             own = rb_consuming_find(r)
             if own != NULL and wrap_point > rb_sequence_get_own(&own.sequence):
                 # The last stages can get no further than the consumer running on this very
@@ -685,7 +704,7 @@ cdef class RingBuffer:
                         raise RingFull(f"ring full ({self.capacity} events pending) after "
                                        f"{done} of {n} events; overflow='raise'")
                     got = self._claim_blocking(n - done, timeout, &hi)
-                except RingFull as exc:
+                except (RingFull, ConsumerGone) as exc:
                     exc.published = done
                     raise
             self._write(hi - got + 1, hi, t, items, done, None)
@@ -897,6 +916,7 @@ cdef class RingBuffer:
         except BaseException as exc:
             st._exception = exc
             self._failed = True
+            rb_wake(self._ring)     # producers parked for room see that it is gone
             _log.error("ringbus: stage %r stopped by %s; its events stay queued",
                        st.name, type(exc).__name__, exc_info=exc)
 

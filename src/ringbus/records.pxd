@@ -22,6 +22,7 @@ cdef extern from "ringbus_records.h":
         RINGBUS_DROPPED
         RINGBUS_TIMEOUT
         RINGBUS_WOULD_DEADLOCK
+        RINGBUS_CONSUMER_GONE
 
     # Opaque: a RecordRing's C handle.
     ctypedef struct ringbus_record_ring:

@@ -41,7 +41,8 @@ enum {
     RINGBUS_FULL = 0,              /* no room now: try_publish, or overflow="raise" */
     RINGBUS_DROPPED = -1,          /* no room: dropped and counted (overflow="drop") */
     RINGBUS_TIMEOUT = -2,          /* no room within the timeout */
-    RINGBUS_WOULD_DEADLOCK = -3    /* called from a handler of this ring's consumer, ring full */
+    RINGBUS_WOULD_DEADLOCK = -3,   /* called from a handler of this ring's consumer, ring full */
+    RINGBUS_CONSUMER_GONE = -4     /* ring full and its consumer thread ended (an exception) */
 };
 
 /* A RecordRing's C handle (opaque). */
@@ -103,7 +104,8 @@ static inline int ringbus_record_try_publish(ringbus_record_ring *ring, const vo
 /* One record. timeout < 0: a full ring gets the ring's overflow policy (wait for room as long
  * as it takes under "block"; RINGBUS_FULL under "raise"; RINGBUS_DROPPED under "drop").
  * timeout >= 0: wait at most that many seconds for room, whatever the policy, then
- * RINGBUS_TIMEOUT. Waiting spins briefly, then sleeps until the consumer makes room. */
+ * RINGBUS_TIMEOUT. Waiting spins briefly, then sleeps until the consumer makes room; if the
+ * consumer thread that was started has ended (a handler raised), RINGBUS_CONSUMER_GONE. */
 static inline int ringbus_record_publish(ringbus_record_ring *ring, const void *record,
                                          double timeout)
 {
