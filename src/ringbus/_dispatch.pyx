@@ -314,7 +314,14 @@ cdef class DispatchTable:
             if result != NULL:
                 Py_DECREF(<object>result)
             else:
-                failed = self._handler_failed(entry, t, payload)
+                try:
+                    failed = self._handler_failed(entry, t, payload)
+                except BaseException as stop:
+                    # Unwinding now (a BaseException, or ringbus.aio suspending the event):
+                    # the Exceptions kept for on_error="raise" must ride along, not vanish.
+                    if errors is not None:
+                        _attach_pending(stop, errors)
+                    raise
                 if failed is not None:
                     if errors is None:
                         errors = []
@@ -361,6 +368,22 @@ def _attach_others(first, others):
     if add_note is not None:
         add_note(f"ringbus: {len(others)} more handler(s) of the same event failed: "
                  + ", ".join(repr(e) for e in others))
+
+
+def _attach_pending(stop, errors):
+    """``stop`` unwinds the dispatch of an event whose earlier handlers failed under
+    on_error="raise": it carries them as ``pending_errors`` (ringbus.aio raises them once
+    the event's handlers ran) and, where it has none, the first as its ``__context__``."""
+    try:
+        stop.pending_errors = list(errors)
+    except AttributeError:
+        pass
+    if stop.__context__ is None:
+        stop.__context__ = errors[0]
+    add_note = getattr(stop, "add_note", None)
+    if add_note is not None:
+        add_note(f"ringbus: {len(errors)} earlier handler(s) of the same event failed: "
+                 + ", ".join(repr(e) for e in errors))
 
 
 def _call_floor(handler, payload):

@@ -60,7 +60,9 @@ import weakref
 from asyncio import events as _events
 from typing import Optional
 
-from ringbus._dispatch import STRONG, WEAK, WEAK_METHOD, EmitDepthError, emit_depth
+from ringbus._dispatch import (
+    STRONG, WEAK, WEAK_METHOD, EmitDepthError, _attach_others, emit_depth,
+)
 from ringbus._ring import RingFull
 
 __all__ = [
@@ -380,11 +382,15 @@ class AioState:
         """Await the handler that suspended, then the event's handlers after it, in the
         order its dispatch started with (skipping any unsubscribed meanwhile)."""
         sub, payload = suspended.sub, suspended.payload
-        pending_error = None
+        # on_error="raise": Exceptions of the handlers before it, kept by the table's
+        # dispatch, raised once the event's handlers ran (the first; the rest ride along).
+        errors = list(getattr(suspended, "pending_errors", None) or ())
         try:
             await suspended.awaitable
         except Exception as exc:
-            pending_error = self.report(sub, payload, exc)
+            err = self.report(sub, payload, exc)
+            if err is not None:
+                errors.append(err)
         order = suspended.order
         try:
             at = order.index(sub) + 1
@@ -406,18 +412,23 @@ class AioState:
                     await again.awaitable
                 except Exception as exc:
                     err = self.report(nxt, payload, exc)
-                    pending_error = pending_error or err
+                    if err is not None:
+                        errors.append(err)
             except EmitDepthError:
                 raise
             except Exception as exc:
                 err = self.report(nxt, payload, exc)
-                pending_error = pending_error or err
+                if err is not None:
+                    errors.append(err)
             finally:
                 self.dispatching, self.depth = False, 1
         if calls:
             bus._handler_calls_add(calls)
-        if pending_error is not None:
-            raise pending_error
+        if errors:
+            # Every one is raised or rides along with the first (as the table does).
+            if len(errors) > 1:
+                _attach_others(errors[0], errors[1:])
+            raise errors[0]
 
 
 def _call_like_table(sub, payload):
