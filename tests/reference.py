@@ -225,7 +225,9 @@ class Bus:
                 self._handler_calls += 1
                 try:
                     handler(payload)
-                except EmitDepthError:
+                except EmitDepthError as exc:
+                    if errors:
+                        _attach_pending(exc, errors)
                     raise
                 except Exception as exc:
                     self._handler_errors += 1
@@ -235,6 +237,10 @@ class Bus:
                         log.error("handler %s failed on event %s", sub, t, exc_info=exc)
                     else:
                         self.on_error(t, payload, sub, exc)
+                except BaseException as exc:    # never swallowed; collected errors ride on it
+                    if errors:
+                        _attach_pending(exc, errors)
+                    raise
             if errors:
                 if len(errors) > 1:     # a lone error keeps what an inner emit attached
                     errors[0].other_errors = errors[1:]
@@ -274,3 +280,14 @@ def _order(subs: list[Subscription]) -> tuple[Subscription, ...]:
     if waiting:
         raise ValueError("dependency cycle among: " + ", ".join(sorted(map(str, waiting))))
     return tuple(placed)
+
+
+def _attach_pending(exc, errors):
+    """What the compiled table does when something unwinds past collected errors: they
+    ride on it as ``pending_errors`` and the first as its ``__context__`` where unset."""
+    exc.pending_errors = list(errors)
+    if exc.__context__ is None:
+        exc.__context__ = errors[0]
+    if hasattr(exc, "add_note"):            # Python 3.11+
+        exc.add_note(f"ringbus: {len(errors)} earlier handler(s) of the same event failed: "
+                     + ", ".join(repr(e) for e in errors))
