@@ -146,6 +146,24 @@ cdef inline Py_ssize_t _event_type_arg(object event_type) except -1:
     return t
 
 
+cdef int _unknown_id(DispatchTable table, int64_t t, object payload) except -1:
+    """An id the table does not have reached its consumer (``bus.ring.publish`` before the
+    ring knew its table). No event may kill a consumer: it counts as a handler error under the
+    table's policy (logged, passed to the callable, or raised under on_error="raise"), and the
+    consumer goes on with the next event."""
+    try:
+        table.check_id(t)
+    except ValueError as exc:
+        table._handler_errors += 1
+        if table._raise_errors:
+            raise
+        if table._error_sink is not None:
+            table._error_sink(t, payload, None, exc)
+        else:
+            _log.error("ringbus: event of unknown type %d dropped at dispatch", t, exc_info=exc)
+    return 0
+
+
 cdef class Stage:
     """One consumer of a :class:`RingBuffer`, with its own sequence and (once started) thread.
 
@@ -625,8 +643,9 @@ cdef class RingBuffer:
             entry = None
             n += 1
             if <size_t>t >= <size_t>table._size:
-                table.check_id(t)
-            table.dispatch(t, payload)
+                _unknown_id(table, t, payload)
+            else:
+                table.dispatch(t, payload)
             payload = None
         return n
 
@@ -718,7 +737,11 @@ cdef class RingBuffer:
         wait at most that long for room, whatever the policy, and raise :class:`RingFull`.
         """
         self._ready()
-        return self.publish_c(_event_type_arg(event_type), payload, timeout_arg(timeout)) == 1
+        cdef Py_ssize_t t = _event_type_arg(event_type)
+        cdef DispatchTable table = self._main._table
+        if table is not None and t >= table._size:
+            table.check_id(t)       # the ring knows its table (started): refuse it here
+        return self.publish_c(t, payload, timeout_arg(timeout)) == 1
 
     def try_publish(self, event_type, payload=None):
         """Enqueue an event if there is room now; never blocks, never counts a drop."""
@@ -788,8 +811,9 @@ cdef class RingBuffer:
                 try:
                     if table is not None:
                         if <size_t>t >= <size_t>table._size:
-                            table.check_id(t)    # raises: an id this table does not have
-                        table.dispatch(t, payload)
+                            _unknown_id(table, t, payload)   # counted; the consumer goes on
+                        else:
+                            table.dispatch(t, payload)
                     else:
                         st._call(t, payload)
                 finally:
