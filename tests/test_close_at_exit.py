@@ -6,6 +6,7 @@ The exit cases run in subprocesses: what happens at interpreter exit can only be
 outside.
 """
 import logging
+import re
 import subprocess
 import sys
 import textwrap
@@ -19,14 +20,13 @@ import ringbus
 
 
 def _run(script, timeout=60):
-    t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(script)],
+    # The timeout only guards against a hang (subprocess.TimeoutExpired fails the test).
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(script)],
                           capture_output=True, text=True, timeout=timeout)
-    return proc, time.monotonic() - t0
 
 
 def test_exit_reports_events_nobody_consumed():
-    proc, _ = _run("""
+    proc = _run("""
         import ringbus
         bus = ringbus.Bus()
         T = bus.event_type("t")
@@ -40,7 +40,7 @@ def test_exit_reports_events_nobody_consumed():
 
 
 def test_exit_drains_a_running_consumer():
-    proc, elapsed = _run("""
+    proc = _run("""
         import sys, threading, time, ringbus
         bus = ringbus.Bus(capacity=1024)
         T = bus.event_type("t")
@@ -65,11 +65,11 @@ def test_exit_drains_a_running_consumer():
     assert int(out[out.index("queued") + 1]) > 0, proc.stdout     # exit had work to do
     assert "dispatched 500" in proc.stdout, (proc.stdout, proc.stderr)
     assert "RuntimeWarning" not in proc.stderr, proc.stderr
-    assert elapsed < 30
 
 
 def test_exit_is_bounded_by_close_timeout():
-    proc, elapsed = _run("""
+    # Draining all 100 events would take 20 s: the warning's count shows the drain was cut.
+    proc = _run(timeout=15, script="""
         import threading, time, ringbus
         bus = ringbus.Bus(close_timeout=0.5)
         T = bus.event_type("t")
@@ -79,7 +79,8 @@ def test_exit_is_bounded_by_close_timeout():
             bus.publish(T, i)
     """)
     assert proc.returncode == 0, proc.stderr
-    assert elapsed < 15, elapsed
+    left = int(re.search(r"with (\d+) event\(s\) still queued", proc.stderr).group(1))
+    assert 0 < left < 100, proc.stderr
     assert "RuntimeWarning" in proc.stderr, proc.stderr
     assert "still queued" in proc.stderr and "close timeout" in proc.stderr, proc.stderr
 

@@ -769,6 +769,7 @@ cdef class RingBuffer:
         cdef void *p
         cdef object payload
         cdef Py_ssize_t done = 0
+        cdef Py_ssize_t check_at = SIGNAL_CHECK_EVERY  # a backlog flush adds many to `done`
         cdef list batch
         try:
             # Follow-ups due after an event whose handler raised out of the last batch.
@@ -824,7 +825,8 @@ cdef class RingBuffer:
                 # to this one were claimed are due now, before the next ring event.
                 if s - 1 >= self._backlog_due:
                     done += self._flush_backlog(table, s - 1)
-                if done % SIGNAL_CHECK_EVERY == 0:
+                if done >= check_at:
+                    check_at = done + SIGNAL_CHECK_EVERY
                     PyErr_CheckSignals()
         finally:
             # Once per batch: producers waiting for room, stages waiting for us.
