@@ -41,6 +41,8 @@ MODELS = [
     ("wake", 0, "bound"),
     ("stop", 100_000, "random"),
     ("stop", 0, "bound"),
+    ("stop_target", 100_000, "random"),
+    ("stop_target", 0, "bound"),
     ("rec_spsc", 200_000, "random"),
     ("rec_spsc", 0, "bound"),
     ("rec_mpsc", 200_000, "random"),
@@ -70,6 +72,11 @@ MUTANTS = {
         "_ringbuffer.h",
         "    rb_fetch_add_relaxed_i32(&p->waiters, 1);\n    rb_fence_seq_cst();",
         "    rb_fetch_add_relaxed_i32(&p->waiters, 1);", "wake", "DEADLOCK"),
+    # Defect 1 of issue 8: a consumer that reads the alert but not the stop target runs past
+    # it for as long as producers keep publishing.
+    "stop_limit_ignores_target": (
+        "_ringbuffer.h", "        if (avail > t)\n            return t;", "        (void)t;",
+        "stop_target", "USER ASSERT FAILED"),
     # The record ring's own steps (_recordring.h).
     "relaxed_record_release": (
         "_recordring.h", "rb_sequence_set(&rr->header->consumer.sequence, hi);",

@@ -51,10 +51,12 @@ typedef rl::rl_pthread_mutex_t rb_mutex_t;
 typedef rl::rl_pthread_cond_t rb_cond_t;
 typedef int rb_deadline_t;                 /* the model treats every timed wait as "may time out" */
 #define RB_MUTEX_INIT(m) rl::rl_pthread_mutex_init((m), 0, $)
+#define RB_MUTEX_INIT_SHARED(m) RB_MUTEX_INIT(m)
 #define RB_MUTEX_DESTROY(m) rl::rl_pthread_mutex_destroy((m), $)
 #define RB_MUTEX_LOCK(m) rl::rl_pthread_mutex_lock((m), $)
 #define RB_MUTEX_UNLOCK(m) rl::rl_pthread_mutex_unlock((m), $)
 #define RB_COND_INIT(c) rl::rl_pthread_cond_init((c), 0, $)
+#define RB_COND_INIT_SHARED(c) RB_COND_INIT(c)
 #define RB_COND_DESTROY(c) rl::rl_pthread_cond_destroy((c), $)
 #define RB_COND_BROADCAST(c) rl::rl_pthread_cond_broadcast((c), $)
 /* A deadline of 0 means "no deadline": an untimed wait, so a lost wake-up is a deadlock the
@@ -108,7 +110,9 @@ typedef pthread_mutex_t rb_mutex_t;
 typedef pthread_cond_t rb_cond_t;
 typedef struct timespec rb_deadline_t;    /* CLOCK_MONOTONIC; tv_sec == 0 && tv_nsec == 0: none */
 
-static inline int rb_cond_init_monotonic(pthread_cond_t *c)
+/* `shared`: the condition variable lives in a region other processes may map, where it must
+ * be PTHREAD_PROCESS_SHARED (a private one may not even be touched from another process). */
+static inline int rb_cond_init_monotonic(pthread_cond_t *c, int shared)
 {
     /* A monotonic clock: a wall-clock jump must not stretch or cut a publish timeout. */
     pthread_condattr_t attr;
@@ -118,6 +122,8 @@ static inline int rb_cond_init_monotonic(pthread_cond_t *c)
 #if !defined(__APPLE__)
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 #endif
+    if (shared)
+        pthread_condattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
     rc = pthread_cond_init(c, &attr);
     pthread_condattr_destroy(&attr);
     return rc;
@@ -130,11 +136,25 @@ static inline int rb_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m, cons
     return pthread_cond_timedwait(c, m, d);
 }
 
+static inline int rb_mutex_init_shared(pthread_mutex_t *m)
+{
+    pthread_mutexattr_t attr;
+    int rc = pthread_mutexattr_init(&attr);
+    if (rc != 0)
+        return rc;
+    pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+    rc = pthread_mutex_init(m, &attr);
+    pthread_mutexattr_destroy(&attr);
+    return rc;
+}
+
 #define RB_MUTEX_INIT(m) pthread_mutex_init((m), NULL)
+#define RB_MUTEX_INIT_SHARED(m) rb_mutex_init_shared((m))
+#define RB_COND_INIT_SHARED(c) rb_cond_init_monotonic((c), 1)
 #define RB_MUTEX_DESTROY(m) pthread_mutex_destroy((m))
 #define RB_MUTEX_LOCK(m) pthread_mutex_lock((m))
 #define RB_MUTEX_UNLOCK(m) pthread_mutex_unlock((m))
-#define RB_COND_INIT(c) rb_cond_init_monotonic((c))
+#define RB_COND_INIT(c) rb_cond_init_monotonic((c), 0)
 #define RB_COND_DESTROY(c) pthread_cond_destroy((c))
 #define RB_COND_BROADCAST(c) pthread_cond_broadcast((c))
 #define RB_COND_WAIT_UNTIL(c, m, d) rb_cond_wait_until((c), (m), &(d))

@@ -34,16 +34,14 @@ enum {
     RB_RECORD_PUBLISHED = 1,
     RB_RECORD_FULL = 0,              /* no room now (try_publish; overflow="raise") */
     RB_RECORD_DROPPED = -1,          /* no room, counted in `dropped` (overflow="drop") */
-    RB_RECORD_TIMEOUT = -2,          /* no room within the timeout */
-    RB_RECORD_WOULD_DEADLOCK = -3,   /* this thread is the ring's consumer, inside a handler */
-    RB_RECORD_CONSUMER_GONE = -4     /* full, and the consumer thread that was started ended */
+    RB_RECORD_TIMEOUT = RB_CLAIM_TIMEOUT,                  /* no room within the timeout */
+    RB_RECORD_WOULD_DEADLOCK = RB_CLAIM_WOULD_DEADLOCK,    /* this thread is the ring's
+                                                              consumer, inside a handler */
+    RB_RECORD_CONSUMER_GONE = RB_CLAIM_CONSUMER_GONE       /* full, and the consumer thread
+                                                              that was started ended */
 };
 
 enum { RB_OVERFLOW_BLOCK = 0, RB_OVERFLOW_RAISE = 1, RB_OVERFLOW_DROP = 2 };
-
-/* A producer waiting for room wakes at least this often (seconds): a Python caller checks
- * signals, and a deadline is re-read. */
-#define RB_RECORD_WAIT_SLICE 0.05
 
 /* Record storage. In production a record is `record_size` plain bytes, copied with memcpy. The
  * model makes a record one race-checked word (rl::var), so that a read of a slot not ordered
@@ -91,8 +89,8 @@ typedef struct rb_record_header {
     rb_atomic_i32 consumer_gone;
     RB_PAD(pad_gone, 4);
 
-    /* Where parked consumers and producers wait. Process-private today: a region mapped by
-     * several processes needs PTHREAD_PROCESS_SHARED attributes here (or futexes). */
+    /* Where parked consumers and producers wait: a process-shared mutex and condition
+     * variable, so that a process mapping the region parks and wakes on the same objects. */
     rb_parker parker;
 } rb_record_header;
 
@@ -157,17 +155,13 @@ static inline void rb_record_region_init(void *region, int64_t capacity, int64_t
         for (i = 0; i < capacity; i++)
             rb_store_relaxed_i32(&available[i], -1);   /* no lap published yet */
     }
-    rb_store_relaxed_i32(&h->parker.waiters, 0);
-    RB_MUTEX_INIT(&h->parker.mutex);
-    RB_COND_INIT(&h->parker.cond);
+    rb_parker_init(&h->parker, 1);
 }
 
 /* Once no thread uses the region any more. */
 static inline void rb_record_region_destroy(void *region)
 {
-    rb_record_header *h = (rb_record_header *)region;
-    RB_COND_DESTROY(&h->parker.cond);
-    RB_MUTEX_DESTROY(&h->parker.mutex);
+    rb_parker_destroy(&((rb_record_header *)region)->parker);
 }
 
 /* Make `rr` the handle of the ring in `region` (initialized, in this process at this
@@ -256,17 +250,6 @@ static inline int rb_record_try_publish(rb_record_ring *rr, const void *record)
     return RB_RECORD_PUBLISHED;
 }
 
-/* Park until the consumer has passed `wrap_point` (there is room) or `until`, or a wake-up.
- * Callers loop: they re-claim afterwards. */
-static inline void rb_record_park_for_room(const rb_record_ring *rr, int64_t wrap_point,
-                                           rb_deadline_t until)
-{
-    rb_parker_begin(rr->seq.parker);
-    if (!rb_sequencer_room_for(&rr->seq, wrap_point))
-        rb_parker_wait(rr->seq.parker, until);
-    rb_parker_end(rr->seq.parker);
-}
-
 /* The consumer releases slots: everything up to `hi` is done with (its handlers returned), so
  * producers may overwrite those slots. Release: the handlers' reads of the records
  * happen-before a producer's acquire of this sequence and its next write to them. */
@@ -297,27 +280,10 @@ static inline int64_t rb_record_wait_for(const rb_record_ring *rr, int64_t next,
 }
 
 #if !defined(RINGBUS_RELACY)
-/* Poll for `next` for up to `seconds` before a blocking wait parks: with wait="block" a
- * consumer that parks costs every producer a mutex and a futex wake-up until it is running
- * again, and a producer that was merely preempted is usually back within tens of
- * microseconds. Returns the highest available sequence (below `next`: none yet, or the
- * consumer's alert was raised). The same acquire reads as rb_record_available. */
+/* rb_sequencer_poll for the consumer (wait="block" polls this long before it parks). */
 static inline int64_t rb_record_poll(const rb_record_ring *rr, int64_t next, double seconds)
 {
-    double until = -1;
-    int32_t i;
-    for (;;) {
-        for (i = 0; i < 64; i++) {
-            int64_t avail = rb_record_available(rr, next);
-            if (avail >= next || rb_load_acquire_i32(&rr->header->consumer.alert))
-                return avail;
-            rb_cpu_pause();
-        }
-        if (until < 0)
-            until = rb_monotonic() + seconds;
-        else if (rb_monotonic() >= until)
-            return next - 1;
-    }
+    return rb_sequencer_poll(&rr->seq, 0, 0, next, &rr->header->consumer.alert, seconds);
 }
 #endif
 
@@ -330,59 +296,17 @@ static inline int64_t rb_record_run_end(const rb_record_ring *rr, int64_t lo, in
 }
 
 /* ------------------------------------------------------------------- blocking publish
- * Without the GIL. The model runs these as written, with every wait untimed (a lost wake-up
- * is then a deadlock it reports); deadlines, spinning and the deadlock check are production
- * only. */
+ * Without the GIL (the C API). */
 
-/* Claim up to `max_n` sequences, waiting for room at most `timeout` seconds (< 0: no limit).
- * Returns how many were claimed (> 0, the highest in *hi), RB_RECORD_TIMEOUT, or
- * RB_RECORD_WOULD_DEADLOCK when this thread runs the ring's consumer and only it could make
- * room, or RB_RECORD_CONSUMER_GONE when the consumer thread ended. Wakes every RB_RECORD_WAIT_SLICE to re-read the deadline. */
+/* Claim up to `max_n` sequences, waiting for room at most `timeout` seconds (< 0: no limit):
+ * the one blocking claim of _ringbuffer.h. Returns how many were claimed (> 0, the highest in
+ * *hi), RB_RECORD_TIMEOUT, RB_RECORD_WOULD_DEADLOCK when this thread runs the ring's consumer
+ * and only it could make room, or RB_RECORD_CONSUMER_GONE when the consumer thread ended. */
 static inline int64_t rb_record_claim_wait(rb_record_ring *rr, int64_t max_n, double timeout,
                                            int64_t *hi)
 {
-#if !defined(RINGBUS_RELACY)
-    double deadline = timeout >= 0 ? rb_monotonic() + timeout : -1, left, slice_;
-    int32_t tries = 0;
-#endif
-    rb_deadline_t until;
-    (void)timeout;
-    for (;;) {
-        int64_t got = rb_sequencer_claim_upto(&rr->seq, max_n, hi);
-        if (got)
-            return got;
-        /* Room for one more: the consumer has passed this sequence. */
-        int64_t wrap_point = rb_sequencer_claimed(&rr->seq) + 1 - rr->seq.capacity;
-#if !defined(RINGBUS_RELACY)
-        if (rb_consuming_has(&rr->header->consumer)
-                && wrap_point > rb_sequence_get_own(&rr->header->consumer.sequence))
-            return RB_RECORD_WOULD_DEADLOCK;
-        /* Acquire: the ended consumer released its last sequence before raising the flag;
-         * one more claim sees any room it made before it went. */
-        if (rb_load_acquire_i32(&rr->header->consumer_gone)) {
-            got = rb_sequencer_claim_upto(&rr->seq, max_n, hi);
-            return got ? got : RB_RECORD_CONSUMER_GONE;
-        }
-        /* A consumer that is running frees a batch within microseconds: spin a little
-         * before paying for a futex sleep and wake-up. */
-        if (++tries < RB_SPINS_BEFORE_PARK) {
-            rb_cpu_pause();
-            continue;
-        }
-        slice_ = RB_RECORD_WAIT_SLICE;
-        if (deadline >= 0) {
-            left = deadline - rb_monotonic();
-            if (left <= 0)
-                return RB_RECORD_TIMEOUT;
-            if (left < slice_)
-                slice_ = left;
-        }
-        until = rb_deadline_in(slice_);
-#else
-        until = 0;
-#endif
-        rb_record_park_for_room(rr, wrap_point, until);
-    }
+    return rb_sequencer_claim_wait(&rr->seq, rr->header, &rr->header->consumer_gone, max_n,
+                                   timeout, hi);
 }
 
 /* Publish one record. timeout < 0: the ring's overflow policy applies to a full ring (block

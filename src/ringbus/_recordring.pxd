@@ -17,7 +17,6 @@ cdef extern from "_recordring.h" nogil:
         RB_OVERFLOW_BLOCK
         RB_OVERFLOW_RAISE
         RB_OVERFLOW_DROP
-    double RB_RECORD_WAIT_SLICE
 
     ctypedef struct rb_record_header:
         int64_t capacity

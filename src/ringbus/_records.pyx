@@ -33,20 +33,19 @@ from ringbus._atomic cimport (
 )
 from ringbus._ringbuffer cimport (
     RB_WAIT_BLOCK, RB_WAIT_SPIN, RB_WAIT_YIELD, RB_WAIT_SLEEP,
-    RB_RUN, RB_STOP_WHEN_DONE, RB_STOP_NOW,
-    rb_consuming, rb_consuming_push, rb_consuming_pop,
-    rb_stop_set_target, rb_stop_limit, rb_stop_reached,
+    RB_RUN, RB_STOP_WHEN_DONE, RB_STOP_NOW, rb_consuming_bind,
 )
+from ringbus._driver cimport Consumer, Driver, consuming_head
 from ringbus._recordring cimport (
     RB_RECORD_PUBLISHED, RB_RECORD_FULL, RB_RECORD_DROPPED, RB_RECORD_TIMEOUT,
     RB_RECORD_WOULD_DEADLOCK, RB_RECORD_CONSUMER_GONE, RB_OVERFLOW_BLOCK, RB_OVERFLOW_RAISE, RB_OVERFLOW_DROP,
-    RB_RECORD_WAIT_SLICE,
-    rb_record_ring, rb_record_layout, rb_record_region_init, rb_record_region_destroy,
+    rb_record_ring, rb_record_header, rb_record_layout, rb_record_region_init, rb_record_region_destroy,
     rb_record_ring_attach, rb_record_write, rb_record_publish_range, rb_record_try_publish,
     rb_record_release, rb_record_available, rb_record_wait_for, rb_record_run_end,
-    rb_record_claim, rb_record_claim_wait, rb_record_wake, rb_record_slot, rb_record_poll,
+    rb_record_claim, rb_record_wake, rb_record_slot,
 )
 from ringbus._ring cimport timeout_arg
+from ringbus._region cimport Region, heap_region
 from ringbus.records cimport (
     ringbus_record_ring, ringbus_record_ring_of, ringbus_record_publish,
     ringbus_record_try_publish, ringbus_record_publish_many, RINGBUS_PUBLISHED,
@@ -91,7 +90,11 @@ import threading
 import warnings
 from contextlib import contextmanager
 
-from ringbus._ring import RingFull, ConsumerGone
+from ringbus._driver import RingFull, ConsumerGone
+
+# The consuming-thread registry is the driver's, one for the whole process: the C API's
+# blocking publish (compiled into this module) looks there for this thread's consumers.
+rb_consuming_bind(consuming_head)
 
 _log = logging.getLogger("ringbus")
 
@@ -141,53 +144,6 @@ def get_include():
     return os.path.dirname(os.path.abspath(__file__))
 
 
-@cython.final
-cdef class _Region:
-    """The memory of one record ring: header, availability flags and records in one block.
-
-    Owned apart from the RecordRing because the numpy views handed to handlers point into
-    it: a view kept past its ring keeps this memory (not the ring) alive. Exports the record
-    storage, read-only, through the buffer protocol.
-    """
-    cdef void *base                 # owned (posix_memalign); the region, offsets only inside
-    cdef bint initialized           # rb_record_region_init ran: the parker must be destroyed
-    cdef Py_ssize_t records_offset
-    cdef Py_ssize_t shape[1]        # bytes of record storage
-    cdef Py_ssize_t strides[1]
-
-    def __cinit__(self):
-        self.base = NULL
-        self.initialized = False
-
-    def __dealloc__(self):
-        if self.base != NULL:
-            if self.initialized:
-                rb_record_region_destroy(self.base)
-            free(self.base)
-
-    def __getbuffer__(self, Py_buffer *view, int flags):
-        if flags & PyBUF_WRITABLE:
-            # Only producers write records, through publish: a writable view would let
-            # Python code scribble over slots a producer owns.
-            raise BufferError("a record ring's storage is read-only")
-        view.buf = <char *>self.base + self.records_offset
-        view.obj = self
-        view.len = self.shape[0]
-        view.readonly = 1
-        view.itemsize = 1
-        view.format = NULL
-        if flags & PyBUF_FORMAT:
-            view.format = b"B"
-        view.ndim = 1
-        view.shape = self.shape if flags & PyBUF_ND else NULL
-        view.strides = self.strides if (flags & PyBUF_STRIDES) == PyBUF_STRIDES else NULL
-        view.suboffsets = NULL
-        view.internal = NULL
-
-    def __releasebuffer__(self, Py_buffer *view):
-        pass
-
-
 cdef rb_record_ring *_capi_ring_of(object obj) except NULL:
     """The C API's ring_of: a RecordRing's handle (called with the GIL)."""
     if not isinstance(obj, RecordRing):
@@ -202,7 +158,7 @@ _C_API = PyCapsule_New(ringbus_records_api_fill(<void *>_capi_ring_of), RINGBUS_
 
 @cython.final
 @cython.no_gc_clear
-cdef class RecordRing:
+cdef class RecordRing(Driver):
     """A bounded ring of fixed-size records, from producers to batch handlers.
 
     >>> import numpy as np
@@ -243,7 +199,7 @@ cdef class RecordRing:
     (``from ringbus.records cimport ...``; see ``ringbus.get_include()``).
     """
     cdef rb_record_ring *_rr        # owned (malloc): the C API handle, points into _region
-    cdef _Region _region            # the ring's memory; views keep it alive on their own
+    cdef Region _region             # the ring's memory; views keep it alive on their own
     cdef object _records            # ndarray (capacity,) of dtype over the record storage
     cdef readonly object dtype
     cdef readonly Py_ssize_t capacity
@@ -252,17 +208,12 @@ cdef class RecordRing:
     cdef readonly str overflow      # "block", "raise" or "drop"
     cdef readonly str wait          # "block", "spin", "yield" or "sleep"
     cdef int _overflow
-    cdef int _wait
     cdef object _on_error
     cdef tuple _handlers            # copy-on-write: a batch in flight keeps the tuple it read
-    cdef bint _draining             # drain() runs on some thread (re-entry guard)
-    cdef bint _started
-    cdef object _thread
-    cdef object _exception          # what ended the consumer thread, re-raised by stop()
+    cdef Consumer _consumer         # the one consumer; its rb_consumer is in the header
     cdef readonly unsigned long long errors    # Exceptions from handlers
     cdef readonly unsigned long long batches   # views dispatched: one per contiguous run
     cdef bint _warned_kept_view
-    cdef object __weakref__
 
     def __cinit__(self, *args, **kwargs):
         self._rr = NULL
@@ -312,26 +263,38 @@ cdef class RecordRing:
         cdef int64_t available_offset, records_offset
         cdef int64_t size = rb_record_layout(capacity, dt.itemsize, multi, &available_offset,
                                              &records_offset)
-        cdef _Region region = _Region.__new__(_Region)
-        cdef void *base = NULL
-        if posix_memalign(&base, RB_CACHELINE, size) != 0:
+        cdef Region region
+        try:
+            region = heap_region(size)
+        except MemoryError:
             raise MemoryError(f"cannot allocate a ring of {capacity} records "
-                              f"({size} bytes)")
-        region.base = base
-        # Zeroed, so that no byte of a record is ever uninitialized memory (a producer may
-        # write fewer bytes than a C struct's padding suggests).
-        memset(base, 0, size)
+                              f"({size} bytes)") from None
+        cdef void *base = region.base
         rb_record_region_init(base, capacity, dt.itemsize, multi)
-        region.initialized = True
-        region.records_offset = records_offset
-        region.shape[0] = capacity * dt.itemsize
-        region.strides[0] = 1
+        region.teardown = rb_record_region_destroy     # its parker, once the memory goes
+        region.export(records_offset, capacity * dt.itemsize)
         self._region = region
+        self._private_parker = region.private
         self._rr = <rb_record_ring *>malloc(sizeof(rb_record_ring))
         if self._rr == NULL:
             raise MemoryError()
         if rb_record_ring_attach(self._rr, base, self._overflow, self._wait) != 0:
             raise RuntimeError("record ring layout check failed")   # cannot happen
+        # The driver's view: every piece of state it touches is in the region's header.
+        cdef rb_record_header *h = self._rr.header
+        self._q = self._rr.seq
+        self._key = h
+        self._stop_target = &h.stop_target
+        self._gone = &h.consumer_gone
+        self._poll_before_park = POLL_BEFORE_PARK
+        self._unit = "records"
+        cdef Consumer c = Consumer.__new__(Consumer)
+        free(c._c)
+        c._c = &h.consumer
+        c._owns_c = False
+        c.name = "records"
+        self._consumer = c
+        self._consumers.append(c)
         self._records = np.frombuffer(region, dtype=dt)
 
     cdef int _ready(self) except -1:
@@ -418,7 +381,7 @@ cdef class RecordRing:
         published before stop() or another Python thread looks."""
         cdef rb_record_ring *rr = self._rr
         cdef int64_t done = 0, got = 0, hi = 0
-        cdef double deadline = -1, left, slice_
+        cdef double deadline = -1, left = timeout
         if timeout >= 0:
             deadline = rb_monotonic() + timeout
         while done < n:
@@ -430,33 +393,17 @@ cdef class RecordRing:
                 if timeout < 0 and self._overflow == RB_OVERFLOW_RAISE:
                     self._full(done, n, f"ring full ({self.capacity} records pending); "
                                         f"overflow='raise'")
-                while got <= 0:
-                    slice_ = RB_RECORD_WAIT_SLICE
-                    if deadline >= 0:
-                        left = deadline - rb_monotonic()
-                        if left <= 0:
-                            self._full(done, n, f"ring full ({self.capacity} records): no "
-                                                f"room within timeout={timeout}s")
-                        if left < slice_:
-                            slice_ = left
-                    with nogil:
-                        got = rb_record_claim_wait(rr, n - done, slice_, &hi)
-                    if got == RB_RECORD_WOULD_DEADLOCK:
-                        self._full(done, n,
-                                   f"ring full ({self.capacity} records) and this thread is "
-                                   f"its consumer: a handler published into the ring it is "
-                                   f"draining, and waiting for room would deadlock (use a "
-                                   f"larger capacity, try_publish, or overflow='drop')")
-                    if got == RB_RECORD_CONSUMER_GONE:
-                        exc = ConsumerGone(
-                            f"ring full ({self.capacity} records) and its consumer thread "
-                            f"is gone (ended by {type(self._exception).__name__}): nothing "
-                            f"will make room; stop() reports why, then start() or drain()"
-                            + ("" if n == 1 else f" (after {done} of {n} records)"))
-                        exc.published = done
-                        raise exc
-                    if got <= 0:
-                        PyErr_CheckSignals()
+                if deadline >= 0:
+                    left = deadline - rb_monotonic()
+                    if left < 0:
+                        left = 0
+                try:
+                    got = self.claim_blocking(n - done, left, &hi)
+                except (RingFull, ConsumerGone) as exc:
+                    if n > 1:
+                        exc.args = (f"{exc} (after {done} of {n} records)",)
+                    exc.published = done
+                    raise
             rb_record_write(rr, hi - got + 1, hi, src + done * self.record_size)
             rb_record_publish_range(rr, hi - got + 1, hi)
             done += got
@@ -609,106 +556,23 @@ cdef class RecordRing:
         ``max_records`` were dispatched. Not while the consumer thread runs.
         """
         self._ready()
-        cdef int64_t limit = -1, total = 0, next, avail
-        cdef rb_consuming node
+        cdef Py_ssize_t limit = -1
         if max_records is not None:
             limit = max_records
             if limit < 0:
                 raise ValueError(f"max_records must be None or >= 0, got {max_records!r}")
-        if self._draining:
-            raise RuntimeError("drain() called from a handler while this ring is being "
-                               "drained")
-        if self._started:
-            raise RuntimeError("drain() while the consumer thread runs: stop() it first")
-        self._draining = True
-        # A producer on this thread that finds the ring full must fail, not wait for us.
-        rb_consuming_push(&node, NULL, &self._rr.header.consumer)
-        try:
-            next = rb_sequence_get_own(&self._rr.header.consumer.sequence) + 1
-            while limit < 0 or total < limit:
-                avail = rb_record_available(self._rr, next)
-                if avail < next:
-                    break
-                if limit >= 0 and avail - next >= limit - total:
-                    avail = next + (limit - total) - 1
-                avail = self._dispatch(next, avail)
-                total += avail - next + 1
-                next = avail + 1
-                PyErr_CheckSignals()
-        finally:
-            rb_consuming_pop(&node)
-            self._draining = False
-        return total
+        return self.drain_consumer(self._consumer, limit)
 
-    cdef int _run(self) except -1:
-        """The consumer thread's loop: wait without the GIL, dispatch each batch with it."""
-        cdef rb_record_ring *rr = self._rr
-        cdef rb_consuming node
-        cdef int strategy = self._wait
-        cdef rb_deadline_t forever = rb_no_deadline()
-        cdef int64_t next, avail
-        cdef int32_t alert
-        rb_consuming_push(&node, NULL, &rr.header.consumer)
-        try:
-            next = rb_sequence_get_own(&rr.header.consumer.sequence) + 1
-            while True:
-                # Records already there: go on with the GIL we hold (giving it up would
-                # cost a switch interval to get it back).
-                avail = rb_record_available(rr, next)
-                if avail < next:
-                    with nogil:
-                        if strategy == RB_WAIT_BLOCK:
-                            avail = rb_record_poll(rr, next, POLL_BEFORE_PARK)
-                        if avail < next:
-                            avail = rb_record_wait_for(rr, next, strategy, forever)
-                # stop(drain=True): never past the stop target.
-                avail = rb_stop_limit(&rr.header.stop_target, &rr.header.consumer.alert, avail)
-                if avail >= next:
-                    next = self._dispatch(next, avail) + 1
-                    if rb_load_acquire_i32(&rr.header.consumer.alert) != RB_STOP_NOW:
-                        continue
-                    break
-                alert = rb_load_acquire_i32(&rr.header.consumer.alert)
-                if alert == RB_STOP_NOW or (alert == RB_STOP_WHEN_DONE
-                                            and rb_stop_reached(&rr.header.stop_target, next)):
-                    break
-                # stop(drain=True) with records claimed up to the target but not published
-                # yet: their producers are about to publish them.
-                with nogil:
-                    rb_sleep_ns(20000)
-        finally:
-            rb_consuming_pop(&node)
-        return 0
-
-    def _thread_main(self):
-        self._ready()
-        try:
-            self._run()
-        except BaseException as exc:
-            self._exception = exc
-            # Producers waiting for room (Python or nogil C) must not wait for a consumer
-            # that is gone: they re-check this flag at every wait slice. Set in the header,
-            # where a producer in another process mapping the ring would look too.
-            rb_store_release_i32(&self._rr.header.consumer_gone, 1)
-            rb_record_wake(self._rr)
-            _log.error("ringbus: RecordRing consumer stopped by %s; later records stay "
-                       "queued", type(exc).__name__, exc_info=exc)
+    cdef Py_ssize_t _handle(self, Consumer c, int64_t lo, int64_t hi) except -1:
+        cdef int64_t end = self._dispatch(lo, hi)
+        PyErr_CheckSignals()
+        return end - lo + 1
 
     def start(self):
         """Start the consumer thread: it waits for records without the GIL (the ``wait``
         strategy) and takes the GIL once per batch to call the handlers."""
         self._ready()
-        if self._started:
-            raise RuntimeError("the ring's consumer thread is already started")
-        if self._draining:
-            raise RuntimeError("start() while drain() runs")
-        self._exception = None
-        rb_store_release_i32(&self._rr.header.consumer_gone, 0)
-        rb_store_release_i32(&self._rr.header.consumer.alert, RB_RUN)
-        self._thread = threading.Thread(target=self._thread_main, name="ringbus-records",
-                                        daemon=True)
-        self._started = True
-        self._thread.start()
+        self.start_consumers()
 
     def stop(self, drain=True, timeout=None):
         """Stop the consumer thread and wait for it.
@@ -719,33 +583,7 @@ cdef class RecordRing:
         if the thread is not done within ``timeout`` seconds.
         """
         self._ready()
-        cdef double t = timeout_arg(timeout)
-        if not self._started:
-            return
-        if self._thread is threading.current_thread():
-            raise RuntimeError("stop() called from the consumer thread would wait for itself")
-        # Acquire: every claim before this call is in the cursor (claims by other threads
-        # that happen-before this call, including nogil producers joined before it).
-        # The hard stop target lives in the ring's header (another process mapping the region
-        # sees it); stored before the alert, both release: the consumer that sees the alert
-        # reads it and never dispatches past it, however fast producers (nogil ones too) go.
-        rb_stop_set_target(&self._rr.header.stop_target,
-                           rb_sequence_get(&self._rr.header.cursor) if drain else -1)
-        rb_store_release_i32(&self._rr.header.consumer.alert,
-                             RB_STOP_WHEN_DONE if drain else RB_STOP_NOW)
-        rb_record_wake(self._rr)            # a parked consumer re-checks its alert
-        self._thread.join(None if t < 0 else t)
-        if self._thread.is_alive():
-            raise TimeoutError(f"the RecordRing consumer did not stop within {timeout}s")
-        self._thread = None
-        self._started = False
-        # Stopped: no consumer was started any more, so waiting for room is the caller's
-        # choice again (a later start() or drain() makes it).
-        rb_store_release_i32(&self._rr.header.consumer_gone, 0)
-        rb_store_relaxed_i32(&self._rr.header.consumer.alert, RB_RUN)
-        exc, self._exception = self._exception, None
-        if exc is not None:
-            raise exc
+        self.stop_consumers(drain, timeout_arg(timeout))
 
     @contextmanager
     def running(self):

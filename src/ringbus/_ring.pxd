@@ -27,6 +27,7 @@
 cimport cython
 from libc.stdint cimport int32_t, int64_t
 from ringbus._dispatch cimport DispatchTable
+from ringbus._driver cimport Consumer, Driver
 from ringbus._ringbuffer cimport rb_ring, rb_slot, rb_consumer, RB_MAX_GATING
 from ringbus._atomic cimport rb_atomic_i32, rb_sequence
 from ringbus._signal cimport rb_signal
@@ -35,24 +36,17 @@ from ringbus._signal cimport rb_signal
 cdef double timeout_arg(object timeout) except? -2
 
 @cython.final
-cdef class Stage:
+cdef class Stage(Consumer):
     # One consumer of a ring: a name, what it runs per event, its dependencies. Its
-    # rb_consumer (sequence + alert flag) is allocated apart, cache-line aligned, because
-    # other threads poll it; this object is only 16-byte aligned.
-    cdef readonly str name
+    # rb_consumer (sequence + alert flag, the driver's Consumer) is allocated apart,
+    # cache-line aligned, because other threads poll it.
     cdef object _handler            # callable(event_type, payload), or list -> None when batch
     cdef DispatchTable _table       # set instead of _handler: dispatch through a table
     cdef bint _batch                # _handler takes a list of (event_type, payload) per batch
     cdef object _on_error           # "log", "raise" or callable(stage, event_type, payload, exc)
-    cdef rb_consumer *_c            # owned (posix_memalign)
-    cdef rb_sequence *_deps[RB_MAX_GATING]   # borrowed: the _c of the stages in _after
-    cdef int32_t _ndeps
     cdef tuple _after               # Stage objects this one runs after (keeps _deps valid)
     cdef bint _take                 # the one last stage: moves payloads out of the slots
-    cdef object _thread             # threading.Thread while started
-    cdef object _exception          # what ended its thread, re-raised by stop()
     cdef readonly unsigned long long errors   # Exceptions from a callable handler
-    cdef object __weakref__
 
     cdef int _call(self, int64_t t, object payload) except -1
     cdef int _call_batch(self, list batch) except -1
@@ -63,7 +57,9 @@ cdef class Stage:
 # points to) must stay valid until __dealloc__, even when a cycle collection frees the ring.
 @cython.final
 @cython.no_gc_clear
-cdef class RingBuffer:
+cdef class RingBuffer(Driver):
+    # The object-slot face of the driver: slots hold (type, strong reference); the region is
+    # this process's heap (a pointer to a Python object means nothing elsewhere).
     cdef rb_ring *_ring             # owned (posix_memalign): sequencer state, parker
     cdef rb_slot *_slots            # owned; each non-NULL payload is a strong reference
     cdef rb_atomic_i32 *_available  # owned, multi-producer only
@@ -72,13 +68,9 @@ cdef class RingBuffer:
     cdef readonly str overflow      # "block", "raise" or "drop"
     cdef readonly str wait          # "block", "spin", "yield" or "sleep"
     cdef int _overflow
-    cdef int _wait
     cdef Stage _main                # the stage named "dispatch": drain()/start(table)
-    cdef list _stages               # every stage, _main first, in creation order
-    cdef bint _draining             # drain() in progress on some thread (re-entry guard)
-    cdef bint _started
+                                    # (the driver's _consumers: every stage, _main first)
     cdef bint _wake_on_publish      # a consumer thread may park (wait="block" and started)
-    cdef bint _failed               # a stage thread ended with an exception
     # An event-loop consumer (ringbus.aio) instead of drain() or threads. It waits for events
     # by arming _events and watching _signal_fd, which the producer that takes the signal
     # writes; coroutines wait for room by arming _room, and the consumer that takes it calls
@@ -104,7 +96,6 @@ cdef class RingBuffer:
     cdef bint _stopping_drain       # stop(drain=True) in progress: the consumer's own
                                     # publishes go to the backlog (the ring's stop target
                                     # would leave them queued)
-    cdef object __weakref__
 
     cdef int publish_c(self, Py_ssize_t t, object payload, double timeout) except -1
     cdef int try_publish_c(self, Py_ssize_t t, object payload) except -1
@@ -117,13 +108,11 @@ cdef class RingBuffer:
                           object on_error)
     cdef int _link(self) except -1
     cdef Stage _stage_arg(self, object ref, str what)
-    cdef int64_t _claim_blocking(self, int64_t max_n, double timeout, int64_t *hi) except -1
     cdef int _write_one(self, int64_t seq, Py_ssize_t t, object payload) except -1
     cdef int _write(self, int64_t lo, int64_t hi, Py_ssize_t t, tuple items,
                     Py_ssize_t offset, object payload) except -1
     cdef Py_ssize_t _consume(self, Stage st, DispatchTable table, int64_t next,
                              int64_t hi) except -1
-    cdef int _run_stage(self, Stage st) except -1
     cdef int64_t _pending(self) noexcept
     cdef int _ready(self) except -1
     cdef bint _own_followup(self) noexcept

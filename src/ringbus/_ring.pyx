@@ -32,10 +32,10 @@ from ringbus._ringbuffer cimport (
     rb_ring_init, rb_ring_destroy, rb_min_gating, rb_claimed, rb_claim_upto, rb_room_for,
     rb_slot_write, rb_publish, rb_barrier_available, rb_slot_read,
     rb_wake, rb_park_begin, rb_park_wait, rb_park_end, rb_wait_for,
-    rb_consumer_init, rb_consuming_push, rb_consuming_pop, rb_consuming_find,
-    rb_stop_set_target, rb_stop_limit, rb_stop_reached,
+    rb_consumer_init, rb_consuming_find, rb_consuming_bind, rb_ring_sequencer,
 )
 from ringbus._dispatch cimport DispatchTable
+from ringbus._driver cimport Consumer, Driver, consuming_head
 from ringbus._signal cimport rb_signal, rb_signal_init, rb_signal_arm, rb_signal_take
 
 cdef extern from "<stdlib.h>" nogil:
@@ -50,31 +50,12 @@ import operator
 import threading
 from contextlib import contextmanager
 
+from ringbus._driver import RingFull, ConsumerGone
+
 _log = logging.getLogger("ringbus")
 
-
-class RingFull(Exception):
-    """The ring had no room for an event.
-
-    Raised by ``publish`` under ``overflow="raise"``, when a blocking publish times out, and
-    when the publishing thread is itself the consumer the ring waits for and its follow-up
-    backlog is full (or the ring has stages besides ``"dispatch"``), where blocking would
-    deadlock.
-    ``publish_many`` sets ``published`` on it: how many of the events went in first.
-    """
-    published = 0
-
-
-class ConsumerGone(RuntimeError):
-    """A blocking publish found the ring full and the consumer thread that was started gone
-    (a handler raised ``SystemExit`` or another exception that ended it): nothing would ever
-    make room, so it raises instead of waiting forever.
-
-    The events already queued stay queued; ``stop()`` re-raises what ended the consumer, and
-    a later ``start()`` or ``drain()`` delivers them. ``publish_many`` sets ``published`` on
-    it, as on :class:`RingFull`. Raised by both ring kinds.
-    """
-    published = 0
+# The consuming-thread registry is the driver's, one for the whole process.
+rb_consuming_bind(consuming_head)
 
 
 cdef enum:
@@ -84,8 +65,6 @@ cdef enum:
     # A long drain checks for signals (Ctrl-C) every this many events.
     SIGNAL_CHECK_EVERY = 256
 
-# A producer blocked on a full ring wakes this often (seconds) to check for signals.
-cdef double WAIT_SLICE = 0.05
 # The largest ring: 2**30 slots of 16 bytes is 16 GiB already.
 cdef Py_ssize_t MAX_CAPACITY = 1 << 30
 
@@ -164,27 +143,19 @@ cdef int _unknown_id(DispatchTable table, int64_t t, object payload) except -1:
     return 0
 
 
-cdef class Stage:
+cdef class Stage(Consumer):
     """One consumer of a :class:`RingBuffer`, with its own sequence and (once started) thread.
 
     A stage sees an event only after every stage it runs ``after`` has processed it; the
     producer waits only for the last stages. Made by :meth:`RingBuffer.stage`.
     """
 
-    def __cinit__(self):
-        self._c = <rb_consumer *>_aligned(sizeof(rb_consumer))
-        if self._c == NULL:
-            raise MemoryError()
-        rb_consumer_init(self._c, -1)
-        self._ndeps = 0
+    def __cinit__(self, *args, **kwargs):
         self._after = ()
         self._on_error = "log"
 
     def __init__(self, *args, **kwargs):
         raise TypeError("stages are made by RingBuffer.stage(name, handler, after=...)")
-
-    def __dealloc__(self):
-        free(self._c)
 
     @property
     def sequence(self):
@@ -244,7 +215,7 @@ cdef class Stage:
         return 0
 
 
-cdef class RingBuffer:
+cdef class RingBuffer(Driver):
     """A bounded ring of ``(event_type, payload)`` events between publishers and consumers.
 
     >>> ring = RingBuffer(1024, producers="single", overflow="raise", wait="block")
@@ -279,7 +250,6 @@ cdef class RingBuffer:
         self._ring = NULL
         self._slots = NULL
         self._available = NULL
-        self._stages = []
         self._events = NULL
         self._room = NULL
         self._signal_fd = -1
@@ -319,6 +289,11 @@ cdef class RingBuffer:
             self._available = NULL
             raise MemoryError(f"cannot allocate a ring of {capacity} slots")
         rb_ring_init(self._ring, capacity, multi, self._slots, self._available)
+        # The driver's view of it (refreshed by _link, which changes the gating set).
+        self._q = rb_ring_sequencer(self._ring)
+        self._key = self._ring
+        self._stop_target = &self._ring.stop_target
+        self._gone = &self._ring.consumer_gone
         self._events = <rb_signal *>_aligned(sizeof(rb_signal))
         self._room = <rb_signal *>_aligned(sizeof(rb_signal))
         if self._events == NULL or self._room == NULL:
@@ -326,7 +301,7 @@ cdef class RingBuffer:
         rb_signal_init(self._events)
         rb_signal_init(self._room)
         self._main = self._new_stage(DISPATCH, None, None, False, "log")
-        self._stages.append(self._main)
+        self._consumers.append(self._main)
         self._link()
 
     cdef int _ready(self) except -1:
@@ -376,15 +351,15 @@ cdef class RingBuffer:
         cdef set needed = set()
         cdef list leaves = []
         cdef int32_t i
-        for st in self._stages:
+        for st in self._consumers:
             for dep in st._after:
                 needed.add(dep)
-        for st in self._stages:
+        for st in self._consumers:
             if st not in needed:
                 leaves.append(st)
         if len(leaves) > RB_MAX_GATING:
             raise ValueError(f"a ring supports at most {RB_MAX_GATING} last stages")
-        for st in self._stages:
+        for st in self._consumers:
             st._ndeps = len(st._after)
             for i, dep in enumerate(st._after):
                 st._deps[i] = &dep._c.sequence
@@ -393,22 +368,23 @@ cdef class RingBuffer:
         self._ring.n_gating = len(leaves)
         # The backlog dispatches follow-ups straight to the table: with other stages, they
         # would skip those (a journal would miss them), so such rings keep RingFull.
-        self._backlog_ok = len(self._stages) == 1
+        self._backlog_ok = len(self._consumers) == 1
         for i, st in enumerate(leaves):
             self._ring.gating[i] = &st._c.sequence
+        self._q = rb_ring_sequencer(self._ring)
         return 0
 
     cdef Stage _stage_arg(self, object ref, str what):
         cdef Stage st
         if isinstance(ref, Stage):
-            if ref not in self._stages:
+            if ref not in self._consumers:
                 raise ValueError(f"{what}: stage {ref.name!r} belongs to another ring")
             return ref
-        for st in self._stages:
+        for st in self._consumers:
             if st.name == ref:
                 return st
         raise ValueError(f"{what}: no stage named {ref!r} (stages: "
-                         f"{', '.join(repr(s.name) for s in self._stages)})")
+                         f"{', '.join(repr(s.name) for s in self._consumers)})")
 
     def stage(self, name, handler, *, after=(), before=(), batch=False, on_error="log"):
         """Add a consumer stage with its own sequence; it runs on its own thread once started.
@@ -435,7 +411,7 @@ cdef class RingBuffer:
         cdef Stage st, a, b
         if not isinstance(name, str) or not name:
             raise ValueError(f"name must be a non-empty str, got {name!r}")
-        for st in self._stages:
+        for st in self._consumers:
             if st.name == name:
                 raise ValueError(f"a stage named {name!r} already exists")
         if self._started or self._draining or self._signal_fd >= 0:
@@ -471,13 +447,13 @@ cdef class RingBuffer:
                         f"cycle: {b.name!r} -> ... -> {a.name!r} -> {name!r} -> {b.name!r}")
         st = self._new_stage(name, handler, table, batch, on_error)
         st._after = after_st
-        self._stages.append(st)
+        self._consumers.append(st)
         for b in before_st:
             b._after = b._after + (st,)
         try:
             self._link()
         except BaseException:
-            self._stages.remove(st)
+            self._consumers.remove(st)
             for b in before_st:
                 b._after = tuple(x for x in b._after if x is not st)
             self._link()
@@ -488,7 +464,7 @@ cdef class RingBuffer:
     def stages(self):
         """The stages by name, ``"dispatch"`` first."""
         self._ready()
-        return {st.name: st for st in self._stages}
+        return {st.name: st for st in self._consumers}
 
     # -- producers -------------------------------------------------------------------------
 
@@ -516,61 +492,13 @@ cdef class RingBuffer:
             _signal(self._signal_fd)
         return 0
 
-    cdef int64_t _claim_blocking(self, int64_t max_n, double timeout, int64_t *hi) except -1:
-        """Claim up to max_n slots, waiting for room without the GIL; returns how many.
-        timeout < 0: no limit. RingFull on timeout, or if only this thread could make room."""
-        cdef rb_ring *r = self._ring
-        cdef int64_t got, wrap_point
-        cdef rb_consumer *own
-        cdef double deadline = -1, left, slice_
-        cdef rb_deadline_t d
-        cdef bint room
-        if timeout >= 0:
-            deadline = rb_monotonic() + timeout
-        while True:
-            got = rb_claim_upto(r, max_n, hi)
-            if got:
-                return got
-            # Room for one more means every last stage has passed this sequence.
-            wrap_point = rb_claimed(r) + 1 - r.capacity
-            if self._signal_fd >= 0 and self._loop_thread == threading.get_ident():
-                raise RingFull(
-                    f"ring full ({self.capacity} events) and this thread runs the event loop "
-                    f"that consumes it: waiting here would stop that loop for good (use "
-                    f"`await bus.publish_async(...)` on the loop, or try_publish)")
-            if self._started and self._failed:
-                # A stage thread ended with an exception (the others stop after it): no
-                # consumer will make room. Checked every wait slice; the dying thread wakes us.
-                raise ConsumerGone(
-                    f"ring full ({self.capacity} events) and its consumer thread is gone: "
-                    f"nothing will make room; stop() re-raises what ended it, then start() "
-                    f"or drain() delivers the queued events")
-            own = rb_consuming_find(r)
-            if own != NULL and wrap_point > rb_sequence_get_own(&own.sequence):
-                # The last stages can get no further than the consumer running on this very
-                # thread, which is inside a handler: waiting would never end.
-                raise RingFull(
-                    f"ring full ({self.capacity} events) and this thread is consuming it: "
-                    f"a handler published into the ring it is draining, and waiting for "
-                    f"room would deadlock; a ring with stages besides 'dispatch' has no "
-                    f"follow-up backlog (use a larger capacity, try_publish, or "
-                    f"overflow='drop')")
-            if deadline >= 0:
-                left = deadline - rb_monotonic()
-                if left <= 0:
-                    raise RingFull(f"ring full ({self.capacity} events): no room within "
-                                   f"timeout={timeout}s")
-                slice_ = left if left < WAIT_SLICE else WAIT_SLICE
-            else:
-                slice_ = WAIT_SLICE
-            with nogil:
-                d = rb_deadline_in(slice_)
-                rb_park_begin(r)
-                room = rb_room_for(r, wrap_point)
-                if not room:
-                    rb_park_wait(r, d)
-                rb_park_end(r)
-            PyErr_CheckSignals()
+    cdef int _may_wait(self) except -1:
+        if self._signal_fd >= 0 and self._loop_thread == threading.get_ident():
+            raise RingFull(
+                f"ring full ({self.capacity} events) and this thread runs the event loop "
+                f"that consumes it: waiting here would stop that loop for good (use "
+                f"`await bus.publish_async(...)` on the loop, or try_publish)")
+        return 0
 
     cdef inline int _write_one(self, int64_t seq, Py_ssize_t t, object payload) except -1:
         """_write for one event, the common case, without the loop and the list."""
@@ -688,7 +616,7 @@ cdef class RingBuffer:
                 if self._overflow == OVERFLOW_RAISE:
                     raise RingFull(f"ring full ({self.capacity} events pending); "
                                    f"overflow='raise'")
-            self._claim_blocking(1, timeout, &hi)
+            self.claim_blocking(1, timeout, &hi)
         self._write_one(hi, t, payload)
         return 1
 
@@ -722,7 +650,7 @@ cdef class RingBuffer:
                     if timeout < 0 and self._overflow == OVERFLOW_RAISE:
                         raise RingFull(f"ring full ({self.capacity} events pending) after "
                                        f"{done} of {n} events; overflow='raise'")
-                    got = self._claim_blocking(n - done, timeout, &hi)
+                    got = self.claim_blocking(n - done, timeout, &hi)
                 except (RingFull, ConsumerGone) as exc:
                     exc.published = done
                     raise
@@ -836,41 +764,20 @@ cdef class RingBuffer:
         return done
 
     cdef Py_ssize_t drain_c(self, DispatchTable table, Py_ssize_t max_events) except -1:
-        cdef Stage st = self._main
-        cdef rb_consuming node
-        cdef int64_t next, avail, hi
-        cdef Py_ssize_t total = 0
-        if self._draining:
-            raise RuntimeError("drain() called from a handler while this ring is being "
-                               "drained; publish instead: the event is dispatched next")
-        if self._started:
-            raise RuntimeError("drain() while consumer threads run: stop() them first")
         if self._signal_fd >= 0 and not self._loop_draining:
             raise RuntimeError("drain() while an event-loop consumer (Bus.run_async) runs: "
                                "it dispatches the events; cancel it first")
-        self._draining = True
-        rb_consuming_push(&node, self._ring, st._c)
+        # The "dispatch" consumer dispatches through `table` while the drain runs; a publish
+        # meanwhile refuses ids the table lacks, as with started threads.
+        cdef Stage st = self._main
+        cdef DispatchTable before = st._table
+        if self._draining:
+            return self.drain_consumer(st, max_events)      # raises: re-entry
+        st._table = table
         try:
-            next = rb_sequence_get_own(&st._c.sequence) + 1
-            while max_events < 0 or total < max_events:
-                # Disruptor batching: read the cursor (or dependencies) once per batch.
-                avail = rb_barrier_available(self._ring, st._deps, st._ndeps, next)
-                if avail < next:
-                    if self._backlog_n == 0:
-                        break
-                    # Ring empty: every follow-up is due (each waits only for ring events
-                    # claimed before it); their handlers may publish more, so look again.
-                    total += self._flush_backlog(table, INT64_MAX)
-                    continue
-                hi = avail
-                if max_events >= 0 and hi - next >= max_events - total:
-                    hi = next + (max_events - total) - 1
-                total += self._consume(st, table, next, hi)
-                next = hi + 1
+            return self.drain_consumer(st, max_events)
         finally:
-            rb_consuming_pop(&node)
-            self._draining = False
-        return total
+            st._table = before
 
     def drain(self, DispatchTable table not None, max_events=None):
         """Dispatch queued events through ``table`` on this thread, in order; returns how many.
@@ -888,138 +795,69 @@ cdef class RingBuffer:
                 raise ValueError(f"max_events must be None or >= 0, got {max_events!r}")
         return self.drain_c(table, n)
 
-    cdef int _run_stage(self, Stage st) except -1:
-        """A stage thread's loop: wait without the GIL, process each batch with it."""
-        cdef rb_ring *r = self._ring
-        cdef rb_consuming node
-        cdef int strategy = self._wait
-        cdef rb_deadline_t forever = rb_no_deadline()
-        cdef int64_t next, avail
-        cdef int32_t alert
-        rb_consuming_push(&node, r, st._c)
-        try:
-            next = rb_sequence_get_own(&st._c.sequence) + 1
-            while True:
-                # Events already there: go on with the GIL we hold. Releasing it would hand it
-                # to a waiting producer, and getting it back costs a switch interval (5 ms).
-                avail = rb_barrier_available(r, st._deps, st._ndeps, next)
-                if avail < next:
-                    with nogil:
-                        avail = rb_wait_for(r, st._deps, st._ndeps, next, strategy,
-                                            &st._c.alert, forever)
-                # stop(drain=True): never past the stop target.
-                avail = rb_stop_limit(&r.stop_target, &st._c.alert, avail)
-                if avail >= next:
-                    self._consume(st, st._table, next, avail)
-                    next = rb_sequence_get_own(&st._c.sequence) + 1
-                    if rb_load_acquire_i32(&st._c.alert) != RB_STOP_NOW:
-                        continue
-                    break
-                # Alerted, and nothing is available to us right now.
-                alert = rb_load_acquire_i32(&st._c.alert)
-                if (alert == RB_STOP_NOW or self._failed
-                        or (alert == RB_STOP_WHEN_DONE and rb_stop_reached(&r.stop_target, next))):
-                    break
-                # stop(drain=True): events up to the stop target are still ahead of us (a stage we
-                # depend on is finishing them); let it run.
-                with nogil:
-                    rb_sleep_ns(20000)
-            # stop(drain=True) delivers the follow-ups of the events it drained too, even
-            # those due after ring events past its target (those were published after the
-            # stop call and stay queued); the follow-ups' own follow-ups join the backlog
-            # while the ring is full, and are delivered here as well.
-            if (self._backlog_n > 0 and st is self._main and not self._failed
-                    and rb_load_acquire_i32(&st._c.alert) == RB_STOP_WHEN_DONE):
-                self._flush_backlog(st._table, INT64_MAX)
-        finally:
-            rb_consuming_pop(&node)
+    # -- the driver's hooks ------------------------------------------------------------------
+
+    cdef Py_ssize_t _handle(self, Consumer c, int64_t lo, int64_t hi) except -1:
+        cdef Stage st = <Stage>c
+        return self._consume(st, st._table, lo, hi)
+
+    cdef Py_ssize_t _idle(self, Consumer c) except -1:
+        # Ring empty: every follow-up is due (each waits only for ring events claimed before
+        # it); their handlers may publish more, so the driver looks again.
+        if self._backlog_n == 0 or c is not self._main:
+            return 0
+        return self._flush_backlog(self._main._table, INT64_MAX)
+
+    cdef int _drained(self, Consumer c) except -1:
+        # stop(drain=True) delivers the follow-ups of the events it drained too, even those
+        # due after ring events past its target (those were published after the stop call
+        # and stay queued); the follow-ups' own follow-ups join the backlog while the ring
+        # is full, and are delivered here as well.
+        if self._backlog_n > 0 and c is self._main:
+            self._flush_backlog(self._main._table, INT64_MAX)
         return 0
 
-    def _thread_main(self, Stage st):
-        self._ready()
-        try:
-            self._run_stage(st)
-        except BaseException as exc:
-            st._exception = exc
-            self._failed = True
-            rb_wake(self._ring)     # producers parked for room see that it is gone
-            _log.error("ringbus: stage %r stopped by %s; its events stay queued",
-                       st.name, type(exc).__name__, exc_info=exc)
+    cdef int _starting(self) except -1:
+        # Consumers park only from now on (wait="block"): producers must wake them. Set
+        # before any thread starts, so no consumer can park unseen.
+        self._wake_on_publish = self._wait == RB_WAIT_BLOCK
+        return 0
+
+    cdef int _stopping(self, bint drain) except -1:
+        # Same GIL hold as the stop target: the consumer's own publishes before it are
+        # within the target, those after it go to the backlog that it delivers on exit.
+        self._stopping_drain = drain
+        return 0
+
+    cdef int _stopped(self) except -1:
+        self._main._table = None            # no cycle bus -> ring -> stage -> bus
+        self._stopping_drain = False
+        self._wake_on_publish = False       # drain() never parks
+        return 0
+
+    cdef int _forked(self) except -1:
+        return self._stopped()
 
     cdef int start_c(self, DispatchTable table) except -1:
-        cdef Stage st
         if self._started:
             raise RuntimeError("the ring's consumers are already started")
-        if self._draining:
-            raise RuntimeError("start() while drain() runs")
         if self._signal_fd >= 0:
             raise RuntimeError("start() while an event-loop consumer (Bus.run_async) runs")
         if table is None:
             raise ValueError("start() needs the DispatchTable (Bus) the 'dispatch' stage "
                              "dispatches to")
+        if self._draining:
+            raise RuntimeError("start() while drain() runs")
         self._main._table = table
-        self._failed = False
-        threads = []
-        for st in self._stages:
-            st._exception = None
-            rb_store_release_i32(&st._c.alert, RB_RUN)
-            st._thread = threading.Thread(target=self._thread_main, args=(st,),
-                                          name=f"ringbus-{st.name}", daemon=True)
-            threads.append(st._thread)
-        # Consumers park only from now on (wait="block"): producers must wake them. Set before
-        # any thread starts, so no consumer can park unseen.
-        self._wake_on_publish = self._wait == RB_WAIT_BLOCK
-        self._started = True
-        for th in threads:
-            th.start()
+        try:
+            self.start_consumers()
+        except BaseException:
+            self._main._table = None
+            raise
         return 0
 
     cdef int stop_c(self, bint drain, double timeout) except -1:
-        cdef Stage st
-        cdef int64_t target
-        cdef double deadline = -1, left
-        if not self._started:
-            return 0
-        me = threading.current_thread()
-        for st in self._stages:
-            if st._thread is me:
-                raise RuntimeError("stop() called from a consumer thread would wait for itself")
-        # Everything published before this call (claimed == published: we hold the GIL and a
-        # publish never releases it between claim and publish).
-        target = rb_claimed(self._ring)
-        # The hard stop target, before the alerts (release both): a consumer that sees
-        # RB_STOP_WHEN_DONE reads this target and never dispatches past it, however fast
-        # other threads keep publishing; what they publish after it stays queued.
-        rb_stop_set_target(&self._ring.stop_target, target if drain else -1)
-        # Same GIL hold as the target: the consumer's own publishes before it are within
-        # the target, those after it go to the backlog that the consumer delivers on exit.
-        self._stopping_drain = drain
-        for st in self._stages:
-            rb_store_release_i32(&st._c.alert, RB_STOP_WHEN_DONE if drain else RB_STOP_NOW)
-        rb_wake(self._ring)                # parked consumers re-check their alert
-        if timeout >= 0:
-            deadline = rb_monotonic() + timeout
-        for st in self._stages:
-            if deadline >= 0:
-                left = deadline - rb_monotonic()
-                st._thread.join(left if left > 0 else 0)
-            else:
-                st._thread.join()
-            if st._thread.is_alive():
-                raise TimeoutError(f"stage {st.name!r} did not stop within {timeout}s")
-        first = None
-        for st in self._stages:
-            st._thread = None
-            rb_store_relaxed_i32(&st._c.alert, RB_RUN)   # drain() reads it too
-            if first is None and st._exception is not None:
-                first = st._exception
-        self._main._table = None           # no cycle bus -> ring -> stage -> bus
-        self._started = False
-        self._stopping_drain = False
-        self._wake_on_publish = False      # drain() never parks
-        if first is not None:
-            raise first
-        return 0
+        return self.stop_consumers(drain, timeout)
 
     def start(self, DispatchTable table):
         """Start one thread per stage; the ``"dispatch"`` stage dispatches through ``table``.
@@ -1152,7 +990,7 @@ cdef class RingBuffer:
             "dropped": self.dropped,
             "pending": self.pending,
             "backlog": self._backlog_n,
-            "stages": {st.name: st.sequence for st in self._stages},
+            "stages": {st.name: st.sequence for st in self._consumers},
         }
 
     def __len__(self):

@@ -27,6 +27,10 @@
 
 /* wait="block" spins this many times before it parks. The model parks at once: spinning
  * changes no outcome, only the number of schedules to explore. */
+/* A producer waiting for room wakes at least this often (seconds): a Python caller checks
+ * signals, and a deadline is re-read. */
+#define RB_CLAIM_WAIT_SLICE 0.05
+
 #if defined(RINGBUS_RELACY)
 #define RB_SPINS_BEFORE_PARK 1
 #else
@@ -79,6 +83,10 @@ typedef struct rb_ring {
      * process past it while their alert says RB_STOP_WHEN_DONE (rb_stop_limit). In the ring's
      * own state, not a Python attribute, so a ring mapped by another process sees it too. */
     rb_sequence stop_target;
+    /* Non-zero while a consumer thread that was started has ended by an exception: nothing
+     * will make room, so a producer waiting for room gives up (RB_CLAIM_CONSUMER_GONE). */
+    rb_atomic_i32 consumer_gone;
+    RB_PAD(pad_gone, 4);
 
     rb_parker parker;
 } rb_ring;
@@ -164,6 +172,25 @@ static inline rb_sequencer rb_ring_sequencer(rb_ring *r)
 
 /* ------------------------------------------------------------------------------ set-up */
 
+/* `shared`: the parker lives in a region other processes may map (process-shared objects). */
+static inline void rb_parker_init(rb_parker *p, int shared)
+{
+    rb_store_relaxed_i32(&p->waiters, 0);
+    if (shared) {
+        RB_MUTEX_INIT_SHARED(&p->mutex);
+        RB_COND_INIT_SHARED(&p->cond);
+    } else {
+        RB_MUTEX_INIT(&p->mutex);
+        RB_COND_INIT(&p->cond);
+    }
+}
+
+static inline void rb_parker_destroy(rb_parker *p)
+{
+    RB_COND_DESTROY(&p->cond);
+    RB_MUTEX_DESTROY(&p->mutex);
+}
+
 static inline int32_t rb_log2(int64_t x)
 {
     int32_t n = 0;
@@ -196,16 +223,11 @@ static inline void rb_ring_init(rb_ring *r, int64_t capacity, int multi, rb_slot
     rb_sequence_init(&r->gating_cache, -1);
     rb_sequence_init(&r->dropped, 0);
     rb_sequence_init(&r->stop_target, INT64_MAX);
-    rb_store_relaxed_i32(&r->parker.waiters, 0);
-    RB_MUTEX_INIT(&r->parker.mutex);
-    RB_COND_INIT(&r->parker.cond);
+    rb_store_relaxed_i32(&r->consumer_gone, 0);
+    rb_parker_init(&r->parker, 0);
 }
 
-static inline void rb_ring_destroy(rb_ring *r)
-{
-    RB_COND_DESTROY(&r->parker.cond);
-    RB_MUTEX_DESTROY(&r->parker.mutex);
-}
+static inline void rb_ring_destroy(rb_ring *r) { rb_parker_destroy(&r->parker); }
 
 /* ------------------------------------------------------------------------------- gating */
 
@@ -546,47 +568,151 @@ static inline void rb_consumer_init(rb_consumer *c, int64_t sequence)
 }
 
 #if !defined(RINGBUS_RELACY)
-/* The consumers this thread is running right now, innermost first (a handler may drain
+/* ------------------------------------------------------------- consuming-thread registry
+ * The consumers this thread is running right now, innermost first (a handler may drain
  * another ring). Nodes live on the C stack of the consuming call. A producer on this thread
- * that finds one of these rings full would wait for itself: it must fail instead. */
+ * that finds one of these rings full would wait for itself: it must fail instead.
+ *
+ * One list per thread for the whole process, whatever the ring kind: a `static` thread-local
+ * in this header would exist once per extension module that includes it, and a ring kind in
+ * one module would not see the consumers another runs. ringbus._driver owns the variable;
+ * every other module points rb_consuming_head at the driver's accessor when it is imported
+ * (rb_consuming_bind). Until then a module's own list stands in, so nothing can crash. */
 typedef struct rb_consuming {
-    rb_ring *ring;
+    const void *ring;            /* the ring's identity: the address of its sequencing state */
     rb_consumer *consumer;
     struct rb_consuming *outer;
 } rb_consuming;
 
-static _Thread_local rb_consuming *ringbus_consuming = NULL;
+static _Thread_local rb_consuming *rb_consuming_local = NULL;
+static rb_consuming **rb_consuming_local_head(void) { return &rb_consuming_local; }
+static rb_consuming **(*rb_consuming_head)(void) = rb_consuming_local_head;
 
-static inline void rb_consuming_push(rb_consuming *node, rb_ring *r, rb_consumer *c)
+static inline void rb_consuming_bind(rb_consuming **(*head)(void)) { rb_consuming_head = head; }
+
+static inline void rb_consuming_push(rb_consuming *node, const void *ring, rb_consumer *c)
 {
-    node->ring = r;
+    rb_consuming **head = rb_consuming_head();
+    node->ring = ring;
     node->consumer = c;
-    node->outer = ringbus_consuming;
-    ringbus_consuming = node;
+    node->outer = *head;
+    *head = node;
 }
 
-static inline void rb_consuming_pop(rb_consuming *node) { ringbus_consuming = node->outer; }
+static inline void rb_consuming_pop(rb_consuming *node) { *rb_consuming_head() = node->outer; }
 
-/* The consumer of `r` this thread is running, or NULL. */
-static inline rb_consumer *rb_consuming_find(rb_ring *r)
+/* The consumer of `ring` this thread is running, or NULL. */
+static inline rb_consumer *rb_consuming_find(const void *ring)
 {
     rb_consuming *n;
-    for (n = ringbus_consuming; n != NULL; n = n->outer)
-        if (n->ring == r)
+    for (n = *rb_consuming_head(); n != NULL; n = n->outer)
+        if (n->ring == ring)
             return n->consumer;
     return NULL;
 }
+#endif
 
-/* Whether this thread is running consumer `c` right now (rings that are not rb_rings push
- * their node with ring == NULL and are found by consumer). The list is per module: each
- * extension that includes this header has its own. */
-static inline int rb_consuming_has(rb_consumer *c)
+/* ------------------------------------------------------------------- blocking claim
+ * Without the GIL, for every ring kind (the Python faces call it one wait slice at a time,
+ * the record C API with the caller's whole timeout). The model runs it as written, with every
+ * wait untimed (a lost wake-up is then a deadlock it reports); deadlines, spinning and the
+ * deadlock check are production only. */
+
+enum {
+    RB_CLAIM_TIMEOUT = -2,          /* no room within the timeout */
+    RB_CLAIM_WOULD_DEADLOCK = -3,   /* this thread runs a last consumer of the ring, inside a
+                                       handler: only it could make room */
+    RB_CLAIM_CONSUMER_GONE = -4     /* full, and the consumer thread that was started ended */
+};
+
+/* Park until the last consumers have passed `wrap_point` (there is room) or `until`, or a
+ * wake-up. Callers loop: they re-claim afterwards. */
+static inline void rb_sequencer_park_for_room(const rb_sequencer *q, int64_t wrap_point,
+                                              rb_deadline_t until)
 {
-    rb_consuming *n;
-    for (n = ringbus_consuming; n != NULL; n = n->outer)
-        if (n->consumer == c)
-            return 1;
-    return 0;
+    rb_parker_begin(q->parker);
+    if (!rb_sequencer_room_for(q, wrap_point))
+        rb_parker_wait(q->parker, until);
+    rb_parker_end(q->parker);
+}
+
+/* Claim up to `max_n` sequences, waiting for room at most `timeout` seconds (< 0: no limit).
+ * Returns how many were claimed (> 0, the highest in *hi) or an RB_CLAIM_* code. `ring` is
+ * the ring's identity in the consuming-thread registry, `gone` its consumer-gone word. */
+static inline int64_t rb_sequencer_claim_wait(const rb_sequencer *q, const void *ring,
+                                              rb_atomic_i32 *gone, int64_t max_n,
+                                              double timeout, int64_t *hi)
+{
+#if !defined(RINGBUS_RELACY)
+    double deadline = timeout >= 0 ? rb_monotonic() + timeout : -1, left, slice_;
+    int32_t tries = 0;
+    rb_consumer *own;
+#endif
+    rb_deadline_t until;
+    (void)timeout;
+    (void)ring;
+    (void)gone;
+    for (;;) {
+        int64_t got = rb_sequencer_claim_upto(q, max_n, hi);
+        if (got)
+            return got;
+        /* Room for one more: every last consumer has passed this sequence. */
+        int64_t wrap_point = rb_sequencer_claimed(q) + 1 - q->capacity;
+#if !defined(RINGBUS_RELACY)
+        own = rb_consuming_find(ring);
+        if (own != NULL && wrap_point > rb_sequence_get_own(&own->sequence))
+            return RB_CLAIM_WOULD_DEADLOCK;
+        /* Acquire: the ended consumer released its last sequence before raising the flag;
+         * one more claim sees any room it made before it went. */
+        if (rb_load_acquire_i32(gone)) {
+            got = rb_sequencer_claim_upto(q, max_n, hi);
+            return got ? got : RB_CLAIM_CONSUMER_GONE;
+        }
+        /* A consumer that is running frees a batch within microseconds: spin a little
+         * before paying for a futex sleep and wake-up. */
+        if (++tries < RB_SPINS_BEFORE_PARK) {
+            rb_cpu_pause();
+            continue;
+        }
+        slice_ = RB_CLAIM_WAIT_SLICE;
+        if (deadline >= 0) {
+            left = deadline - rb_monotonic();
+            if (left <= 0)
+                return RB_CLAIM_TIMEOUT;
+            if (left < slice_)
+                slice_ = left;
+        }
+        until = rb_deadline_in(slice_);
+#else
+        until = 0;
+#endif
+        rb_sequencer_park_for_room(q, wrap_point, until);
+    }
+}
+
+#if !defined(RINGBUS_RELACY)
+/* Poll for `next` for up to `seconds` before a blocking wait parks: with wait="block" a
+ * consumer that parks costs every producer a mutex and a futex wake-up until it is running
+ * again, and a producer that was merely preempted is usually back within tens of
+ * microseconds. Returns the highest available sequence (below `next`: none yet, or `alert`
+ * was raised). The same acquire reads as rb_sequencer_barrier_available. */
+static inline int64_t rb_sequencer_poll(const rb_sequencer *q, rb_sequence **deps, int32_t ndeps,
+                                        int64_t next, rb_atomic_i32 *alert, double seconds)
+{
+    double until = -1;
+    int32_t i;
+    for (;;) {
+        for (i = 0; i < 64; i++) {
+            int64_t avail = rb_sequencer_barrier_available(q, deps, ndeps, next);
+            if (avail >= next || rb_load_acquire_i32(alert))
+                return avail;
+            rb_cpu_pause();
+        }
+        if (until < 0)
+            until = rb_monotonic() + seconds;
+        else if (rb_monotonic() >= until)
+            return next - 1;
+    }
 }
 #endif
 

@@ -27,6 +27,7 @@ cdef extern from "_ringbuffer.h" nogil:
         rb_sequence cursor
         rb_sequence dropped
         rb_sequence stop_target
+        rb_atomic_i32 consumer_gone
 
     ctypedef struct rb_consumer:
         rb_sequence sequence
@@ -35,12 +36,38 @@ cdef extern from "_ringbuffer.h" nogil:
     ctypedef struct rb_consuming:
         pass
 
-    # Where a ring's sequencing state lives (process-local pointers); RecordRing reads only
-    # its configuration.
+    ctypedef struct rb_parker:
+        pass
+
+    # Where a ring's sequencing state lives (process-local pointers). Cython reads its
+    # configuration and hands it to the functions below.
     ctypedef struct rb_sequencer:
         int64_t capacity
         int64_t mask
         int32_t multi
+        rb_sequence *cursor
+        rb_parker *parker
+
+    enum:
+        RB_CLAIM_TIMEOUT
+        RB_CLAIM_WOULD_DEADLOCK
+        RB_CLAIM_CONSUMER_GONE
+    double RB_CLAIM_WAIT_SLICE
+
+    rb_sequencer rb_ring_sequencer(rb_ring *r) noexcept
+    int64_t rb_sequencer_claim_upto(const rb_sequencer *q, int64_t max_n, int64_t *hi) noexcept
+    int64_t rb_sequencer_claimed(const rb_sequencer *q) noexcept
+    int64_t rb_sequencer_barrier_available(const rb_sequencer *q, rb_sequence **deps,
+                                           int32_t ndeps, int64_t next) noexcept
+    int64_t rb_sequencer_wait_for(const rb_sequencer *q, rb_sequence **deps, int32_t ndeps,
+                                  int64_t next, int strategy, rb_atomic_i32 *alert,
+                                  rb_deadline_t no_deadline) noexcept
+    int64_t rb_sequencer_poll(const rb_sequencer *q, rb_sequence **deps, int32_t ndeps,
+                              int64_t next, rb_atomic_i32 *alert, double seconds) noexcept
+    int64_t rb_sequencer_claim_wait(const rb_sequencer *q, const void *ring, rb_atomic_i32 *gone,
+                                    int64_t max_n, double timeout, int64_t *hi) noexcept
+    void rb_parker_init(rb_parker *p, int shared) noexcept
+    void rb_parker_wake(rb_parker *p) noexcept
 
     void rb_ring_init(rb_ring *r, int64_t capacity, int multi, rb_slot *slots, rb_atomic_i32 *available) noexcept
     void rb_ring_destroy(rb_ring *r) noexcept
@@ -66,7 +93,9 @@ cdef extern from "_ringbuffer.h" nogil:
     bint rb_stop_reached(rb_sequence *target, int64_t next) noexcept
 
     void rb_consumer_init(rb_consumer *c, int64_t sequence) noexcept
-    void rb_consuming_push(rb_consuming *node, rb_ring *r, rb_consumer *c) noexcept
+    # The consuming-thread registry: call these only from ringbus._driver, which owns it.
+    # Other modules that include the header call rb_consuming_bind(consuming_head) once.
+    void rb_consuming_push(rb_consuming *node, const void *ring, rb_consumer *c) noexcept
     void rb_consuming_pop(rb_consuming *node) noexcept
-    rb_consumer *rb_consuming_find(rb_ring *r) noexcept
-    bint rb_consuming_has(rb_consumer *c) noexcept
+    rb_consumer *rb_consuming_find(const void *ring) noexcept
+    void rb_consuming_bind(rb_consuming **(*head)() noexcept nogil) noexcept

@@ -6,7 +6,7 @@
 //
 //   g++ -O1 -std=c++11 -w -I<src/ringbus> ring_models.cpp -o ring_models
 //   ./ring_models MODEL [iterations] [random|bound]
-// Models: spsc, mpsc, batch, diamond, wake, stop. Exit status 0 when the model passes.
+// Models: spsc, mpsc, batch, diamond, wake, stop, stop_target. Exit status 0 when the model passes.
 #define RINGBUS_RELACY 1
 #include "_ringbuffer.h"
 
@@ -239,6 +239,77 @@ struct stop_model : rl::test_suite<stop_model, 2> {
     }
 };
 
+// stop(drain=True)'s hard stop target, as ringbus._driver runs it. The stopping thread reads
+// the cursor once, stores it as the target, then raises the consumer's alert (release both),
+// all while it holds the GIL, and wakes the consumer. The consumer waits without the GIL and
+// takes it for each batch: it caps the batch at the target once it acquires the alert. A
+// producer without the GIL (the record ring's C API) keeps publishing throughout. The
+// consumer must process exactly the events up to the target (everything published before
+// the stop call), nothing past it, and then stop. The GIL is a mutex here: it is what makes
+// "read the cursor, raise the alert" one step for the consumer's batch decision.
+struct stop_target_model : rl::test_suite<stop_target_model, 3> {
+    Ring *q;
+    rb_mutex_t gil;
+    int64_t target;              // written by the stopper, read after the threads joined
+    int64_t last;                // the consumer's last processed sequence, likewise
+    void before()
+    {
+        q = new Ring(4, 0);
+        q->gate_on(0);
+        RB_MUTEX_INIT(&gil);
+        target = -2;
+        last = -2;
+    }
+    void after()
+    {
+        RL_ASSERT(target >= -1);
+        RL_ASSERT(last == target);
+        RB_MUTEX_DESTROY(&gil);
+        delete q;
+    }
+    void thread(unsigned idx)
+    {
+        rb_ring *r = &q->ring;
+        rb_consumer *c = &q->consumers[0];
+        if (idx == 0) {
+            for (int64_t i = 0; i < 3; i++)
+                publish(*q, i);
+        } else if (idx == 1) {
+            RB_MUTEX_LOCK(&gil);
+            target = rb_sequence_get(&r->cursor);
+            rb_stop_set_target(&r->stop_target, target);
+            rb_store_release_i32(&c->alert, RB_STOP_WHEN_DONE);
+            RB_MUTEX_UNLOCK(&gil);
+            rb_wake(r);
+        } else {
+            int64_t next = 0;
+            for (;;) {
+                int64_t avail = rb_wait_for(r, 0, 0, next, RB_WAIT_BLOCK, &c->alert, 0);
+                RB_MUTEX_LOCK(&gil);
+                avail = rb_stop_limit(&r->stop_target, &c->alert, avail);
+                if (avail >= next) {
+                    for (int64_t s = next; s <= avail; s++) {
+                        int64_t type;
+                        RL_ASSERT(rb_slot_read(r, s, &type, 1) == payload_of(s));
+                    }
+                    rb_sequence_set(&c->sequence, avail);
+                    rb_wake(r);
+                    next = avail + 1;
+                    RB_MUTEX_UNLOCK(&gil);
+                    continue;
+                }
+                bool done = rb_load_acquire_i32(&c->alert) == RB_STOP_WHEN_DONE
+                            && rb_stop_reached(&r->stop_target, next);
+                RB_MUTEX_UNLOCK(&gil);
+                if (done)
+                    break;
+                RB_YIELD();      // events up to the target are still being published
+            }
+            last = next - 1;
+        }
+    }
+};
+
 template <typename Model>
 bool run(unsigned long iterations, bool bound)
 {
@@ -256,7 +327,7 @@ bool run(unsigned long iterations, bool bound)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        std::fprintf(stderr, "usage: %s spsc|mpsc|batch|diamond|wake|stop [iterations] [random|bound]\n",
+        std::fprintf(stderr, "usage: %s spsc|mpsc|batch|diamond|wake|stop|stop_target [iterations] [random|bound]\n",
                      argv[0]);
         return 2;
     }
@@ -276,6 +347,8 @@ int main(int argc, char **argv)
         ok = run<wake_model>(iterations, bound);
     else if (!std::strcmp(m, "stop"))
         ok = run<stop_model>(iterations, bound);
+    else if (!std::strcmp(m, "stop_target"))
+        ok = run<stop_target_model>(iterations, bound);
     else {
         std::fprintf(stderr, "unknown model %s\n", m);
         return 2;
