@@ -113,3 +113,41 @@ def test_record_ring_blocking_publish_raises_when_consumer_thread_died():
     ring.subscribe(lambda view: got.extend(view["v"].tolist()))
     assert ring.drain() == 4
     assert got == [0, 1, 2, 3]
+
+
+def test_publish_async_raises_when_consumer_thread_died():
+    """publish_async waits for room on the loop: with the consumer gone, nothing would ever
+    wake it, so it raises ConsumerGone as the blocking publish does."""
+    import asyncio
+
+    bus = ringbus.Bus(capacity=4)
+    T = bus.event_type("x")
+    release = threading.Event()
+
+    def fatal(payload):
+        release.wait(10)
+        raise SystemExit(3)
+
+    bus.subscribe(T, fatal)
+    bus.start()
+
+    async def main():
+        bus.publish(T, 0)                   # the consumer takes it and blocks in fatal()
+        while bus.pending:
+            await asyncio.sleep(0.001)
+        for i in range(4):
+            bus.publish(T, i, timeout=1)    # full now
+        waiting = asyncio.ensure_future(bus.publish_async(T, 98))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()           # waits for room while the consumer lives
+        release.set()                       # the consumer dies, the ring stays full
+        with pytest.raises(ringbus.ConsumerGone, match="consumer"):
+            await asyncio.wait_for(waiting, 5)  # woken by the consumer's end
+        with pytest.raises(ringbus.ConsumerGone, match="consumer"):
+            await asyncio.wait_for(bus.publish_async(T, 99), 5)
+
+    try:
+        asyncio.run(main())
+    finally:
+        with pytest.raises(SystemExit):
+            bus.stop(drain=False)

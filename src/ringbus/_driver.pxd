@@ -58,6 +58,7 @@ cdef class Driver:
     cdef int _stopping(self, bint drain) except -1
     cdef int _stopped(self) except -1
     cdef int _forked(self) except -1
+    cdef int _consumer_ended(self) except -1
     cdef str _thread_name(self, Consumer c)
     cdef str _deadlock_hint(self)
     cdef str _gone_reason(self)

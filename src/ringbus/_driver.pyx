@@ -154,6 +154,11 @@ cdef class Driver:
     cdef int _forked(self) except -1:
         return 0
 
+    cdef int _consumer_ended(self) except -1:
+        """A consumer thread ended by an exception (the gone word is set): wake whatever
+        else waits for room."""
+        return 0
+
     cdef str _thread_name(self, Consumer c):
         return f"ringbus-{c.name}"
 
@@ -271,6 +276,11 @@ cdef class Driver:
             # state, where a producer in another process mapping the ring would look too.
             rb_store_release_i32(self._gone, 1)
             rb_parker_wake(self._q.parker)
+            try:
+                self._consumer_ended()
+            except Exception as hook_exc:
+                _log.error("ringbus: waking the waiters of a ring whose consumer ended "
+                           "failed", exc_info=hook_exc)
             _log.error("ringbus: consumer %r stopped by %s; its %s stay queued",
                        c.name, type(exc).__name__, self._unit, exc_info=exc)
 
@@ -372,6 +382,11 @@ cdef class Driver:
         if first is not None:
             raise first
         return 0
+
+    def _is_consumer_gone(self):
+        """Not API (ringbus.aio): whether a consumer thread that was started has ended, so
+        that nothing will make room."""
+        return self._started and self._gone != NULL and rb_load_acquire_i32(self._gone) != 0
 
     cdef int _after_fork_in_child(self) except -1:
         """In a forked child: only the forking thread came along. The ring's consumers are

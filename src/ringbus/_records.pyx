@@ -729,14 +729,7 @@ def _publish_nogil(ring, source, Py_ssize_t count, *, Py_ssize_t seq_offset=-1,
 # releases runs as RecordRing._dispatch does, so that a TSAN build (.ci/sanitize) sees every
 # access to the slots and any missing order shows as a data race.
 
-cdef extern from "<pthread.h>" nogil:
-    ctypedef unsigned long pthread_t
-    int pthread_create(pthread_t *thread, void *attr, void *(*start)(void *) noexcept nogil,
-                       void *arg)
-    int pthread_join(pthread_t thread, void **retval)
-
-cdef extern from "<stdlib.h>" nogil:
-    void *calloc(size_t n, size_t size)
+from ringbus._cthreads cimport pthread_t, pthread_create, pthread_join, calloc
 
 
 cdef struct _StressArgs:

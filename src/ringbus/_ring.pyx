@@ -838,6 +838,13 @@ cdef class RingBuffer(Driver):
     cdef int _forked(self) except -1:
         return self._stopped()
 
+    cdef int _consumer_ended(self) except -1:
+        # Coroutines waiting for room (publish_async) wake up, see the consumer gone and
+        # raise ConsumerGone instead of waiting for a room callback that never comes.
+        if self._room_callback is not None and rb_signal_take(self._room):
+            self._room_callback()
+        return 0
+
     cdef int start_c(self, DispatchTable table) except -1:
         if self._started:
             raise RuntimeError("the ring's consumers are already started")
@@ -1019,14 +1026,7 @@ cdef bint _depends_on(Stage a, Stage b):
 # from C threads without the GIL, with NULL payloads, so that a TSAN build (.ci/sanitize)
 # checks the memory orders themselves and any wrong one shows as a data race on a slot.
 
-cdef extern from "<pthread.h>" nogil:
-    ctypedef unsigned long pthread_t
-    int pthread_create(pthread_t *thread, void *attr, void *(*start)(void *) noexcept nogil,
-                       void *arg)
-    int pthread_join(pthread_t thread, void **retval)
-
-cdef extern from "<stdlib.h>" nogil:
-    void *calloc(size_t n, size_t size)
+from ringbus._cthreads cimport pthread_t, pthread_create, pthread_join, calloc
 
 
 cdef struct _StressThread:

@@ -63,7 +63,7 @@ from typing import Optional
 from ringbus._dispatch import (
     STRONG, WEAK, WEAK_METHOD, EmitDepthError, _attach_others, emit_depth,
 )
-from ringbus._ring import RingFull
+from ringbus._ring import ConsumerGone, RingFull
 
 __all__ = [
     "AioState", "Request", "NoHandlerError", "NoReplyError", "current_request",
@@ -781,6 +781,11 @@ async def publish_wait(bus, t, payload, timeout):
         # is its follow-up (the ring's backlog; past its bound, the overflow policy).
         return ring._publish_followup(t, payload)
     while True:
+        if ring._is_consumer_gone():
+            raise ConsumerGone(
+                f"ring full ({ring.capacity} events) and its consumer thread is gone: "
+                f"nothing will make room; stop() re-raises what ended it, then start() or "
+                f"drain() delivers the queued events")
         fut = loop.create_future()
         entry = (loop, fut)
         state.room_waiters.append(entry)
