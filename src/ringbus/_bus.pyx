@@ -113,6 +113,7 @@ cdef class Bus(DispatchTable):
                              f"{close_timeout!r}") from None
         self._ring = RingBuffer(capacity, producers=producers, overflow=overflow, wait=wait,
                                 backlog=backlog)
+        self._ring._owned = True            # closed and reported by close(), not by the ring
         self._batch_type = -1
         self._registry = Registry(self, on_error=on_error, max_depth=max_depth)
         self._close_timeout = bound
@@ -183,21 +184,12 @@ cdef class Bus(DispatchTable):
         cdef RingBuffer ring = self._ring
         errors = []
         why = None
-        # 1. consumer threads
-        if ring._started:
-            try:
-                ring.stop_c(True, _left(deadline))
-            except TimeoutError:
-                why = f"the consumer did not finish within the close timeout ({bound}s)"
-                try:
-                    ring.stop_c(False, 1.0)     # stop at the next event boundary
-                except TimeoutError:
-                    why += " and is still inside a handler"
-                except BaseException as exc:
-                    errors.append(exc)
-            except BaseException as exc:
-                errors.append(exc)
-                why = f"a consumer thread ended on {type(exc).__name__}"
+        # 1. consumer threads (the ring's driver: the same step closes a plain ring at exit)
+        started = ring._started
+        why = ring.close_consumers(_left(deadline), errors)
+        if started:
+            if why is None:
+                why = "published after the drain's stop target"
         elif ring._signal_fd >= 0:
             why = "an event-loop consumer (attach/run_async) is still attached"
         else:

@@ -44,6 +44,7 @@ cdef class Driver:
     cdef str _unit                  # "events" or "records", for messages
     cdef list _consumers            # Consumer objects; the first is the one drain() runs
 
+    cdef bint _owned                # a Bus closes (and reports) it; else the exit hook here
     cdef bint _started
     cdef bint _draining             # drain() runs on some thread (re-entry guard)
     cdef unsigned long _drainer     # pthread_self() of that thread (a fork keeps only one)
@@ -59,6 +60,7 @@ cdef class Driver:
     cdef int _stopped(self) except -1
     cdef int _forked(self) except -1
     cdef int _consumer_ended(self) except -1
+    cdef int64_t _queued(self) noexcept
     cdef str _thread_name(self, Consumer c)
     cdef str _deadlock_hint(self)
     cdef str _gone_reason(self)
@@ -68,5 +70,7 @@ cdef class Driver:
     cdef Py_ssize_t drain_consumer(self, Consumer c, Py_ssize_t max_n) except -1
     cdef int start_consumers(self) except -1
     cdef int stop_consumers(self, bint drain, double timeout) except -1
+    cdef str close_consumers(self, double timeout, list errors)
+    cdef int _close_at_exit(self) except -1
     cdef int _run(self, Consumer c) except -1
     cdef int _after_fork_in_child(self) except -1

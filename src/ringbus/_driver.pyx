@@ -43,9 +43,11 @@ cdef extern from "<stdlib.h>" nogil:
 cdef extern from "<pthread.h>" nogil:
     unsigned long pthread_self()
 
+import atexit
 import logging
 import os
 import threading
+import warnings
 import weakref
 
 _log = logging.getLogger("ringbus")
@@ -110,6 +112,26 @@ def _after_fork_in_child():
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
+# Rings that no Bus owns are closed at exit with this bound, as a Bus is by default.
+EXIT_TIMEOUT = 5.0
+
+
+def _close_rings_at_exit():
+    """atexit: stop the running consumers of every ring no Bus owns (drain=True, bounded)
+    and report what is still queued. A Bus does both for its own ring (Bus.close)."""
+    for d in list(_drivers):
+        if (<Driver>d)._owned:
+            continue
+        try:
+            (<Driver>d)._close_at_exit()
+        except BaseException as exc:
+            _log.error("ringbus: closing %r at interpreter exit failed", d, exc_info=exc)
+
+
+# Registered at import, before ringbus._bus registers its own: atexit runs the last
+# registered first, so buses are closed first, then plain rings, then logging's hook.
+atexit.register(_close_rings_at_exit)
+
 
 cdef class Driver:
     """The protocol under every ring kind; see the module docstring. Not instantiated."""
@@ -152,6 +174,10 @@ cdef class Driver:
         return 0
 
     cdef int _forked(self) except -1:
+        return 0
+
+    cdef int64_t _queued(self) noexcept:
+        """Events (records) published and not yet processed, for the exit report."""
         return 0
 
     cdef int _consumer_ended(self) except -1:
@@ -387,6 +413,49 @@ cdef class Driver:
         """Not API (ringbus.aio): whether a consumer thread that was started has ended, so
         that nothing will make room."""
         return self._started and self._gone != NULL and rb_load_acquire_i32(self._gone) != 0
+
+    cdef str close_consumers(self, double timeout, list errors):
+        """Step 1 of closing (Bus.close, interpreter exit): stop running consumer threads
+        with drain=True within `timeout` (< 0: no bound), else at the next event boundary
+        (waiting at most 1 s more for the handler in hand). What ended a thread goes to
+        `errors`. Returns why events may still be queued, or None."""
+        if not self._started:
+            return None
+        try:
+            self.stop_consumers(True, timeout)
+            return None
+        except TimeoutError:
+            why = f"the consumer did not finish within the close timeout ({timeout}s)"
+            try:
+                self.stop_consumers(False, 1.0)
+            except TimeoutError:
+                why += " and is still inside a handler"
+            except BaseException as exc:
+                errors.append(exc)
+            return why
+        except BaseException as exc:
+            errors.append(exc)
+            return f"a consumer thread ended on {type(exc).__name__}"
+
+    cdef int _close_at_exit(self) except -1:
+        if self._gone == NULL:              # a face whose __init__ never ran
+            return 0
+        cdef list errors = []
+        started = self._started
+        why = self.close_consumers(EXIT_TIMEOUT, errors)
+        for exc in errors:
+            _log.error("ringbus: a consumer thread of %r ended on %s", self,
+                       type(exc).__name__, exc_info=exc)
+        cdef int64_t left = self._queued()
+        if left:
+            if why is None:
+                why = ("published after the drain's stop target" if started
+                       else "no consumer was running")
+            message = (f"ringbus: {type(self).__name__} at interpreter exit with {left} "
+                       f"{self._unit} still queued, not dispatched ({why})")
+            _log.warning(message)
+            warnings.warn(message, RuntimeWarning, stacklevel=1)
+        return 0
 
     cdef int _after_fork_in_child(self) except -1:
         """In a forked child: only the forking thread came along. The ring's consumers are

@@ -568,6 +568,9 @@ cdef class RecordRing(Driver):
         PyErr_CheckSignals()
         return end - lo + 1
 
+    cdef int64_t _queued(self) noexcept:
+        return self._published() - (rb_sequence_get(&self._rr.header.consumer.sequence) + 1)
+
     def start(self):
         """Start the consumer thread: it waits for records without the GIL (the ``wait``
         strategy) and takes the GIL once per batch to call the handlers."""
@@ -630,7 +633,7 @@ cdef class RecordRing(Driver):
     def pending(self):
         """Records published and not yet dispatched."""
         self._ready()
-        return self._published() - (rb_sequence_get(&self._rr.header.consumer.sequence) + 1)
+        return self._queued()
 
     def stats(self):
         """Counters as a dict: published, dispatched, dropped, pending, batches, errors."""

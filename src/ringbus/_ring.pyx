@@ -838,6 +838,9 @@ cdef class RingBuffer(Driver):
     cdef int _forked(self) except -1:
         return self._stopped()
 
+    cdef int64_t _queued(self) noexcept:
+        return self._pending()
+
     cdef int _consumer_ended(self) except -1:
         # Coroutines waiting for room (publish_async) wake up, see the consumer gone and
         # raise ConsumerGone instead of waiting for a room callback that never comes.
