@@ -2,6 +2,9 @@
 # final order. Registration code (Python) builds a new immutable HandlerArray and swaps it
 # in; emit only indexes an array.
 from cpython.object cimport PyObject
+from libc.stdint cimport int64_t
+
+from ringbus._atomic cimport rb_atomic_i64
 
 cdef enum CallKind:
     CALL_STRONG = 0         # target(payload)
@@ -17,12 +20,18 @@ cdef struct HandlerEntry:
     int batch               # called once per emit_batch group with an array view
 
 cdef struct TableSlot:
-    # One cache line per event type. `first` duplicates entries[0] so that a type with one
-    # handler (the common case, and the whole story with 100,000 types) costs one line.
+    # One cache line per event type (64 bytes: with a 64-aligned table, one slot per line).
+    # `first` duplicates entries[0] so that a type with one handler (the common case, and the
+    # whole story with 100,000 types) costs one line.
     Py_ssize_t count        # 0: no handlers
     HandlerEntry *entries   # inside the owning HandlerArray
     HandlerEntry first
-    char _pad[16]           # to 64 bytes: with a 64-aligned table, one slot per line
+    # (intptr_t) the owning HandlerArray: what a dispatch announces in its hazard slot.
+    rb_atomic_i64 owner
+    # A seqlock over the fields above: odd while _swap writes them. A dispatch re-checks it
+    # after announcing `owner`, so it never uses a mix of two arrays, nor an array a scan
+    # missed (_dispatch_frame.h).
+    rb_atomic_i64 gen
 
 
 cdef class HandlerArray:
@@ -41,10 +50,10 @@ cdef class DispatchTable:
     cdef list _group_owners
     cdef Py_ssize_t _size           # valid ids are [0, _size)
     cdef Py_ssize_t _capacity       # allocated slots
-    # Swapped-out arrays wait here while any dispatch is in flight: a handler that
-    # unsubscribes itself must not free the array being iterated. This replaces a refcount
-    # on the array per event (a cache miss per event with many types).
-    cdef Py_ssize_t _in_flight
+    # Swapped-out arrays that some dispatch still announces in its hazard slot: a handler
+    # that unsubscribes itself must not free the array being iterated. Each is freed as
+    # soon as no dispatch uses it (_reclaim). This replaces a refcount on the array per
+    # event (a cache miss per event with many types).
     cdef list _retired
     cdef unsigned long long _emitted        # emit() calls; the ring counts its own
     cdef unsigned long long _handler_calls
@@ -55,6 +64,7 @@ cdef class DispatchTable:
 
     cdef Py_ssize_t check_id(self, object event_type) except -1
     cdef Py_ssize_t dispatch(self, Py_ssize_t t, object payload) except -1
+    cdef int _reclaim(self) except -1
     cdef Py_ssize_t dispatch_group(self, Py_ssize_t t, object rows, Py_ssize_t n) except -1
     cdef Py_ssize_t _run(self, HandlerEntry *entries, Py_ssize_t count, Py_ssize_t t,
                          object payload) except -1

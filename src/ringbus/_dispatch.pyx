@@ -7,14 +7,34 @@ allocates on the path of one event.
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF
+from libc.stdint cimport int64_t, intptr_t
 from libc.stdlib cimport free
 from libc.string cimport memcpy, memset
+
+from ringbus._atomic cimport (
+    rb_atomic_i64, rb_load_acquire_i64, rb_load_relaxed_i64, rb_store_relaxed_i64,
+    rb_store_release_i64, rb_fence_seq_cst,
+)
 
 cdef extern from "<stdlib.h>" nogil:
     void *aligned_alloc(size_t alignment, size_t size)
 
-cdef extern from "_emit_depth.h":
+# Here, not in the .pxd: every module that cimports the .pxd would get its own copy of the
+# header's thread-locals and registry.
+cdef extern from "_dispatch_frame.h":
+    ctypedef struct rb_frame:
+        rb_frame *outer
+        PyObject *table
+        PyObject *payload
+        PyObject *event
+        int64_t sequence
+        Py_ssize_t type_id
+    rb_frame *ringbus_frame_top
     int ringbus_emit_depth
+    int64_t RB_NO_SEQUENCE
+    rb_atomic_i64 *rb_hazard_slot(int depth) noexcept nogil
+    void rb_hazard_fence() noexcept nogil
+    bint rb_hazard_held(PyObject *array) noexcept nogil
 
 cdef extern from "<sys/mman.h>" nogil:
     int madvise(void *addr, size_t length, int advice)
@@ -101,6 +121,109 @@ cdef class HandlerArray:
         return tuple(k[0] for k in self._keep)
 
 
+cdef void _slot_write(TableSlot *slot, HandlerArray handlers) noexcept:
+    """Publish ``handlers`` (None: no handlers) in ``slot`` for dispatches on any thread.
+
+    Writers are serialised (the registration lock, and the GIL today); readers are not: a
+    seqlock, so that a dispatch copies the fields of one array, never a mix of two."""
+    cdef int64_t gen = rb_load_relaxed_i64(&slot.gen)     # relaxed: only writers write it
+    rb_store_relaxed_i64(&slot.gen, gen + 1)
+    # Odd before any field changes: a full fence, as no field write may move above it (a
+    # release fence would do; _atomic.h names only this one, and this is the cold path).
+    rb_fence_seq_cst()
+    if handlers is not None:
+        slot.entries = handlers.entries
+        slot.first = handlers.entries[0]
+        slot.count = handlers.count
+        rb_store_relaxed_i64(&slot.owner, <int64_t><intptr_t><PyObject *>handlers)
+    else:
+        slot.count = 0
+        slot.entries = NULL
+        memset(&slot.first, 0, sizeof(HandlerEntry))
+        rb_store_relaxed_i64(&slot.owner, 0)
+    # Release: a dispatch that acquires the even generation sees every field above.
+    rb_store_release_i64(&slot.gen, gen + 2)
+    # Store-load, before the caller scans the hazards (see rb_hazard_fence).
+    rb_fence_seq_cst()
+
+
+cdef inline void _push_frame(rb_frame *frame, DispatchTable table, Py_ssize_t t,
+                             object payload, int64_t sequence) noexcept:
+    """Make ``frame`` this thread's innermost dispatch (one level deeper): two TLS stores,
+    and the frame on the caller's stack. Everything is borrowed: the caller holds it all
+    until _pop_frame."""
+    global ringbus_emit_depth, ringbus_frame_top
+    frame.outer = ringbus_frame_top
+    frame.table = <PyObject *>table
+    frame.payload = <PyObject *>payload
+    frame.event = NULL
+    frame.sequence = sequence
+    frame.type_id = t
+    ringbus_frame_top = frame
+    ringbus_emit_depth += 1
+
+
+cdef inline void _pop_frame(rb_frame *frame) noexcept:
+    global ringbus_emit_depth, ringbus_frame_top
+    ringbus_frame_top = frame.outer
+    ringbus_emit_depth -= 1
+
+
+cdef inline Py_ssize_t _dispatch(DispatchTable self, Py_ssize_t t, object payload,
+                                 int64_t sequence) except -1:
+    """The one-event dispatch (``dispatch``): announce the slot's array, run it, let go."""
+    cdef TableSlot *slot = &self._slots[t]
+    # Acquire: the fields read next are at least as new as this generation.
+    cdef int64_t gen = rb_load_acquire_i64(&slot.gen)
+    cdef Py_ssize_t count = slot.count
+    cdef HandlerEntry first
+    cdef HandlerEntry *entries
+    cdef int64_t owner
+    cdef int depth = ringbus_emit_depth
+    cdef rb_atomic_i64 *hazard
+    cdef rb_frame frame
+    if count == 0:
+        return 0        # no handlers in either state a torn read could mix: nothing to use
+    if depth >= self._max_depth:
+        raise EmitDepthError(
+            f"emit() nested deeper than max_depth={self._max_depth} "
+            f"(a handler re-emitting without end?)")
+    hazard = rb_hazard_slot(depth + 1)
+    if hazard == NULL:
+        raise MemoryError()
+    while True:
+        # Copied out: a handler may swap this slot or move the table while we run.
+        first = slot.first
+        entries = slot.entries
+        owner = rb_load_relaxed_i64(&slot.owner)
+        # Relaxed: rb_hazard_fence orders it before the re-check below.
+        rb_store_relaxed_i64(hazard, owner)
+        rb_hazard_fence()
+        # Unchanged and even: what we copied is one array's, and it was still installed
+        # after we announced it, so any scan that could free it sees the announcement.
+        if rb_load_relaxed_i64(&slot.gen) == gen and (gen & 1) == 0:
+            break
+        gen = rb_load_acquire_i64(&slot.gen)      # swapped meanwhile (only without the GIL)
+        count = slot.count
+        if count == 0:
+            rb_store_release_i64(hazard, 0)
+            return 0
+    if count == 1:
+        entries = &first
+    _push_frame(&frame, self, t, payload, sequence)
+    try:
+        return self._run(entries, count, t, payload)
+    finally:
+        _pop_frame(&frame)
+        # Release: every read of the array, and every call through it, happens before a
+        # scan that reads 0 here and frees it.
+        rb_store_release_i64(hazard, 0)
+        # Swapped out while we ran: we may have been the last to use it. (Without the GIL
+        # a racing swap can miss this; its own scan, or the next one, frees it.)
+        if rb_load_relaxed_i64(&self._slots[t].owner) != owner:
+            self._reclaim()
+
+
 cdef class DispatchTable:
     """Event type id -> handlers in dispatch order; the compiled base of ``ringbus.Bus``."""
 
@@ -110,8 +233,7 @@ cdef class DispatchTable:
         self._group_owners = []
         self._size = 0
         self._capacity = 0
-        self._in_flight = 0
-        self._retired = None
+        self._retired = []
         self._max_depth = 64
         self._raise_errors = False
         self._error_sink = None
@@ -149,32 +271,45 @@ cdef class DispatchTable:
     def _swap(self, Py_ssize_t t, HandlerArray handlers, HandlerArray group=None):
         """Install ``handlers`` (or None: no handlers) for id ``t``; returns the old array.
 
-        ``group`` is the full order including batch subscribers, when there are any. Old
-        arrays stay alive until no dispatch is in flight.
+        ``group`` is the full order including batch subscribers, when there are any (a
+        group dispatch holds a reference to the one it runs: nothing to retire). The old
+        array is freed once no dispatch uses it.
         """
         if t < 0 or t >= self._size:
             raise ValueError(f"event type {t} is not in the table")
-        old_group = self._group_owners[t]
         self._group_owners[t] = group
-        if old_group is not None and self._in_flight > 0:
-            if self._retired is None:
-                self._retired = []
-            self._retired.append(old_group)
-        cdef TableSlot *slot = &self._slots[t]
-        if handlers is not None and handlers.count > 0:
-            slot.entries = handlers.entries
-            slot.first = handlers.entries[0]
-            slot.count = handlers.count
-        else:
+        if handlers is not None and handlers.count == 0:
             handlers = None
-            memset(slot, 0, sizeof(TableSlot))
+        _slot_write(&self._slots[t], handlers)
         old = self._owners[t]
         self._owners[t] = handlers
-        if old is not None and self._in_flight > 0:
-            if self._retired is None:
-                self._retired = []
+        if old is not None:
             self._retired.append(old)
+        self._reclaim()
         return old
+
+    cdef int _reclaim(self) except -1:
+        """Free the retired arrays no dispatch announces any more (cold: a swap, or the end
+        of a dispatch whose array was swapped out under it)."""
+        if not self._retired:
+            return 0
+        retired = self._retired
+        self._retired = []
+        # Each was swapped out of its slot, followed by a seq_cst fence, before this scan:
+        # a dispatch that announces it from now on sees the new generation and retries.
+        rb_fence_seq_cst()
+        for array in retired:
+            if rb_hazard_held(<PyObject *>array):
+                self._retired.append(array)
+        # The others go with `retired`: their handlers' finalizers may run here, and may
+        # swap (and reclaim) again, which only ever sees the list kept above.
+        retired = None
+        return 0
+
+    @property
+    def _retired_count(self):
+        """Not API (tests): swapped-out arrays still waiting for a dispatch to finish."""
+        return len(self._retired)
 
     def _handlers(self, Py_ssize_t t):
         """The installed HandlerArray for id ``t`` (None if it has no handlers)."""
@@ -219,29 +354,7 @@ cdef class DispatchTable:
 
     cdef Py_ssize_t dispatch(self, Py_ssize_t t, object payload) except -1:
         """Dispatch one event whose id the caller has checked."""
-        global ringbus_emit_depth
-        cdef TableSlot *slot = &self._slots[t]
-        cdef Py_ssize_t count = slot.count
-        # Copied out: a handler may swap this slot or move the table while we run.
-        cdef HandlerEntry first = slot.first
-        cdef HandlerEntry *entries = slot.entries
-        if count == 0:
-            return 0
-        if count == 1:
-            entries = &first
-        if ringbus_emit_depth >= self._max_depth:
-            raise EmitDepthError(
-                f"emit() nested deeper than max_depth={self._max_depth} "
-                f"(a handler re-emitting without end?)")
-        ringbus_emit_depth += 1
-        self._in_flight += 1
-        try:
-            return self._run(entries, count, t, payload)
-        finally:
-            ringbus_emit_depth -= 1
-            self._in_flight -= 1
-            if self._in_flight == 0 and self._retired is not None:
-                self._retired = None
+        return _dispatch(self, t, payload, RB_NO_SEQUENCE)
 
     cdef Py_ssize_t dispatch_group(self, Py_ssize_t t, object rows, Py_ssize_t n) except -1:
         """Dispatch ``n`` rows of type ``t`` (a checked id) held in the sequence ``rows``.
@@ -251,22 +364,24 @@ cdef class DispatchTable:
         one (exactly as ``emit`` per row would) and a batch handler takes them all at its
         place in the order. Returns the handler calls made.
         """
-        global ringbus_emit_depth
         cdef object group = self._group_owners[t]
         cdef Py_ssize_t i, j, r, ran = 0
+        cdef rb_frame frame
+        cdef object row
         if group is None:
             for r in range(n):
                 ran += self.dispatch(t, rows[r])
             return ran
+        # A reference for the whole group (once per group, never per event): no hazard.
         cdef HandlerArray handlers = <HandlerArray>group
         if ringbus_emit_depth >= self._max_depth:
             raise EmitDepthError(f"emit_batch() nested deeper than max_depth={self._max_depth}")
-        ringbus_emit_depth += 1
-        self._in_flight += 1
+        _push_frame(&frame, self, t, rows, RB_NO_SEQUENCE)
         try:
             i = 0
             while i < handlers.count:
                 if handlers.entries[i].batch:
+                    frame.payload = <PyObject *>rows
                     ran += self._run(&handlers.entries[i], 1, t, rows)
                     i += 1
                     continue
@@ -274,14 +389,13 @@ cdef class DispatchTable:
                 while j < handlers.count and not handlers.entries[j].batch:
                     j += 1
                 for r in range(n):
-                    ran += self._run(&handlers.entries[i], j - i, t, rows[r])
+                    row = rows[r]
+                    frame.payload = <PyObject *>row     # `row` holds it for the call
+                    ran += self._run(&handlers.entries[i], j - i, t, row)
                 i = j
             return ran
         finally:
-            ringbus_emit_depth -= 1
-            self._in_flight -= 1
-            if self._in_flight == 0 and self._retired is not None:
-                self._retired = None
+            _pop_frame(&frame)
 
     cdef Py_ssize_t _run(self, HandlerEntry *entries, Py_ssize_t count, Py_ssize_t t,
                          object payload) except -1:
@@ -356,6 +470,10 @@ def emit_depth():
     called by a drain or an outermost emit. Not API: ringbus.aio tells by it whether the loop
     consumer itself called an async handler. (The counter lives in this module only.)"""
     return ringbus_emit_depth
+
+
+if sizeof(TableSlot) != 64:
+    raise ImportError(f"ringbus: TableSlot is {sizeof(TableSlot)} bytes, not one 64-byte line")
 
 
 def _attach_others(first, others):
