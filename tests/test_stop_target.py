@@ -177,3 +177,60 @@ def test_record_ring_stop_drain_returns_under_load_and_loses_nothing():
     for i in range(2):
         mine = [v & 0xFFFFFFFF for v in seen if v >> 32 == i]
         assert mine == list(range(flood.counts[i]))
+
+
+@pytest.mark.skipif(np is None, reason="numpy is needed for record rings")
+def test_record_ring_stop_drain_returns_under_nogil_producers():
+    """Producers that publish without the GIL (the C API) cannot keep stop(drain=True)
+    running either: it dispatches what was published before the call, then returns."""
+    from ringbus._records import _publish_nogil
+
+    ring = ringbus.RecordRing(DT, 1024)
+    seen = []
+
+    def handler(view):
+        seen.extend(view["v"].tolist())
+        time.sleep(0.002)    # the C producers refill the ring meanwhile
+
+    ring.subscribe(handler)
+    results = [None, None]
+    go_on = threading.Event()
+    go_on.set()
+
+    def produce(pid):
+        # Bursts of C-level publishes (GIL released), each record its producer's next
+        # number; a burst ends when the ring stays full for 0.2 s (the consumer stopped).
+        done = 0
+        while go_on.is_set():
+            n, status, _ = _publish_nogil(ring, np.zeros(1, dtype=DT), 20_000, seq_offset=0,
+                                          base=(pid << 32) + done, timeout=0.2, batch=16)
+            done += n
+            if n < 20_000:
+                break
+        results[pid] = done
+
+    threads = [threading.Thread(target=produce, args=(i,), daemon=True) for i in range(2)]
+    ring.start()
+    for t in threads:
+        t.start()
+    while len(seen) < 5000:
+        time.sleep(0.001)
+    box = {}
+
+    def stop():
+        box["before"] = ring.published
+        ring.stop(drain=True)
+
+    _stop_in_thread(stop)
+    stopped_at = len(seen)
+    go_on.clear()
+    for t in threads:
+        t.join(STOP_BOUND)
+        assert not t.is_alive()
+    assert stopped_at >= box["before"]
+    assert ring.dispatched == stopped_at
+    ring.drain()
+    assert len(seen) == sum(results) == ring.published
+    for i in range(2):
+        mine = [v & 0xFFFFFFFF for v in seen if v >> 32 == i]
+        assert mine == list(range(results[i]))        # FIFO, no loss, no duplicate
