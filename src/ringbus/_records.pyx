@@ -3,9 +3,10 @@ objects (from Python, or from compiled code without the GIL through the C API of
 ``ringbus_records.h``) and dispatched to batch handlers as zero-copy numpy views.
 
 The algorithms are those of every ring (``_ringbuffer.h``); ``_recordring.h`` lays the ring
-out in one pointer-free region and adds the record copy. This module owns the Python side:
-the region's memory and the views into it, input checks, policies, the consumer thread and
-the C API's function table.
+out in one pointer-free region and adds the record copy. ``RecordRing`` is a face of the ring
+driver (``_driver.pyx``: consumer thread, stop/drain, blocking claim); this module adds the
+record slot codec (bytes copied in, read-only views out), its region (``_region.pyx``), input
+checks, policies and the C API's function table.
 
 Ownership of a slot: a producer owns it from its claim to its publish, the consumer from
 then until it releases the sequence, which it does only after every handler of the run

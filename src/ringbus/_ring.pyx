@@ -2,7 +2,9 @@
 
 The lock-free algorithms (sequencers, barriers, gating, park/wake) live in ``_ringbuffer.h``,
 written once over the atomics layer of ``_atomic.h`` and model-checked by ``tests/relacy``.
-This module owns the Python side: payload references, overflow policies, stages and threads.
+``RingBuffer`` is a face of the ring driver (``_driver.pyx``: consumer threads, stop/drain,
+blocking claim, the consuming-thread registry); this module adds the object slot codec
+(payload references moved in and out), overflow policies, stages and the follow-up backlog.
 
 Ownership of a payload: ``publish`` stores one strong reference in the slot. The last stage
 (the only stage, usually ``"dispatch"``) moves that reference out of the slot before it
