@@ -11,7 +11,7 @@ tick 101.5
 1
 """
 try:
-    from ringbus._dispatch import EmitDepthError
+    from ringbus._dispatch import EmitDepthError, EventInfo, current_event
 except ImportError as exc:  # pragma: no cover - only without a build
     raise ImportError(
         "ringbus's compiled core is missing: install the package with `pip install .` "
@@ -30,5 +30,6 @@ __version__ = "0.1.0"
 __all__ = [
     "Bus", "Subscription", "RingBuffer", "Stage", "RingFull", "ConsumerGone", "EmitDepthError",
     "OrderCycleError", "NoHandlerError", "NoReplyError", "Request", "current_request",
+    "current_event", "EventInfo",
     "RecordRing", "get_include", "__version__",
 ]

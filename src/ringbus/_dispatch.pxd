@@ -64,6 +64,8 @@ cdef class DispatchTable:
 
     cdef Py_ssize_t check_id(self, object event_type) except -1
     cdef Py_ssize_t dispatch(self, Py_ssize_t t, object payload) except -1
+    # The same, for an event taken from ring slot `sequence` (current_event().sequence).
+    cdef Py_ssize_t dispatch_at(self, Py_ssize_t t, object payload, int64_t sequence) except -1
     cdef int _reclaim(self) except -1
     cdef Py_ssize_t dispatch_group(self, Py_ssize_t t, object rows, Py_ssize_t n) except -1
     cdef Py_ssize_t _run(self, HandlerEntry *entries, Py_ssize_t count, Py_ssize_t t,

@@ -356,6 +356,10 @@ cdef class DispatchTable:
         """Dispatch one event whose id the caller has checked."""
         return _dispatch(self, t, payload, RB_NO_SEQUENCE)
 
+    cdef Py_ssize_t dispatch_at(self, Py_ssize_t t, object payload, int64_t sequence) except -1:
+        """``dispatch`` of the event the caller took from ring slot ``sequence``."""
+        return _dispatch(self, t, payload, sequence)
+
     cdef Py_ssize_t dispatch_group(self, Py_ssize_t t, object rows, Py_ssize_t n) except -1:
         """Dispatch ``n`` rows of type ``t`` (a checked id) held in the sequence ``rows``.
 
@@ -463,6 +467,89 @@ cdef class DispatchTable:
         if self._error_sink is not None:
             self._error_sink(t, payload, <object>entry.subscription, exc)
         return None
+
+
+cdef class EventInfo:
+    """The event a handler is handling: what :func:`ringbus.current_event` returns.
+
+    ``type``: the event type id (as given to ``subscribe``/``emit``); ``name``: its
+    registered name (None for a bare int id); ``sequence``: its ring sequence when it came
+    through the ring's slots (``publish`` and friends, dispatched by a consumer thread, a
+    ``drain`` or the loop consumer), else None (``emit``, ``emit_batch`` rows, follow-ups
+    that waited in the backlog, requests); ``published_at``: None, the ring does not
+    time-stamp events yet; ``payload``: the payload handed to the handler.
+
+    >>> @bus.on(TICK)
+    ... def on_tick(price):
+    ...     ev = ringbus.current_event()
+    ...     print(ev.name, ev.sequence)
+    """
+
+    cdef readonly object type
+    cdef readonly object name
+    cdef readonly object sequence
+    cdef readonly object published_at
+    cdef readonly object payload
+
+    def __init__(self, type, *, name=None, sequence=None, published_at=None, payload=None):
+        self.type = type
+        self.name = name
+        self.sequence = sequence
+        self.published_at = published_at
+        self.payload = payload
+
+    def __repr__(self):
+        label = repr(self.name) if self.name is not None else "unnamed"
+        return (f"<ringbus.EventInfo type={self.type!r} ({label}) sequence={self.sequence!r} "
+                f"published_at={self.published_at!r}>")
+
+
+cdef object _event_name(object table, Py_ssize_t t):
+    event_name = getattr(table, "event_name", None)     # a Bus; a bare DispatchTable has none
+    if event_name is None:
+        return None
+    try:
+        return event_name(t)
+    except Exception:
+        return None
+
+
+def current_event():
+    """The event the handler running on this thread is handling, as an :class:`EventInfo`;
+    None outside a handler.
+
+    In a nested ``emit`` it is the innermost event. An async handler sees its event after
+    its awaits too (ringbus.aio restores it for each step of the coroutine). Costs nothing
+    unless called: each dispatch keeps a C frame on its stack, and this builds the object
+    from the innermost one.
+    """
+    cdef rb_frame *f = ringbus_frame_top
+    if f == NULL:
+        return None
+    if f.event != NULL:
+        return <object>f.event
+    return EventInfo(f.type_id, name=_event_name(<object>f.table, f.type_id),
+                     sequence=None if f.sequence == RB_NO_SEQUENCE else f.sequence,
+                     payload=<object>f.payload)
+
+
+def _in_event(EventInfo event, fn, arg):
+    """Not API (ringbus.aio): ``fn(arg)`` with ``event`` as current_event(): one step of a
+    suspended async handler's coroutine, resumed outside the dispatch that started it. Not a
+    dispatch: the depth stays, no array is used."""
+    global ringbus_frame_top
+    cdef rb_frame frame
+    frame.outer = ringbus_frame_top
+    frame.table = NULL
+    frame.payload = NULL
+    frame.event = <PyObject *>event
+    frame.sequence = RB_NO_SEQUENCE
+    frame.type_id = -1
+    ringbus_frame_top = &frame
+    try:
+        return fn(arg)
+    finally:
+        ringbus_frame_top = frame.outer
 
 
 def emit_depth():

@@ -744,7 +744,7 @@ cdef class RingBuffer(Driver):
                         if <size_t>t >= <size_t>table._size:
                             _unknown_id(table, t, payload)   # counted; the consumer goes on
                         else:
-                            table.dispatch(t, payload)
+                            table.dispatch_at(t, payload, s - 1)   # s: already past it
                     else:
                         st._call(t, payload)
                 finally:

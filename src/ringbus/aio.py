@@ -61,7 +61,8 @@ from asyncio import events as _events
 from typing import Optional
 
 from ringbus._dispatch import (
-    STRONG, WEAK, WEAK_METHOD, EmitDepthError, _attach_others, emit_depth,
+    STRONG, WEAK, WEAK_METHOD, EmitDepthError, EventInfo, _attach_others, _in_event,
+    current_event, emit_depth,
 )
 from ringbus._ring import ConsumerGone, RingFull
 
@@ -109,14 +110,19 @@ class _Suspended(BaseException):
 
 
 @types.coroutine
-def _drive(coro, first, ctx=None):
+def _drive(coro, first, ctx=None, event=None):
     """Await ``coro`` from where it stands.
 
     ``first``: what it yielded when it was started eagerly (handed on to the awaiting task
     exactly as if the coroutine had yielded it there), or _START if it has not run. ``ctx``:
     a Context to run each step in (a request's handlers see their request in it).
+    ``event``: what ringbus.current_event() is during each step (the steps after the first
+    run outside the dispatch that called the handler, which kept it in a C frame).
     """
     send, throw = coro.send, coro.throw
+    if event is not None:
+        send = functools.partial(_in_event, event, send)
+        throw = functools.partial(_in_event, event, throw)
     value = exc = None
     if first is not _START:
         try:
@@ -138,8 +144,8 @@ def _drive(coro, first, ctx=None):
             exc = e
 
 
-async def _finish(coro, first):
-    return await _drive(coro, first)
+async def _finish(coro, first, event):
+    return await _drive(coro, first, None, event)
 
 
 async def _awaited(awaitable):
@@ -299,8 +305,9 @@ class AioState:
         return bus._handler_error(sub.event_type, payload, sub, exc)
 
     def spawn(self, loop, coro, first, sub, payload, slots=None):
-        """Go on with a suspended handler coroutine as a task whose outcome is reported."""
-        task = loop.create_task(_finish(coro, first))
+        """Go on with a suspended handler coroutine as a task whose outcome is reported.
+        Called where it suspended first, inside its dispatch: its steps get that event."""
+        task = loop.create_task(_finish(coro, first, current_event()))
         self.tasks.add(task)
         if slots is not None:
             slots.inflight += 1
@@ -495,7 +502,8 @@ def _sequential_caller(state, sub, fn):
         if _get_ident() == state.thread:
             for first in coro.__await__():
                 if state.dispatching and emit_depth() == state.depth:
-                    raise _Suspended(sub, payload, _drive(coro, first), order)
+                    raise _Suspended(sub, payload, _drive(coro, first, None, current_event()),
+                                     order)
                 state.spawn(state.loop, coro, first, sub, payload)
                 return None
             return None
@@ -520,7 +528,8 @@ def _sequential_caller(state, sub, fn):
             return step(coro, payload)
         for first in coro.__await__():
             if state.dispatching and emit_depth() == state.depth:
-                raise _Suspended(sub, payload, _drive(coro, first), order)
+                raise _Suspended(sub, payload, _drive(coro, first, None, current_event()),
+                                 order)
             state.spawn(state.loop, coro, first, sub, payload)
             return None
         return None
@@ -550,8 +559,8 @@ def _concurrent_caller(state, sub, fn):
             coro = _coroutine(fn(*args))
             return None if coro is None else _run_here(coro)
         if slots.inflight >= slots.limit and state.called_by_consumer():
-            raise _Suspended(sub, args[-1],
-                             _start_when_free(state, slots, fn, args, sub, loop), order)
+            raise _Suspended(sub, args[-1], _start_when_free(state, slots, fn, args, sub, loop,
+                                                             current_event()), order)
         _start_task(state, slots, fn, args, sub, loop)
         return None
     call_async_handler.__qualname__ = f"async:{getattr(fn, '__qualname__', fn)!s}"
@@ -567,7 +576,7 @@ def _start_task(state, slots, fn, args, sub, loop):
         return
 
 
-async def _start_when_free(state, slots, fn, args, sub, loop):
+async def _start_when_free(state, slots, fn, args, sub, loop, event):
     while slots.inflight >= slots.limit:
         fut = loop.create_future()
         slots.waiters.append(fut)
@@ -576,7 +585,12 @@ async def _start_when_free(state, slots, fn, args, sub, loop):
         finally:
             if fut in slots.waiters:
                 slots.waiters.remove(fut)
-    _start_task(state, slots, fn, args, sub, loop)
+    # Started after its dispatch returned: its first step gets the event it was called for.
+    _in_event(event, _start_task_with, (state, slots, fn, args, sub, loop))
+
+
+def _start_task_with(args):
+    _start_task(*args)
 
 
 def _once_caller(sub, call):
@@ -1004,6 +1018,11 @@ async def _serve(bus, req):
     t, payload = req.event_type, req.payload
     ran = 0
     raise_later = None
+    # Its handlers handle the requested event (not the internal one carrying the request);
+    # the request's ring sequence is theirs.
+    carried = current_event()
+    event = EventInfo(t, name=bus.event_name(t), payload=payload,
+                      sequence=None if carried is None else carried.sequence)
     for sub in bus._registry.subscriptions(t):
         if sub.batch or not sub._active:
             continue
@@ -1018,9 +1037,9 @@ async def _serve(bus, req):
         ctx = contextvars.copy_context()
         ctx.run(_current.set, req)
         try:
-            result = ctx.run(handler, payload)
+            result = ctx.run(_in_event, event, handler, payload)
             if sub.is_async:
-                result = await _drive(_coroutine(result), _START, ctx)
+                result = await _drive(_coroutine(result), _START, ctx, event)
         except EmitDepthError:
             raise
         except Exception as exc:
