@@ -68,6 +68,10 @@ cdef class DispatchTable:
     cdef Py_ssize_t dispatch_at(self, Py_ssize_t t, object payload, int64_t sequence) except -1
     cdef int _reclaim(self) except -1
     cdef Py_ssize_t dispatch_group(self, Py_ssize_t t, object rows, Py_ssize_t n) except -1
+    # Runs entries[0:count], which are `owner`'s entries from index `base` on (owner NULL:
+    # a group dispatch, which cannot be resumed); `errors`: Exceptions already collected
+    # for this event under on_error="raise" (None: none).
     cdef Py_ssize_t _run(self, HandlerEntry *entries, Py_ssize_t count, Py_ssize_t t,
-                         object payload) except -1
+                         object payload, PyObject *owner, Py_ssize_t base,
+                         list errors) except -1
     cdef object _handler_failed(self, HandlerEntry *entry, Py_ssize_t t, object payload)

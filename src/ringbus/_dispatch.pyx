@@ -212,7 +212,7 @@ cdef inline Py_ssize_t _dispatch(DispatchTable self, Py_ssize_t t, object payloa
         entries = &first
     _push_frame(&frame, self, t, payload, sequence)
     try:
-        return self._run(entries, count, t, payload)
+        return self._run(entries, count, t, payload, <PyObject *><intptr_t>owner, 0, None)
     finally:
         _pop_frame(&frame)
         # Release: every read of the array, and every call through it, happens before a
@@ -306,6 +306,33 @@ cdef class DispatchTable:
         retired = None
         return 0
 
+    def _resume(self, suspension, list errors):
+        """Not API (ringbus.aio): go on with an event whose dispatch a handler suspended.
+
+        Runs the handlers after the one that raised ``suspension``, from the HandlerArray
+        that event's dispatch began with (whatever was subscribed or unsubscribed since),
+        exactly as the dispatch would have: same calls, same error policy, and under
+        on_error="raise" ``errors`` (the event's Exceptions so far, the suspended handler's
+        included) raised with the rest's once they ran. A handler that suspends again
+        raises its own Suspension out of here, resumable the same way.
+        """
+        cdef HandlerArray handlers
+        cdef Py_ssize_t at, t
+        cdef rb_frame frame
+        resume = suspension.resume
+        if resume is None:      # raised outside a resumable dispatch: nothing after it
+            return self._run(NULL, 0, -1, None, NULL, 0, errors)
+        handlers, at, t, sequence = resume
+        if ringbus_emit_depth >= self._max_depth:
+            raise EmitDepthError(f"emit() nested deeper than max_depth={self._max_depth}")
+        payload = suspension.payload
+        _push_frame(&frame, self, t, payload, sequence)
+        try:
+            return self._run(&handlers.entries[at], handlers.count - at, t, payload,
+                             <PyObject *>handlers, at, errors)
+        finally:
+            _pop_frame(&frame)
+
     @property
     def _retired_count(self):
         """Not API (tests): swapped-out arrays still waiting for a dispatch to finish."""
@@ -386,7 +413,7 @@ cdef class DispatchTable:
             while i < handlers.count:
                 if handlers.entries[i].batch:
                     frame.payload = <PyObject *>rows
-                    ran += self._run(&handlers.entries[i], 1, t, rows)
+                    ran += self._run(&handlers.entries[i], 1, t, rows, NULL, 0, None)
                     i += 1
                     continue
                 j = i
@@ -395,14 +422,15 @@ cdef class DispatchTable:
                 for r in range(n):
                     row = rows[r]
                     frame.payload = <PyObject *>row     # `row` holds it for the call
-                    ran += self._run(&handlers.entries[i], j - i, t, row)
+                    ran += self._run(&handlers.entries[i], j - i, t, row, NULL, 0, None)
                 i = j
             return ran
         finally:
             _pop_frame(&frame)
 
     cdef Py_ssize_t _run(self, HandlerEntry *entries, Py_ssize_t count, Py_ssize_t t,
-                         object payload) except -1:
+                         object payload, PyObject *owner, Py_ssize_t base,
+                         list errors) except -1:
         cdef Py_ssize_t i, ran = 0
         cdef HandlerEntry *entry
         cdef PyObject *result
@@ -410,7 +438,6 @@ cdef class DispatchTable:
         # args[0] is scratch space: PY_VECTORCALL_ARGUMENTS_OFFSET lets a callee that is a
         # bound method put `self` there instead of allocating a new argument array.
         cdef PyObject *args[2]
-        cdef list errors = None
         for i in range(count):
             entry = &entries[i]
             args[1] = <PyObject *>payload
@@ -437,15 +464,18 @@ cdef class DispatchTable:
                 except BaseException as stop:
                     # Unwinding now (a BaseException, or ringbus.aio suspending the event):
                     # the Exceptions kept for on_error="raise" must ride along, not vanish.
-                    if errors is not None:
+                    if errors:
                         _attach_pending(stop, errors)
+                    if isinstance(stop, Suspension):
+                        _suspended_at(stop, owner, base + i + 1, t)
+                        self._handler_calls += ran      # this one's call included
                     raise
                 if failed is not None:
                     if errors is None:
                         errors = []
                     errors.append(failed)
         self._handler_calls += ran
-        if errors is not None:
+        if errors:
             first = errors[0]
             if len(errors) > 1:
                 _attach_others(first, errors[1:])
@@ -467,6 +497,32 @@ cdef class DispatchTable:
         if self._error_sink is not None:
             self._error_sink(t, payload, <object>entry.subscription, exc)
         return None
+
+
+class Suspension(BaseException):
+    """Raised by a handler through the dispatch to hand the rest of its event to its
+    caller (ringbus.aio: an async handler of the loop consumer has to wait).
+
+    A BaseException, so the dispatch stops at once (it is never given to the error
+    policy); the dispatch sets ``resume`` on its way out, which
+    ``DispatchTable._resume`` takes to run the event's remaining handlers later.
+    """
+
+    def __init__(self, payload):
+        super().__init__()
+        self.payload = payload
+        self.resume = None
+
+
+cdef int _suspended_at(object stop, PyObject *owner, Py_ssize_t at, Py_ssize_t t) except -1:
+    """Record where the suspended dispatch goes on: the handler array (its reference taken
+    now, while the dispatch's hazard still protects it), the index after the handler, the
+    type and the event's sequence (the frame of this dispatch is the innermost one)."""
+    if owner == NULL or stop.resume is not None:
+        return 0        # a group dispatch; or already set by an inner dispatch
+    sequence = ringbus_frame_top.sequence
+    stop.resume = (<object>owner, at, t, sequence)
+    return 0
 
 
 cdef class EventInfo:

@@ -61,7 +61,7 @@ from asyncio import events as _events
 from typing import Optional
 
 from ringbus._dispatch import (
-    STRONG, WEAK, WEAK_METHOD, EmitDepthError, EventInfo, _attach_others, _in_event,
+    STRONG, WEAK, WEAK_METHOD, EmitDepthError, EventInfo, Suspension, _in_event,
     current_event, emit_depth,
 )
 from ringbus._ring import ConsumerGone, RingFull
@@ -91,22 +91,19 @@ class NoReplyError(LookupError):
 
 # -- driving coroutines ------------------------------------------------------------------------
 
-class _Suspended(BaseException):
+class _Suspended(Suspension):
     """An async handler, called by the loop consumer's dispatch, has to wait.
 
     Raised by its wrapper through the compiled dispatch, which stops at once (a
-    BaseException is never handed to the error policy) with the event counted as dispatched.
-    The consumer awaits ``awaitable``, then runs the event's handlers after ``sub``.
+    BaseException is never handed to the error policy) with the event counted as dispatched,
+    and records where it stopped. The consumer awaits ``awaitable``, then has the table run
+    the event's handlers after ``sub`` (DispatchTable._resume).
     """
 
-    def __init__(self, sub, payload, awaitable, order):
-        super().__init__()
+    def __init__(self, sub, payload, awaitable):
+        super().__init__(payload)
         self.sub = sub
-        self.payload = payload
         self.awaitable = awaitable
-        # The handler order of the array whose dispatch called ``sub``: the snapshot the
-        # event's dispatch began with, whatever was (un)subscribed since.
-        self.order = order
 
 
 @types.coroutine
@@ -268,10 +265,9 @@ class AioState:
         self.loop = None            # the loop consumer's loop, thread and task
         self.thread = None
         self.task = None
-        # The consumer is inside its drain (or calls handlers itself), at this emit depth:
-        # an async handler called there may raise _Suspended to it.
+        # The consumer is inside its drain (or resumes an event): an async handler that
+        # its dispatch calls (at emit depth 1) may raise _Suspended to it.
         self.dispatching = False
-        self.depth = 1
         self.waiter = None          # the future the idle consumer awaits
         self.room_waiters = []      # (loop, future) of coroutines waiting for room
         self.tasks = set()          # handler tasks in flight: asyncio keeps only weak ones
@@ -291,8 +287,7 @@ class AioState:
     def called_by_consumer(self):
         """Whether the handler being called now was called by the loop consumer itself (not
         by an emit nested in one of its handlers, not by another thread)."""
-        return (self.dispatching and self.thread == _get_ident()
-                and emit_depth() == self.depth)
+        return self.dispatching and self.thread == _get_ident() and emit_depth() == 1
 
     def report(self, sub, payload, exc):
         """An Exception from an async handler, to the bus's error policy. Returns it under
@@ -386,82 +381,33 @@ class AioState:
                 self.waiter = None
 
     async def finish_event(self, bus, suspended):
-        """Await the handler that suspended, then the event's handlers after it, in the
-        order its dispatch started with (skipping any unsubscribed meanwhile)."""
-        sub, payload = suspended.sub, suspended.payload
-        # on_error="raise": Exceptions of the handlers before it, kept by the table's
-        # dispatch, raised once the event's handlers ran (the first; the rest ride along).
-        errors = list(getattr(suspended, "pending_errors", None) or ())
-        try:
-            await suspended.awaitable
-        except Exception as exc:
-            err = self.report(sub, payload, exc)
-            if err is not None:
-                errors.append(err)
-        order = suspended.order
-        try:
-            at = order.index(sub) + 1
-        except ValueError:
-            at = len(order)
-        rest = order[at:]
-        # The dispatch stopped before it could count the calls it made, this one included.
-        calls = sum(1 for s in order[:at] if not s.batch)
-        for nxt in rest:
-            if nxt.batch or not nxt._active:
-                continue
-            calls += 1
-            self.dispatching, self.depth = True, 0
+        """Await the handler that suspended, then have the table run the event's handlers
+        after it, from the snapshot its dispatch began with, as often as one suspends."""
+        while True:
+            # on_error="raise": Exceptions of the event's handlers so far, kept by the
+            # table, raised with the rest's once the event's handlers ran.
+            errors = list(getattr(suspended, "pending_errors", None) or ())
             try:
-                _call_like_table(nxt, payload)
-            except _Suspended as again:
-                self.dispatching, self.depth = False, 1
-                try:
-                    await again.awaitable
-                except Exception as exc:
-                    err = self.report(nxt, payload, exc)
-                    if err is not None:
-                        errors.append(err)
-            except EmitDepthError:
-                raise
+                await suspended.awaitable
             except Exception as exc:
-                err = self.report(nxt, payload, exc)
+                err = self.report(suspended.sub, suspended.payload, exc)
                 if err is not None:
                     errors.append(err)
+            self.dispatching = True
+            try:
+                bus._resume(suspended, errors)
+                return
+            except _Suspended as again:
+                suspended = again
             finally:
-                self.dispatching, self.depth = False, 1
-        if calls:
-            bus._handler_calls_add(calls)
-        if errors:
-            # Every one is raised or rides along with the first (as the table does).
-            if len(errors) > 1:
-                _attach_others(errors[0], errors[1:])
-            raise errors[0]
-
-
-def _call_like_table(sub, payload):
-    """Call a subscription's callable as the compiled dispatch does."""
-    kind = sub._kind
-    if kind == STRONG:
-        sub._target(payload)
-    elif kind == WEAK_METHOD:
-        obj = sub._ref()
-        if obj is not None:
-            sub._target(obj, payload)
-    else:
-        fn = sub._ref()
-        if fn is not None:
-            fn(payload)
+                self.dispatching = False
 
 
 # -- wrapping handlers at registration ---------------------------------------------------------
 
 def wrap(state: AioState, sub) -> None:
     """Set the callable the dispatch table calls for ``sub`` (an async or once=True handler):
-    a plain function around the user's handler. Called by Registry.subscribe, and for an
-    async handler again by every install of its type's handler array, with ``sub._order``
-    that array's order: each array calls its own closure, which knows the order the
-    dispatch iterates, so the loop consumer finishing a suspended event runs exactly the
-    handlers after it in the snapshot the event's dispatch began with (DESIGN.md)."""
+    a plain function around the user's handler. Called by Registry.subscribe."""
     kind = sub._hkind
     if kind == WEAK:
         # The table would call ref()(payload) itself, which we cannot wrap: call through
@@ -493,7 +439,6 @@ def _coroutine(obj):
 
 
 def _sequential_caller(state, sub, fn):
-    order = sub._order          # fixed for this closure: see wrap()
     # Starting a coroutine with `for first in coro.__await__()` rather than coro.send(None):
     # one that finishes returning None then raises no StopIteration (about 250 ns less).
     def step(coro, payload):
@@ -501,9 +446,8 @@ def _sequential_caller(state, sub, fn):
         # instead of _get_running_loop(), which costs about 200 ns on 3.11.
         if _get_ident() == state.thread:
             for first in coro.__await__():
-                if state.dispatching and emit_depth() == state.depth:
-                    raise _Suspended(sub, payload, _drive(coro, first, None, current_event()),
-                                     order)
+                if state.dispatching and emit_depth() == 1:
+                    raise _Suspended(sub, payload, _drive(coro, first, None, current_event()))
                 state.spawn(state.loop, coro, first, sub, payload)
                 return None
             return None
@@ -527,9 +471,8 @@ def _sequential_caller(state, sub, fn):
         if _get_ident() != state.thread:
             return step(coro, payload)
         for first in coro.__await__():
-            if state.dispatching and emit_depth() == state.depth:
-                raise _Suspended(sub, payload, _drive(coro, first, None, current_event()),
-                                 order)
+            if state.dispatching and emit_depth() == 1:
+                raise _Suspended(sub, payload, _drive(coro, first, None, current_event()))
             state.spawn(state.loop, coro, first, sub, payload)
             return None
         return None
@@ -547,8 +490,7 @@ def _sequential_caller(state, sub, fn):
 
 
 def _concurrent_caller(state, sub, fn):
-    order = sub._order          # fixed for this closure: see wrap()
-    # One set of slots per subscription, shared by the callables of every array it is in.
+    # One set of slots per subscription.
     slots = state.slots.get(sub)
     if slots is None:
         slots = state.slots[sub] = _Slots(sub.concurrent)
@@ -560,7 +502,7 @@ def _concurrent_caller(state, sub, fn):
             return None if coro is None else _run_here(coro)
         if slots.inflight >= slots.limit and state.called_by_consumer():
             raise _Suspended(sub, args[-1], _start_when_free(state, slots, fn, args, sub, loop,
-                                                             current_event()), order)
+                                                             current_event()))
         _start_task(state, slots, fn, args, sub, loop)
         return None
     call_async_handler.__qualname__ = f"async:{getattr(fn, '__qualname__', fn)!s}"
@@ -594,7 +536,7 @@ def _start_task_with(args):
 
 
 def _once_caller(sub, call):
-    fired = sub._fired          # kept across re-wraps: one call, whichever array calls
+    fired = sub._fired          # on the Subscription: a request's _serve claims it too
     if fired is None:
         fired = sub._fired = itertools.count()
 

@@ -332,12 +332,6 @@ class Registry:
                     preds[later].append(s)
         ranked = tuple(order(subs, preds, key=lambda s: (-s.priority, s.seq)))
         self._ranked[t] = ranked
-        for s in ranked:
-            if s.is_async:
-                # A fresh callable bound to this order, before the array below is built
-                # from it: the array in flight keeps calling the one bound to its own order.
-                s._order = ranked
-                aio.wrap(self.aio, s)
         per_event = [s for s in ranked if not s.batch]
         group = HandlerArray(ranked) if len(per_event) < len(ranked) else None
         self.table._swap(t, HandlerArray(per_event) if per_event else None, group)

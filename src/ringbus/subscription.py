@@ -17,7 +17,7 @@ class Subscription:
 
     __slots__ = ("event_type", "priority", "name", "after", "before", "seq", "batch",
                  "once", "is_async", "concurrent",
-                 "_bus", "_target", "_ref", "_kind", "_htarget", "_href", "_hkind", "_order",
+                 "_bus", "_target", "_ref", "_kind", "_htarget", "_href", "_hkind",
                  "_fired", "_active", "__weakref__")
 
     def __init__(self, bus, event_type: int, handler: Callable[[Any], Any], *,
@@ -38,9 +38,6 @@ class Subscription:
         self.seq = seq
         self.after: tuple[Subscription, ...] = ()
         self.before: tuple[Subscription, ...] = ()
-        # Async handlers: the dispatch order this one was last installed in, so that the
-        # handlers after it can run once it has been awaited (ringbus.aio).
-        self._order: tuple[Subscription, ...] = ()
         # once=True: an itertools.count whose first next() is the one call (ringbus.aio).
         self._fired = None
         # A weak reference back: the bus owns its subscriptions, never the other way round,
