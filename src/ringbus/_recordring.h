@@ -89,8 +89,9 @@ typedef struct rb_record_header {
     rb_atomic_i32 consumer_gone;
     RB_PAD(pad_gone, 4);
 
-    /* Where parked consumers and producers wait: a process-shared mutex and condition
-     * variable, so that a process mapping the region parks and wakes on the same objects. */
+    /* Where parked consumers and producers wait: in a region other processes map, a
+     * process-shared mutex and condition variable, so that they park and wake on the same
+     * objects (rb_record_region_init's `shared`). */
     rb_parker parker;
 } rb_record_header;
 
@@ -130,7 +131,11 @@ static inline int64_t rb_record_layout(int64_t capacity, int64_t record_size, in
 
 /* Lay out an empty ring in `region` (rb_record_layout's size, cache-line aligned). Before the
  * region is shared: single-threaded. */
-static inline void rb_record_region_init(void *region, int64_t capacity, int64_t record_size, int multi)
+/* `shared`: other processes may map the region, so its parker is process-shared (a futex
+ * keyed by the physical page: every park and wake-up then costs more, so a region only this
+ * process maps keeps a private one). */
+static inline void rb_record_region_init(void *region, int64_t capacity, int64_t record_size, int multi,
+                                         int shared)
 {
     rb_record_header *h = (rb_record_header *)region;
     int64_t i;
@@ -155,7 +160,7 @@ static inline void rb_record_region_init(void *region, int64_t capacity, int64_t
         for (i = 0; i < capacity; i++)
             rb_store_relaxed_i32(&available[i], -1);   /* no lap published yet */
     }
-    rb_parker_init(&h->parker, 1);
+    rb_parker_init(&h->parker, shared);
 }
 
 /* Once no thread uses the region any more. */

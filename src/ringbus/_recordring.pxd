@@ -37,7 +37,7 @@ cdef extern from "_recordring.h" nogil:
     int64_t rb_record_layout(int64_t capacity, int64_t record_size, int multi,
                              int64_t *available_offset, int64_t *records_offset) noexcept
     void rb_record_region_init(void *region, int64_t capacity, int64_t record_size,
-                               int multi) noexcept
+                               int multi, int shared) noexcept
     void rb_record_region_destroy(void *region) noexcept
     int rb_record_ring_attach(rb_record_ring *rr, void *region, int overflow, int wait) noexcept
     int64_t rb_record_ring_record_size(const rb_record_ring *rr) noexcept

@@ -271,7 +271,7 @@ cdef class RecordRing(Driver):
             raise MemoryError(f"cannot allocate a ring of {capacity} records "
                               f"({size} bytes)") from None
         cdef void *base = region.base
-        rb_record_region_init(base, capacity, dt.itemsize, multi)
+        rb_record_region_init(base, capacity, dt.itemsize, multi, not region.private)
         region.teardown = rb_record_region_destroy     # its parker, once the memory goes
         region.export(records_offset, capacity * dt.itemsize)
         self._region = region

@@ -38,7 +38,7 @@ struct Region {
                 new (mem + available_offset + i * sizeof(rb_atomic_i32)) rb_atomic_i32;
             new (mem + records_offset + i * sizeof(rb_record_cell)) rb_record_cell;
         }
-        rb_record_region_init(mem, capacity, 8, multi);
+        rb_record_region_init(mem, capacity, 8, multi, 0);
         RL_ASSERT(rb_record_ring_attach(&rr, mem, RB_OVERFLOW_BLOCK, RB_WAIT_BLOCK) == 0);
     }
     ~Region()
