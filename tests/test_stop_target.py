@@ -147,6 +147,21 @@ def test_ring_stop_target_is_exactly_the_cursor():
     assert seen == list(range(20))
 
 
+def _stop_record_ring_under_load(ring, seen):
+    """stop(drain=True) while producers go on: it returns, having dispatched everything
+    published before the call and nothing more."""
+    box = {}
+
+    def stop():
+        box["before"] = ring.published
+        ring.stop(drain=True)
+
+    _stop_in_thread(stop)
+    stopped_at = len(seen)
+    assert stopped_at >= box["before"]
+    assert ring.dispatched == stopped_at
+
+
 @pytest.mark.skipif(np is None, reason="numpy is needed for record rings")
 def test_record_ring_stop_drain_returns_under_load_and_loses_nothing():
     ring = ringbus.RecordRing(DT, 1024)
@@ -161,16 +176,7 @@ def test_record_ring_stop_drain_returns_under_load_and_loses_nothing():
     with flood:
         while sum(flood.counts) < 5000:
             time.sleep(0.001)
-        box = {}
-
-        def stop():
-            box["before"] = ring.published
-            ring.stop(drain=True)
-
-        _stop_in_thread(stop)
-        stopped_at = len(seen)
-    assert stopped_at >= box["before"]
-    assert ring.dispatched == stopped_at
+        _stop_record_ring_under_load(ring, seen)
     flood.join()
     ring.drain()
     assert len(seen) == sum(flood.counts) == ring.published
@@ -215,14 +221,7 @@ def test_record_ring_stop_drain_returns_under_nogil_producers():
         t.start()
     while len(seen) < 5000:
         time.sleep(0.001)
-    box = {}
-
-    def stop():
-        box["before"] = ring.published
-        ring.stop(drain=True)
-
-    _stop_in_thread(stop)
-    stopped_at = len(seen)
+    _stop_record_ring_under_load(ring, seen)
     go_on.clear()
     for t in threads:
         t.join(STOP_BOUND)
