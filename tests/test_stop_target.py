@@ -226,8 +226,6 @@ def test_record_ring_stop_drain_returns_under_nogil_producers():
     for t in threads:
         t.join(STOP_BOUND)
         assert not t.is_alive()
-    assert stopped_at >= box["before"]
-    assert ring.dispatched == stopped_at
     ring.drain()
     assert len(seen) == sum(results) == ring.published
     for i in range(2):
