@@ -250,8 +250,10 @@ def test_follow_ups_survive_a_drain_interrupted_at_their_event():
 
 
 def test_backlog_argument_is_checked():
-    for bad in (-1, 1.5, "4", True):
-        with pytest.raises(ValueError, match="backlog"):
+    with pytest.raises(ValueError, match="backlog"):
+        RingBuffer(4, backlog=-1)
+    for bad in (1.5, "4", True):        # a wrong type is a TypeError (issue 9)
+        with pytest.raises(TypeError, match="backlog"):
             RingBuffer(4, backlog=bad)
     assert RingBuffer(4).backlog_limit == 4
     assert Bus(capacity=8, backlog=0).ring.backlog_limit == 0

@@ -108,6 +108,9 @@ cdef class Bus(DispatchTable):
         cdef double bound
         try:
             bound = timeout_arg(close_timeout)
+        except TypeError:
+            raise TypeError(f"close_timeout must be None or a number of seconds, got "
+                            f"{type(close_timeout).__name__} {close_timeout!r}") from None
         except ValueError:
             raise ValueError(f"close_timeout must be None or a number >= 0, got "
                              f"{close_timeout!r}") from None

@@ -14,6 +14,7 @@ returned. A view handed to a handler is valid during that call only: once releas
 slots are overwritten by later records (``view.copy()`` keeps them).
 """
 cimport cython
+from cpython.pyport cimport PY_SSIZE_T_MAX
 from cpython.buffer cimport (
     PyBUF_WRITABLE, PyBUF_FORMAT, PyBUF_ND, PyBUF_STRIDES, PyBUF_SIMPLE,
     PyObject_GetBuffer, PyBuffer_Release,
@@ -91,6 +92,7 @@ import threading
 import warnings
 from contextlib import contextmanager
 
+from ringbus._checks import int_arg, power_of_two_arg
 from ringbus._driver import RingFull, ConsumerGone
 
 # The consuming-thread registry is the driver's, one for the whole process: the C API's
@@ -220,7 +222,7 @@ cdef class RecordRing(Driver):
         self._rr = NULL
         self._handlers = ()
 
-    def __init__(self, dtype, Py_ssize_t capacity=65536, *, producers="multi",
+    def __init__(self, dtype, capacity=65536, *, producers="multi",
                  overflow="block", wait="block", on_error="log"):
         if self._rr != NULL:
             raise RuntimeError("RecordRing.__init__ called twice")
@@ -242,9 +244,7 @@ cdef class RecordRing(Driver):
                             f"{dt.shape})])")
         if dt.itemsize == 0:
             raise ValueError(f"a record dtype needs at least one byte, got {dt}")
-        if capacity < 2 or capacity & (capacity - 1) or capacity > MAX_CAPACITY:
-            raise ValueError(f"capacity must be a power of two between 2 and {MAX_CAPACITY}, "
-                             f"got {capacity}")
+        capacity = power_of_two_arg("capacity", capacity, MAX_CAPACITY)
         if <int64_t>capacity * dt.itemsize > MAX_BYTES:
             raise ValueError(f"{capacity} records of {dt.itemsize} bytes exceed "
                              f"{MAX_BYTES >> 30} GiB")
@@ -559,9 +559,8 @@ cdef class RecordRing(Driver):
         self._ready()
         cdef Py_ssize_t limit = -1
         if max_records is not None:
-            limit = max_records
-            if limit < 0:
-                raise ValueError(f"max_records must be None or >= 0, got {max_records!r}")
+            limit = int_arg("max_records", max_records, low=0, high=PY_SSIZE_T_MAX,
+                            none_ok=True)
         return self.drain_consumer(self._consumer, limit)
 
     cdef Py_ssize_t _handle(self, Consumer c, int64_t lo, int64_t hi) except -1:

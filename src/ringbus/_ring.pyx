@@ -13,6 +13,7 @@ several stages, none of them can know it is the last to read a slot: the referen
 released by the producer that reuses the slot (or when the ring is freed).
 """
 cimport cython
+from cpython.pyport cimport PY_SSIZE_T_MAX
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.long cimport PyLong_CheckExact, PyLong_AsSsize_t
 from cpython.object cimport PyObject
@@ -52,6 +53,7 @@ import operator
 import threading
 from contextlib import contextmanager
 
+from ringbus._checks import int_arg, power_of_two_arg
 from ringbus._driver import RingFull, ConsumerGone
 
 _log = logging.getLogger("ringbus")
@@ -105,7 +107,12 @@ cdef double timeout_arg(object timeout) except? -2:
     """None -> -1 (no timeout); a number >= 0 -> itself; anything else -> ValueError."""
     if timeout is None:
         return -1
-    cdef double t = timeout
+    cdef double t
+    try:
+        t = timeout
+    except TypeError:
+        raise TypeError(f"timeout must be None or a number of seconds, got "
+                        f"{type(timeout).__name__} {timeout!r}") from None
     if not t >= 0:      # also refuses NaN
         raise ValueError(f"timeout must be None or a number >= 0, got {timeout!r}")
     return t
@@ -258,19 +265,13 @@ cdef class RingBuffer(Driver):
         self._backlog = collections.deque()
         self._backlog_due = INT64_MAX
 
-    def __init__(self, Py_ssize_t capacity=65536, *, producers="multi", overflow="block",
+    def __init__(self, capacity=65536, *, producers="multi", overflow="block",
                  wait="block", backlog=None):
         if self._ring != NULL:
             raise RuntimeError("RingBuffer.__init__ called twice")
-        if capacity < 2 or capacity & (capacity - 1) or capacity > MAX_CAPACITY:
-            raise ValueError(f"capacity must be a power of two between 2 and {MAX_CAPACITY}, "
-                             f"got {capacity}")
-        if backlog is None:
-            backlog = capacity
-        elif (isinstance(backlog, bool) or not hasattr(type(backlog), "__index__")
-                or operator.index(backlog) < 0):
-            raise ValueError(f"backlog must be None or an int >= 0, got {backlog!r}")
-        self.backlog_limit = operator.index(backlog)
+        capacity = power_of_two_arg("capacity", capacity, MAX_CAPACITY)
+        backlog = int_arg("backlog", backlog, low=0, none_ok=True)
+        self.backlog_limit = capacity if backlog is None else backlog
         cdef int multi = _choice("producers", producers, _PRODUCERS)
         self._overflow = _choice("overflow", overflow, _OVERFLOW)
         self._wait = _choice("wait", wait, _WAIT)
@@ -792,9 +793,7 @@ cdef class RingBuffer(Driver):
         self._ready()
         cdef Py_ssize_t n = -1
         if max_events is not None:
-            n = max_events
-            if n < 0:
-                raise ValueError(f"max_events must be None or >= 0, got {max_events!r}")
+            n = int_arg("max_events", max_events, low=0, high=PY_SSIZE_T_MAX, none_ok=True)
         return self.drain_c(table, n)
 
     # -- the driver's hooks ------------------------------------------------------------------

@@ -13,6 +13,7 @@ import weakref
 from typing import Any, Callable, Mapping, Optional, Union
 
 from ringbus import aio
+from ringbus._checks import int_arg
 from ringbus._dispatch import HandlerArray
 from ringbus.ordering import OrderCycleError, order
 from ringbus.subscription import Subscription
@@ -48,8 +49,7 @@ class Registry:
                  "_aio", "__weakref__")
 
     def __init__(self, table, *, on_error: ErrorPolicy = "log", max_depth: int = 64):
-        if not isinstance(max_depth, int) or isinstance(max_depth, bool) or max_depth < 1:
-            raise ValueError(f"max_depth must be an int >= 1, got {max_depth!r}")
+        max_depth = int_arg("max_depth", max_depth, low=1, high=2**31 - 1)
         self._table = weakref.ref(table)
         self._lock = threading.RLock()
         self._names: dict[str, int] = {}
