@@ -81,3 +81,30 @@ def test_ints_of_any_index_type_still_work():
     bus = ringbus.Bus(capacity=np_.int64(16), backlog=np_.int32(4), max_depth=np_.int16(8))
     assert bus.ring.capacity == 16 and bus.ring.backlog_limit == 4
     assert bus.drain(max_events=np_.int64(3)) == 0
+
+
+@needs_numpy
+def test_record_ring_refuses_a_missing_dtype():
+    with pytest.raises(TypeError, match="^dtype must be"):
+        ringbus.RecordRing(None, 8)          # numpy.dtype(None) would be float64
+
+
+@pytest.mark.parametrize("registered, expected", [
+    (0, "no event type is registered yet"),
+    (2, "the registered ids are 0..1"),
+])
+def test_unregistered_id_says_what_is_registered_and_how_to_register(registered, expected):
+    bus = ringbus.Bus()
+    for i in range(registered):
+        bus.event_type(f"t{i}")
+    with pytest.raises(ValueError, match=expected) as info:
+        bus.emit(5, None)
+    assert "bus.event_type(" in str(info.value)
+
+
+def test_version_flag():
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "ringbus", "--version"], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == f"ringbus {ringbus.__version__}"

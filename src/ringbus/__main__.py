@@ -25,6 +25,8 @@ def _positive(text: str) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ringbus",
                                      description="ringbus command line.")
+    from ringbus import __version__
+    parser.add_argument("--version", action="version", version=f"ringbus {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     bench = sub.add_parser(
         "bench", help="compare ringbus with direct calls and peer libraries",

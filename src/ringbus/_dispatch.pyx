@@ -374,9 +374,14 @@ cdef class DispatchTable:
                 f"got {type(event_type).__name__}: {event_type!r}")
         value = operator.index(event_type)
         if not 0 <= value < self._size:
+            if self._size == 0:
+                raise ValueError(
+                    f"event_type {event_type!r} is not a registered id: no event type is "
+                    f"registered yet (register one with bus.event_type(name), which returns "
+                    f"its id)")
             raise ValueError(
-                f"event_type {event_type!r} is not a registered id: "
-                f"expected 0 <= event_type < {self._size}")
+                f"event_type {event_type!r} is not a registered id: the registered ids are "
+                f"0..{self._size - 1} (register more with bus.event_type(name))")
         return value
 
     cdef Py_ssize_t dispatch(self, Py_ssize_t t, object payload) except -1:

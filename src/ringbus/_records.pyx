@@ -227,6 +227,10 @@ cdef class RecordRing(Driver):
         if self._rr != NULL:
             raise RuntimeError("RecordRing.__init__ called twice")
         np = _np()
+        if dtype is None:
+            # numpy.dtype(None) is float64: a ring of doubles nobody asked for.
+            raise TypeError("dtype must be a numpy dtype (or a spec numpy.dtype() accepts), "
+                            "got None")
         if isinstance(dtype, np.dtype):
             dt = dtype
         else:
