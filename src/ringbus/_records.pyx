@@ -86,6 +86,7 @@ cdef extern from *:
     void *ringbus_records_api_fill(void *ring_of)
     const char *RINGBUS_RECORDS_CAPSULE
 
+import inspect
 import logging
 import os
 import threading
@@ -481,6 +482,13 @@ cdef class RecordRing(Driver):
         self._ready()
         if not callable(handler):
             raise TypeError(f"handler must be callable, got {handler!r}")
+        if (inspect.iscoroutinefunction(handler) or inspect.isgeneratorfunction(handler)
+                or inspect.isasyncgenfunction(handler)):
+            # Its call would only make a coroutine or generator: the view is gone by the
+            # time anything could run it, so its body would never see the records.
+            raise TypeError(f"a RecordRing handler must be a plain function that reads its "
+                            f"view during the call; {handler!r} is a coroutine or generator "
+                            f"function")
         self._handlers = self._handlers + (handler,)
         return handler
 

@@ -260,6 +260,10 @@ class Registry:
            once: bool = False,
            concurrent: Union[bool, int] = False) -> Callable[[Handler], Handler]:
         """Decorator form of :meth:`subscribe`; returns the function unchanged."""
+        if callable(event_type) and not isinstance(event_type, (int, str)):
+            # `@bus.on` without the event type would replace the function by `decorate`.
+            raise TypeError(f"bus.on() takes the event type first: write @bus.on(TYPE), not "
+                            f"@bus.on (got {event_type!r})")
         def decorate(handler: Handler) -> Handler:
             self.subscribe(event_type, handler, priority=priority, after=after,
                            before=before, name=name, weak=weak, once=once,
@@ -395,9 +399,25 @@ def _concurrency(concurrent: Any) -> int:
     return concurrent
 
 
+def _never_runs(handler: Any) -> Optional[str]:
+    """Why calling ``handler`` would not run its body, or None: a generator function's call
+    only makes a generator (and an async generator function's an async generator), which the
+    dispatch would count as run and drop."""
+    if inspect.isasyncgenfunction(handler):
+        return "an async generator function"
+    if inspect.isgeneratorfunction(handler):
+        return "a generator function"
+    return None
+
+
 def _check_handler(handler: Any) -> None:
     if not callable(handler):
         raise TypeError(f"handler must be callable, got {type(handler).__name__}: {handler!r}")
+    never = _never_runs(handler)
+    if never is not None:
+        raise TypeError(f"handler {handler!r} is {never}: calling it only creates a "
+                        f"generator, its body would never run (make it a plain or an async "
+                        f"def function)")
     try:
         sig = inspect.signature(handler)
     except (TypeError, ValueError):
