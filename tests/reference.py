@@ -112,6 +112,8 @@ class Bus:
 
     def event_type(self, name_or_id) -> int:
         if isinstance(name_or_id, str):
+            if "*" in name_or_id or ">" in name_or_id:
+                raise ValueError(f"event type name {name_or_id!r} contains '*' or '>'")
             if name_or_id not in self._names:
                 self._names[name_or_id] = len(self._id_names)
                 self._grow(len(self._id_names) + 1)
@@ -133,6 +135,10 @@ class Bus:
             self._order.append(())
 
     def _known(self, event_type, arg: str) -> int:
+        if isinstance(event_type, str):
+            if event_type not in self._names:
+                raise ValueError(f"{arg} {event_type!r} is not a registered event type name")
+            return self._names[event_type]
         t = _as_int(event_type, arg)
         if not 0 <= t < len(self._id_names):
             raise ValueError(f"{arg} {event_type!r} is not in the table")
@@ -144,8 +150,7 @@ class Bus:
                   name: Optional[str] = None, weak: Optional[bool] = None) -> Subscription:
         if not callable(handler):
             raise TypeError(f"handler must be callable, got {handler!r}")
-        t = (self.event_type(event_type) if isinstance(event_type, str)
-             else self._known(event_type, "event_type"))
+        t = self._known(event_type, "event_type")       # names come from event_type() only
         current = self._subs[t]
         if name is not None and any(s.name == name for s in current):
             raise ValueError(f"name {name!r} is already used on event type {t}")

@@ -5,6 +5,7 @@ immutable HandlerArray; nothing here runs on the path of an event.
 """
 from __future__ import annotations
 
+import difflib
 import inspect
 import logging
 import threading
@@ -108,6 +109,9 @@ class Registry:
             if isinstance(name_or_id, str):
                 if not name_or_id:
                     raise ValueError("event type name must be a non-empty str")
+                if "*" in name_or_id or ">" in name_or_id:
+                    raise ValueError(f"event type name {name_or_id!r} contains '*' or '>': "
+                                     f"those make topic patterns, which are not names")
                 t = self._names.get(name_or_id)
                 if t is None:
                     t = len(self._ids)
@@ -157,7 +161,7 @@ class Registry:
         if isinstance(event_type, str):
             t = self._names.get(event_type)
             if t is None:
-                raise ValueError(f"{arg} {event_type!r} is not a registered event type name")
+                raise ValueError(_unknown_name(event_type, arg, self._names))
             return t
         t = self._as_id(event_type, arg)
         if t >= len(self._ids):
@@ -203,10 +207,12 @@ class Registry:
             raise TypeError("subscribe_batch takes a plain function: batch handlers cannot be "
                             "async or once=True")
         with self._lock:
-            if isinstance(event_type, str):
-                t = self.event_type(event_type)
-            else:
-                t = self._known(event_type, "event_type")
+            if isinstance(event_type, str) and _is_pattern(event_type):
+                raise ValueError(f"event_type {event_type!r} is a topic pattern ('*' or '>' "
+                                 f"token): subscribing to patterns is not supported yet; "
+                                 f"subscribe to each registered type")
+            # Names are registered only by event_type(): a typo here must not make a type.
+            t = self._known(event_type, "event_type")
             current = self._subs[t]
             if name is not None and any(s.name == name for s in current):
                 raise ValueError(f"name {name!r} is already used by a subscription of "
@@ -397,6 +403,18 @@ def _concurrency(concurrent: Any) -> int:
         raise ValueError(f"concurrent must be True, False or an int >= 1 (the most tasks in "
                          f"flight), got {concurrent!r}")
     return concurrent
+
+
+def _is_pattern(name: str) -> bool:
+    """A topic pattern: a dot-separated token that is '*' (one token) or '>' (the rest)."""
+    return any(tok in ("*", ">") for tok in name.split("."))
+
+
+def _unknown_name(name: str, arg: str, names: Mapping[str, int]) -> str:
+    close = difflib.get_close_matches(name, list(names), n=3)
+    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+    return (f"{arg} {name!r} is not a registered event type name (register it with "
+            f"bus.event_type({name!r})){hint}")
 
 
 def _never_runs(handler: Any) -> Optional[str]:
