@@ -27,6 +27,13 @@ from ringbus.subscription import Subscription
 
 __version__ = "0.1.0"
 
+# Errors show their public names in tracebacks and reprs (ringbus.RingFull, not the private
+# module each is defined in). Plain Python classes only: the compiled types keep theirs.
+for _cls in (RingFull, ConsumerGone, EmitDepthError, OrderCycleError, NoHandlerError,
+             NoReplyError, Request, Subscription):
+    _cls.__module__ = "ringbus"
+del _cls
+
 __all__ = [
     "Bus", "Subscription", "RingBuffer", "Stage", "RingFull", "ConsumerGone", "EmitDepthError",
     "OrderCycleError", "NoHandlerError", "NoReplyError", "Request", "current_request",
