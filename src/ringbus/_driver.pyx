@@ -137,6 +137,9 @@ cdef class Driver:
     """The protocol under every ring kind; see the module docstring. Not instantiated."""
 
     def __cinit__(self, *args, **kwargs):
+        if type(self) is Driver:
+            raise TypeError("Driver is the protocol under a ring kind (RingBuffer, "
+                            "RecordRing), not a ring itself")
         self._consumers = []
         self._unit = "events"
         self._private_parker = True
@@ -147,8 +150,9 @@ cdef class Driver:
     cdef Py_ssize_t _handle(self, Consumer c, int64_t lo, int64_t hi) except -1:
         """Process lo..hi (available to c) with the GIL; advance c's sequence as slots are
         done with. Returns how many events it handled (a face may add its own, such as
-        follow-ups). Leaves c's sequence on the last one processed when it raises."""
-        raise NotImplementedError
+        follow-ups). Leaves c's sequence on the last one processed when it raises. Every
+        ring kind defines it (its slot codec); a Driver itself cannot be made."""
+        raise TypeError(f"{type(self).__name__} defines no slot codec (_handle)")
 
     cdef Py_ssize_t _idle(self, Consumer c) except -1:
         """drain() found nothing more in the ring: process what the face keeps beside it

@@ -284,14 +284,6 @@ static inline int64_t rb_record_wait_for(const rb_record_ring *rr, int64_t next,
                                  no_deadline);
 }
 
-#if !defined(RINGBUS_RELACY)
-/* rb_sequencer_poll for the consumer (wait="block" polls this long before it parks). */
-static inline int64_t rb_record_poll(const rb_record_ring *rr, int64_t next, double seconds)
-{
-    return rb_sequencer_poll(&rr->seq, 0, 0, next, &rr->header->consumer.alert, seconds);
-}
-#endif
-
 /* The last sequence of the contiguous run of storage that starts at `lo` and ends at most at
  * `hi`: a run stops where the storage wraps, and the rest begins at its start. */
 static inline int64_t rb_record_run_end(const rb_record_ring *rr, int64_t lo, int64_t hi)

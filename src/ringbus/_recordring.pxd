@@ -52,7 +52,6 @@ cdef extern from "_recordring.h" nogil:
     int64_t rb_record_available(const rb_record_ring *rr, int64_t next) noexcept
     int64_t rb_record_wait_for(const rb_record_ring *rr, int64_t next, int strategy,
                                rb_deadline_t no_deadline) noexcept
-    int64_t rb_record_poll(const rb_record_ring *rr, int64_t next, double seconds) noexcept
     int64_t rb_record_run_end(const rb_record_ring *rr, int64_t lo, int64_t hi) noexcept
     unsigned char *rb_record_slot(const rb_record_ring *rr, int64_t seq) noexcept
 

@@ -27,24 +27,20 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from ringbus._atomic cimport (
-    RB_CACHELINE, rb_deadline_t,
-    rb_load_acquire_i32, rb_store_release_i32, rb_store_relaxed_i32,
-    rb_load_relaxed_i64, rb_fetch_add_relaxed_i64, rb_cpu_pause,
-    rb_sequence_get, rb_sequence_get_own,
-    rb_monotonic, rb_no_deadline, rb_sleep_ns,
+    rb_load_relaxed_i64, rb_fetch_add_relaxed_i64, rb_cpu_pause, rb_sequence_get,
+    rb_monotonic, rb_no_deadline,
 )
 from ringbus._ringbuffer cimport (
-    RB_WAIT_BLOCK, RB_WAIT_SPIN, RB_WAIT_YIELD, RB_WAIT_SLEEP,
-    RB_RUN, RB_STOP_WHEN_DONE, RB_STOP_NOW, rb_consuming_bind,
+    RB_WAIT_BLOCK, RB_WAIT_SPIN, RB_WAIT_YIELD, RB_WAIT_SLEEP, rb_consuming_bind,
 )
 from ringbus._driver cimport Consumer, Driver, consuming_head
 from ringbus._recordring cimport (
     RB_RECORD_PUBLISHED, RB_RECORD_FULL, RB_RECORD_DROPPED, RB_RECORD_TIMEOUT,
-    RB_RECORD_WOULD_DEADLOCK, RB_RECORD_CONSUMER_GONE, RB_OVERFLOW_BLOCK, RB_OVERFLOW_RAISE, RB_OVERFLOW_DROP,
-    rb_record_ring, rb_record_header, rb_record_layout, rb_record_region_init, rb_record_region_destroy,
-    rb_record_ring_attach, rb_record_write, rb_record_publish_range, rb_record_try_publish,
-    rb_record_release, rb_record_available, rb_record_wait_for, rb_record_run_end,
-    rb_record_claim, rb_record_wake, rb_record_slot,
+    RB_RECORD_WOULD_DEADLOCK, RB_RECORD_CONSUMER_GONE, RB_OVERFLOW_BLOCK, RB_OVERFLOW_RAISE,
+    RB_OVERFLOW_DROP, rb_record_ring, rb_record_header, rb_record_layout,
+    rb_record_region_init, rb_record_region_destroy, rb_record_ring_attach, rb_record_write,
+    rb_record_publish_range, rb_record_try_publish, rb_record_release, rb_record_wait_for,
+    rb_record_run_end, rb_record_claim, rb_record_slot,
 )
 from ringbus._ring cimport timeout_arg
 from ringbus._region cimport Region, heap_region

@@ -22,20 +22,16 @@ from libc.stdint cimport int32_t, int64_t, INT64_MAX
 from libc.stdlib cimport free
 
 from ringbus._atomic cimport (
-    RB_CACHELINE, rb_sequence, rb_deadline_t, rb_atomic_i32,
-    rb_load_relaxed_i32, rb_load_acquire_i32, rb_store_relaxed_i32, rb_store_release_i32,
-    rb_fetch_add_relaxed_i64, rb_load_relaxed_i64,
-    rb_sequence_get, rb_sequence_get_own, rb_sequence_set, rb_sequence_init,
-    rb_monotonic, rb_deadline_in, rb_no_deadline, rb_sleep_ns,
+    RB_CACHELINE, rb_sequence, rb_atomic_i32, rb_load_relaxed_i32, rb_fetch_add_relaxed_i64,
+    rb_load_relaxed_i64, rb_sequence_get, rb_sequence_get_own, rb_sequence_set,
+    rb_sequence_init, rb_monotonic, rb_deadline_in, rb_no_deadline,
 )
 from ringbus._ringbuffer cimport (
-    RB_MAX_GATING, RB_WAIT_BLOCK, RB_WAIT_SPIN, RB_WAIT_YIELD, RB_WAIT_SLEEP,
-    RB_RUN, RB_STOP_WHEN_DONE, RB_STOP_NOW,
-    rb_ring, rb_slot, rb_consumer, rb_consuming,
-    rb_ring_init, rb_ring_destroy, rb_min_gating, rb_claimed, rb_claim_upto, rb_room_for,
-    rb_slot_write, rb_publish, rb_barrier_available, rb_slot_read,
-    rb_wake, rb_park_begin, rb_park_wait, rb_park_end, rb_wait_for,
-    rb_consumer_init, rb_consuming_find, rb_consuming_bind, rb_ring_sequencer,
+    RB_MAX_GATING, RB_WAIT_BLOCK, RB_WAIT_SPIN, RB_WAIT_YIELD, RB_WAIT_SLEEP, RB_STOP_NOW,
+    rb_ring, rb_slot, rb_consumer, rb_ring_init, rb_ring_destroy, rb_min_gating, rb_claimed,
+    rb_claim_upto, rb_room_for, rb_slot_write, rb_publish, rb_barrier_available, rb_slot_read,
+    rb_wake, rb_park_begin, rb_park_wait, rb_park_end, rb_wait_for, rb_consumer_init,
+    rb_consuming_find, rb_consuming_bind, rb_ring_sequencer,
 )
 from ringbus._dispatch cimport DispatchTable
 from ringbus._driver cimport Consumer, Driver, consuming_head

@@ -93,8 +93,8 @@ cdef extern from "_ringbuffer.h" nogil:
     bint rb_stop_reached(rb_sequence *target, int64_t next) noexcept
 
     void rb_consumer_init(rb_consumer *c, int64_t sequence) noexcept
-    # The consuming-thread registry: call these only from ringbus._driver, which owns it.
-    # Other modules that include the header call rb_consuming_bind(consuming_head) once.
+    # The consuming-thread registry, owned by ringbus._driver (which alone pushes and pops);
+    # a module that reads it (rb_consuming_find) binds it first: rb_consuming_bind(consuming_head).
     void rb_consuming_push(rb_consuming *node, const void *ring, rb_consumer *c) noexcept
     void rb_consuming_pop(rb_consuming *node) noexcept
     rb_consumer *rb_consuming_find(const void *ring) noexcept
