@@ -1,6 +1,7 @@
 """stop(drain=True) has a hard stop target: it dispatches what was published before the call
 (the cursor read then), then stops, however fast other producers keep publishing. Later
 events stay queued for the next start/drain: nothing is lost (issue 8, defect 1)."""
+import sys
 import threading
 import time
 
@@ -231,3 +232,33 @@ def test_record_ring_stop_drain_returns_under_nogil_producers():
     for i in range(2):
         mine = [v & 0xFFFFFFFF for v in seen if v >> 32 == i]
         assert mine == list(range(results[i]))        # FIFO, no loss, no duplicate
+
+
+def test_counters_never_count_a_claim_not_yet_published():
+    """A single producer blocked on a full ring claims without the GIL and publishes once it
+    has the GIL back: until then the claim is neither published nor pending, or
+    ``published`` would promise an event that stop(drain=True) (which targets the cursor)
+    does not deliver."""
+    bus = ringbus.Bus(capacity=4, producers="single")
+    T = bus.event_type("x")
+    seen = []
+    bus.subscribe(T, seen.append)
+    for i in range(4):
+        bus.publish(T, i)
+    t = threading.Thread(target=lambda: bus.publish(T, 4, timeout=10), daemon=True)
+    t.start()
+    time.sleep(0.2)                   # the producer waits for room, without the GIL
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(5.0)        # this thread keeps the GIL until it blocks
+    try:
+        bus.drain()                   # room: the producer claims, then waits for the GIL
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < 0.2:
+            pass
+        counts = bus.ring.published, bus.ring.pending, len(seen)
+    finally:
+        sys.setswitchinterval(old)
+    t.join(10)
+    assert counts == (4, 0, 4)
+    bus.drain()
+    assert seen == [0, 1, 2, 3, 4] and bus.ring.published == 5 and bus.ring.pending == 0

@@ -113,6 +113,7 @@ cdef class RingBuffer(Driver):
                     Py_ssize_t offset, object payload) except -1
     cdef Py_ssize_t _consume(self, Stage st, DispatchTable table, int64_t next,
                              int64_t hi) except -1
+    cdef int64_t _cursor(self) noexcept
     cdef int64_t _pending(self) noexcept
     cdef int _ready(self) except -1
     cdef bint _own_followup(self) noexcept

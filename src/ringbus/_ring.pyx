@@ -948,9 +948,16 @@ cdef class RingBuffer(Driver):
 
     # -- counters --------------------------------------------------------------------------
 
+    cdef int64_t _cursor(self) noexcept:
+        # Claimed with several producers (a claim is published moments later), published
+        # with one. Never the single producer's claim counter: that is the producer's own,
+        # unsynchronized, and runs ahead of the cursor while a blocked claim waits without
+        # the GIL (stop(drain=True) targets the cursor, and so must the counters).
+        return rb_sequence_get(&self._ring.cursor)
+
     cdef int64_t _pending(self) noexcept:
-        cdef int64_t claimed = rb_claimed(self._ring)
-        return claimed - rb_min_gating(self._ring, claimed) + self._backlog_n
+        cdef int64_t cursor = self._cursor()
+        return cursor - rb_min_gating(self._ring, cursor) + self._backlog_n
 
     @property
     def pending(self):
@@ -971,8 +978,7 @@ cdef class RingBuffer(Driver):
         """Events published (claimed, with several producers) since the ring was made,
         follow-ups queued in the backlog included."""
         self._ready()
-        return (rb_sequence_get(&self._ring.cursor) + 1 if self._ring.multi
-                else rb_claimed(self._ring) + 1) + self._backlog_in
+        return self._cursor() + 1 + self._backlog_in
 
     @property
     def dispatched(self):
