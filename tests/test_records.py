@@ -219,12 +219,11 @@ def test_block_with_timeout_raises_ringfull():
     assert time.monotonic() - t0 >= 0.04
     with pytest.raises(RingFull):
         ring.publish_many(ticks(4, 6), timeout=0)
-    # A timeout overrides "drop" and "raise" too: wait, then RingFull.
+    # Under "drop" a timeout is a grace period: wait, then drop (tests/test_overflow_rule.py).
     dropping = RecordRing(TICK, 2, overflow="drop")
     dropping.publish_many(ticks(0, 2))
-    with pytest.raises(RingFull):
-        dropping.publish((2, 2.0), timeout=0.01)
-    assert dropping.dropped == 0
+    assert dropping.publish((2, 2.0), timeout=0.01) is False
+    assert dropping.dropped == 1
 
 
 def test_blocked_publisher_proceeds_when_the_consumer_makes_room():

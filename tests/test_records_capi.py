@@ -120,6 +120,16 @@ def test_overflow_policies_apply_to_c_producers(nogil_producer):
     assert raising.dropped == 0
 
 
+def test_a_timeout_waits_then_the_policy_acts_for_c_producers(nogil_producer):
+    # The overflow rule (tests/test_overflow_rule.py): under "drop" a timeout is a grace
+    # period, then the record is dropped and counted; "raise" and "block" time out.
+    for overflow in ("drop", "raise", "block"):
+        ring = RecordRing(nogil_producer.TICK, 4, overflow=overflow)
+        assert nogil_producer.produce(ring, 10, timeout=0.01) == 4
+        assert ring.dropped == (1 if overflow == "drop" else 0)
+        ring.drain()
+
+
 def test_publishing_from_a_handler_into_the_full_ring_does_not_deadlock(nogil_producer):
     ring = RecordRing(nogil_producer.TICK, 4)
     results = []

@@ -244,15 +244,6 @@ def test_overflow_block_times_out_with_ringfull(producers):
     assert ring.pending == 2
 
 
-def test_explicit_timeout_waits_even_under_raise_and_drop():
-    for overflow in ("raise", "drop"):
-        ring = RingBuffer(2, overflow=overflow)
-        ring.publish(0)
-        ring.publish(0)
-        with pytest.raises(RingFull):
-            ring.publish(0, None, timeout=0.01)
-
-
 @pytest.mark.parametrize("producers", PRODUCERS)
 def test_blocked_producer_resumes_when_the_consumer_makes_room(producers):
     bus, t, got = make_bus()

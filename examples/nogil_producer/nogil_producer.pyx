@@ -32,9 +32,9 @@ TICK = numpy.dtype([("seq", "<i8"), ("price", "<f8")])
 
 def produce(ring, Py_ssize_t count, int64_t producer=0, double timeout=-1.0):
     """Publish ``count`` Ticks into ``ring`` (a RecordRing of dtype TICK) from this thread,
-    without the GIL: seq = producer << 32 | i, price = i / 4. A full ring makes the loop
-    wait for room (at most ``timeout`` seconds per record if >= 0). Returns how many were
-    published."""
+    without the GIL: seq = producer << 32 | i, price = i / 4. A full ring gets the ring's
+    overflow rule (wait up to ``timeout`` seconds per record if >= 0, then the policy acts);
+    the loop stops at the first record not published. Returns how many were published."""
     # With the GIL, once: the handle, and a check that the ring's records are Ticks.
     cdef ringbus_record_ring *handle = ringbus_record_ring_of(ring)
     if ringbus_record_size(handle) != sizeof(Tick):

@@ -309,13 +309,15 @@ cdef class Bus(DispatchTable):
     def publish(self, event_type, payload=None, timeout=None):
         """Put an event into the ring for a consumer; True if queued, False if dropped.
 
-        A full ring applies the bus's ``overflow`` policy: "block" waits for room (at most
-        ``timeout`` seconds, then :class:`RingFull`), "raise" raises RingFull at once,
-        "drop" drops this event and counts it in ``stats()["dropped"]``. A handler that
-        publishes into the full ring it is draining cannot wait (only it makes room): its
-        event goes into the consumer's follow-up backlog, dispatched right after the ring
-        events claimed before it (past ``backlog=``, the policy applies; "block" raises
-        RingFull).
+        A full ring waits for room up to ``timeout`` seconds, then the bus's ``overflow``
+        policy acts: "drop" drops this event (counted in ``stats()["dropped"]``, returns
+        False), "block" and "raise" raise :class:`RingFull`. ``timeout=None`` is the
+        policy's own wait: forever under "block", none under "raise" and "drop".
+
+        A handler that publishes into the full ring it is draining cannot wait (only it
+        makes room): its event goes into the consumer's follow-up backlog, dispatched right
+        after the ring events claimed before it (past ``backlog=``, the policy acts at once:
+        "drop" drops, "block" and "raise" raise RingFull).
         """
         self._need_open()
         return self._ring.publish_c(self._checked(event_type), payload,
@@ -503,9 +505,11 @@ cdef class Bus(DispatchTable):
     def publish_async(self, event_type, payload=None, timeout=None):
         """Awaitable publish: ``await bus.publish_async(T, payload)``.
 
-        Waits for room when the ring is full, whatever its ``overflow`` policy, without
-        blocking the loop's thread (at most ``timeout`` seconds, then RingFull). With room,
-        the awaitable is a finished future: nothing suspends, nothing is allocated.
+        The overflow rule of :meth:`publish`, with the waits made without blocking the
+        loop's thread: a full ring waits for room up to ``timeout`` seconds (``None``:
+        forever under "block", not at all under "raise" and "drop"), then the policy acts
+        (RingFull, or False and counted under "drop"). With room, the awaitable is a
+        finished future: nothing suspends, nothing is allocated.
         """
         self._need_open()
         cdef Py_ssize_t t = self._checked(event_type)

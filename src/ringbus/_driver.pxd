@@ -12,11 +12,20 @@
 # A face sets the C pointers below to its ring's state and implements the hooks; every
 # pointer it sets points into memory the face owns for as long as the driver lives.
 from libc.stdint cimport int32_t, int64_t
-from ringbus._atomic cimport rb_atomic_i32, rb_sequence
+from ringbus._atomic cimport rb_atomic_i32, rb_sequence, rb_monotonic
 from ringbus._ringbuffer cimport rb_sequencer, rb_consumer, rb_consuming, RB_MAX_GATING
 
 
 cdef rb_consuming **consuming_head() noexcept nogil
+
+
+cdef inline double time_left(double deadline) noexcept nogil:
+    """What is left until a deadline on rb_monotonic's clock, never below 0 (a call whose
+    timeout ran out still makes its last claim); a deadline < 0 (none) stays -1."""
+    if deadline < 0:
+        return -1
+    cdef double left = deadline - rb_monotonic()
+    return left if left > 0 else 0
 
 
 cdef class Consumer:
@@ -67,6 +76,8 @@ cdef class Driver:
 
     # -- the driver -----------------------------------------------------------------------
     cdef int64_t claim_blocking(self, int64_t max_n, double timeout, int64_t *hi) except -1
+    cdef int64_t claim_within(self, int64_t max_n, double timeout, bint drop,
+                              int64_t *hi) except -1
     cdef Py_ssize_t drain_consumer(self, Consumer c, Py_ssize_t max_n) except -1
     cdef int start_consumers(self) except -1
     cdef int stop_consumers(self, bint drain, double timeout) except -1

@@ -232,6 +232,19 @@ cdef class Driver:
                     f"{self._unit}")
             PyErr_CheckSignals()
 
+    cdef int64_t claim_within(self, int64_t max_n, double timeout, bint drop,
+                              int64_t *hi) except -1:
+        """The overflow rule, in one place: a full ring waits for room up to ``timeout``
+        (claim_blocking), then the policy acts. ``drop``: 0, and the caller counts the drop
+        (the wait ended without room: timed out, only this thread could make room, or the
+        consumer is gone); otherwise claim_blocking's RingFull or ConsumerGone."""
+        try:
+            return self.claim_blocking(max_n, timeout, hi)
+        except (RingFull, ConsumerGone):
+            if drop:
+                return 0
+            raise
+
     cdef str _deadlock_hint(self):
         if self._unit == "events":
             return ("a ring with stages besides 'dispatch' has no follow-up backlog: use a "

@@ -306,21 +306,33 @@ static inline int64_t rb_record_claim_wait(rb_record_ring *rr, int64_t max_n, do
                                    timeout, hi);
 }
 
-/* Publish one record. timeout < 0: the ring's overflow policy applies to a full ring (block
- * without limit, RB_RECORD_FULL, or RB_RECORD_DROPPED and counted); timeout >= 0: wait at
- * most that long for room whatever the policy, then RB_RECORD_TIMEOUT. */
+/* The overflow rule (the same as the Python faces'): a full ring waits for room up to
+ * `timeout` seconds (< 0: the policy's own wait, forever under "block", none under "raise"
+ * and "drop"), then the policy acts. Returns how many slots were claimed (> 0), or why
+ * none: RB_RECORD_DROPPED under "drop" (the caller counts the drop), RB_RECORD_FULL under
+ * "raise" without a timeout, else rb_record_claim_wait's code. */
+static inline int64_t rb_record_claim_within(rb_record_ring *rr, int64_t max_n, double timeout,
+                                             int64_t *hi)
+{
+    int64_t got;
+    if (timeout < 0 && rr->overflow == RB_OVERFLOW_DROP)
+        return RB_RECORD_DROPPED;
+    if (timeout < 0 && rr->overflow == RB_OVERFLOW_RAISE)
+        return RB_RECORD_FULL;
+    got = rb_record_claim_wait(rr, max_n, timeout, hi);
+    return got < 0 && rr->overflow == RB_OVERFLOW_DROP ? RB_RECORD_DROPPED : got;
+}
+
+/* Publish one record: RB_RECORD_PUBLISHED, RB_RECORD_DROPPED (counted) or why not, by the
+ * overflow rule of rb_record_claim_within. */
 static inline int rb_record_publish(rb_record_ring *rr, const void *record, double timeout)
 {
     int64_t hi, got = rb_sequencer_claim_upto(&rr->seq, 1, &hi);
     if (got == 0) {
-        if (timeout < 0 && rr->overflow == RB_OVERFLOW_DROP) {
+        got = rb_record_claim_within(rr, 1, timeout, &hi);
+        if (got == RB_RECORD_DROPPED)
             rb_fetch_add_relaxed_i64(&rr->header->dropped.value, 1);
-            return RB_RECORD_DROPPED;
-        }
-        if (timeout < 0 && rr->overflow == RB_OVERFLOW_RAISE)
-            return RB_RECORD_FULL;
-        got = rb_record_claim_wait(rr, 1, timeout, &hi);
-        if (got < 0)
+        if (got <= 0)
             return (int)got;
     }
     rb_record_write(rr, hi, hi, record);
@@ -330,7 +342,8 @@ static inline int rb_record_publish(rb_record_ring *rr, const void *record, doub
 
 /* Publish `n` packed records, one claim per run of free slots. Returns how many went in, in
  * order; *status is RB_RECORD_PUBLISHED when all did, else why the rest did not (under
- * overflow="drop" they are counted as dropped). `timeout` bounds the whole call. */
+ * overflow="drop" they are counted as dropped). `timeout` bounds the whole call; the overflow
+ * rule is rb_record_claim_within's. */
 static inline int64_t rb_record_publish_many(rb_record_ring *rr, const void *records, int64_t n,
                                              double timeout, int *status)
 {
@@ -343,15 +356,6 @@ static inline int64_t rb_record_publish_many(rb_record_ring *rr, const void *rec
     while (done < n) {
         got = rb_sequencer_claim_upto(&rr->seq, n - done, &hi);
         if (got == 0) {
-            if (timeout < 0 && rr->overflow == RB_OVERFLOW_DROP) {
-                rb_fetch_add_relaxed_i64(&rr->header->dropped.value, n - done);
-                *status = RB_RECORD_DROPPED;
-                return done;
-            }
-            if (timeout < 0 && rr->overflow == RB_OVERFLOW_RAISE) {
-                *status = RB_RECORD_FULL;
-                return done;
-            }
 #if !defined(RINGBUS_RELACY)
             if (deadline >= 0) {
                 timeout = deadline - rb_monotonic();   /* what is left of it */
@@ -359,8 +363,10 @@ static inline int64_t rb_record_publish_many(rb_record_ring *rr, const void *rec
                     timeout = 0;
             }
 #endif
-            got = rb_record_claim_wait(rr, n - done, timeout, &hi);
-            if (got < 0) {
+            got = rb_record_claim_within(rr, n - done, timeout, &hi);
+            if (got == RB_RECORD_DROPPED)
+                rb_fetch_add_relaxed_i64(&rr->header->dropped.value, n - done);
+            if (got <= 0) {
                 *status = (int)got;
                 return done;
             }

@@ -33,7 +33,7 @@ from ringbus._atomic cimport (
 from ringbus._ringbuffer cimport (
     RB_WAIT_BLOCK, RB_WAIT_SPIN, RB_WAIT_YIELD, RB_WAIT_SLEEP, rb_consuming_bind,
 )
-from ringbus._driver cimport Consumer, Driver, consuming_head
+from ringbus._driver cimport Consumer, Driver, consuming_head, time_left
 from ringbus._recordring cimport (
     RB_RECORD_PUBLISHED, RB_RECORD_FULL, RB_RECORD_DROPPED, RB_RECORD_TIMEOUT,
     RB_RECORD_WOULD_DEADLOCK, RB_RECORD_CONSUMER_GONE, RB_OVERFLOW_BLOCK, RB_OVERFLOW_RAISE,
@@ -383,9 +383,7 @@ cdef class RecordRing(Driver):
         published before stop() or another Python thread looks."""
         cdef rb_record_ring *rr = self._rr
         cdef int64_t done = 0, got = 0, hi = 0
-        cdef double deadline = -1, left = timeout
-        if timeout >= 0:
-            deadline = rb_monotonic() + timeout
+        cdef double deadline = rb_monotonic() + timeout if timeout >= 0 else -1
         while done < n:
             got = rb_record_claim(rr, n - done, &hi)
             if got == 0:
@@ -395,17 +393,18 @@ cdef class RecordRing(Driver):
                 if timeout < 0 and self._overflow == RB_OVERFLOW_RAISE:
                     self._full(done, n, f"ring full ({self.capacity} records pending); "
                                         f"overflow='raise'")
-                if deadline >= 0:
-                    left = deadline - rb_monotonic()
-                    if left < 0:
-                        left = 0
                 try:
-                    got = self.claim_blocking(n - done, left, &hi)
+                    # The timeout bounds the whole call, not each run of free slots.
+                    got = self.claim_within(n - done, time_left(deadline),
+                                            self._overflow == RB_OVERFLOW_DROP, &hi)
                 except (RingFull, ConsumerGone) as exc:
                     if n > 1:
                         exc.args = (f"{exc} (after {done} of {n} records)",)
                     exc.published = done
                     raise
+                if got == 0:
+                    rb_fetch_add_relaxed_i64(&rr.header.dropped.value, n - done)
+                    return done
             rb_record_write(rr, hi - got + 1, hi, src + done * self.record_size)
             rb_record_publish_range(rr, hi - got + 1, hi)
             done += got
@@ -421,9 +420,12 @@ cdef class RecordRing(Driver):
         (``overflow="drop"``).
 
         ``record``: a numpy void of the ring's dtype (``array[i]``), a 0-d or 1-record
-        array, a tuple of field values, or a scalar for a plain dtype. Full ring: the
-        overflow policy applies, unless ``timeout`` (seconds) is given: then wait at most that
-        long for room, whatever the policy, then raise :class:`RingFull`.
+        array, a tuple of field values, or a scalar for a plain dtype.
+
+        Full ring: wait for room up to ``timeout`` seconds, then the overflow policy acts:
+        ``"drop"`` drops the event (counted in ``dropped``, returns False), ``"block"`` and
+        ``"raise"`` raise :class:`RingFull`. ``timeout=None`` is the policy's own wait:
+        forever under ``"block"``, none under ``"raise"`` and ``"drop"``.
         """
         self._ready()
         cdef double t = timeout_arg(timeout)
@@ -451,7 +453,7 @@ cdef class RecordRing(Driver):
 
         Fewer than ``len(records)`` only under ``overflow="drop"`` (the rest counted in
         ``dropped``). :class:`RingFull` (with ``published`` set to how many went in first)
-        as for :meth:`publish`.
+        as for :meth:`publish`; ``timeout`` bounds the whole call.
         """
         self._ready()
         cdef double t = timeout_arg(timeout)

@@ -4,10 +4,11 @@
 # Python-object side: ownership of payload references, policies, threads.
 #
 # C-level interface for the Bus (all need the GIL):
-#   publish_c(t, payload, timeout) -> 1 published, 0 dropped (overflow="drop"); RingFull on
-#       "raise", on a timeout, or when waiting could only deadlock. timeout < 0: the ring's
-#       overflow policy (blocking for as long as it takes under "block"); timeout >= 0: wait at
-#       most that long for room, whatever the policy, then RingFull.
+#   publish_c(t, payload, timeout) -> 1 published, 0 dropped (overflow="drop"). The overflow
+#       rule: a full ring waits for room up to `timeout` seconds (< 0: the policy's own wait,
+#       forever under "block", none under "raise" and "drop"), then the policy acts: "drop"
+#       drops and counts, "block" and "raise" raise RingFull (also when waiting could only
+#       deadlock) or ConsumerGone.
 #   try_publish_c(t, payload) -> 1 published, 0 full (never blocks, never counts a drop).
 #   All three: called by a handler of the ring's own "dispatch" consumer while the ring is
 #   full, the event goes into that consumer's follow-up backlog instead (see RingBuffer).
@@ -117,7 +118,6 @@ cdef class RingBuffer(Driver):
     cdef int64_t _pending(self) noexcept
     cdef int _ready(self) except -1
     cdef bint _own_followup(self) noexcept
-    cdef int _followup(self, Py_ssize_t t, object payload, double timeout, bint trying) except -1
+    cdef int _followup(self, Py_ssize_t t, object payload, bint trying) except -1
     cdef Py_ssize_t _flush_backlog(self, DispatchTable table, int64_t upto) except -1
-    cdef Py_ssize_t _followup_many(self, Py_ssize_t t, tuple items, Py_ssize_t done,
-                                   double timeout) except -1
+    cdef Py_ssize_t _followup_many(self, Py_ssize_t t, tuple items, Py_ssize_t done) except -1

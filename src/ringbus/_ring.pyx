@@ -34,7 +34,7 @@ from ringbus._ringbuffer cimport (
     rb_consuming_find, rb_consuming_bind, rb_ring_sequencer,
 )
 from ringbus._dispatch cimport DispatchTable
-from ringbus._driver cimport Consumer, Driver, consuming_head
+from ringbus._driver cimport Consumer, Driver, consuming_head, time_left
 from ringbus._signal cimport rb_signal, rb_signal_init, rb_signal_arm, rb_signal_take
 
 cdef extern from "<stdlib.h>" nogil:
@@ -234,9 +234,10 @@ cdef class RingBuffer(Driver):
     producers : "multi" (default) or "single"
         "single" claims slots without a CAS; use it only when one thread publishes.
     overflow : "block" (default), "raise" or "drop"
-        What ``publish`` does when the ring is full: wait for room (``timeout`` caps the
-        wait, then :class:`RingFull`), raise :class:`RingFull` at once, or drop the new event
-        and count it in ``dropped``.
+        What ``publish`` does when the ring is full: wait for room, raise
+        :class:`RingFull` at once, or drop the new event and count it in ``dropped``. A
+        ``timeout=`` given to the call bounds the wait of every policy, and then the policy
+        acts ("drop" drops, "block" and "raise" raise RingFull).
     wait : "block" (default), "spin", "yield" or "sleep"
         How a consumer thread waits for events, always without the GIL: park on a condition
         variable (producers wake it), busy-spin, spin then ``sched_yield``, or spin, yield,
@@ -519,8 +520,7 @@ cdef class RingBuffer(Driver):
         thread or the event-loop consumer's drain) and the backlog may take its events."""
         return self._backlog_ok and rb_consuming_find(self._ring) == self._main._c
 
-    cdef int _followup(self, Py_ssize_t t, object payload, double timeout,
-                       bint trying) except -1:
+    cdef int _followup(self, Py_ssize_t t, object payload, bint trying) except -1:
         """Queue a follow-up in the backlog: 1 queued, 0 dropped (or refused, ``trying``).
         Past the bound the overflow policy applies; waiting for room is never an option
         here (only this thread's consumer makes room), so "block" raises RingFull."""
@@ -534,7 +534,7 @@ cdef class RingBuffer(Driver):
         if self._backlog_n >= self.backlog_limit:
             if trying:
                 return 0
-            if self._overflow == OVERFLOW_DROP and timeout < 0:
+            if self._overflow == OVERFLOW_DROP:
                 rb_fetch_add_relaxed_i64(&self._ring.dropped.value, 1)
                 return 0
             raise RingFull(
@@ -580,15 +580,14 @@ cdef class RingBuffer(Driver):
         """Not API: ringbus.aio, for an async handler of the loop consumer that awaits
         publish_async into the full ring (its drain has returned meanwhile). ``t`` checked."""
         self._ready()
-        return self._followup(t, payload, -1, False) == 1
+        return self._followup(t, payload, False) == 1
 
-    cdef Py_ssize_t _followup_many(self, Py_ssize_t t, tuple items, Py_ssize_t done,
-                                   double timeout) except -1:
+    cdef Py_ssize_t _followup_many(self, Py_ssize_t t, tuple items, Py_ssize_t done) except -1:
         """publish_many's items from ``done`` on, through the backlog, in order."""
         cdef Py_ssize_t n = len(items)
         while done < n:
             try:
-                if self._followup(t, items[done], timeout, False) == 0:
+                if self._followup(t, items[done], False) == 0:
                     # Dropped: the bound is reached, and only this thread could make
                     # room; the rest are dropped (and counted) with it.
                     rb_fetch_add_relaxed_i64(&self._ring.dropped.value, n - done - 1)
@@ -604,10 +603,10 @@ cdef class RingBuffer(Driver):
         # A predictable branch: while stop(drain=True) runs, the consumer's own handlers
         # publish into the backlog, which stop delivers (the ring's stop target would not).
         if self._stopping_drain and self._own_followup():
-            return self._followup(t, payload, timeout, False)
+            return self._followup(t, payload, False)
         if rb_claim_upto(self._ring, 1, &hi) == 0:
             if self._own_followup():
-                return self._followup(t, payload, timeout, False)
+                return self._followup(t, payload, False)
             if timeout < 0:
                 if self._overflow == OVERFLOW_DROP:
                     rb_fetch_add_relaxed_i64(&self._ring.dropped.value, 1)
@@ -615,17 +614,19 @@ cdef class RingBuffer(Driver):
                 if self._overflow == OVERFLOW_RAISE:
                     raise RingFull(f"ring full ({self.capacity} events pending); "
                                    f"overflow='raise'")
-            self.claim_blocking(1, timeout, &hi)
+            if self.claim_within(1, timeout, self._overflow == OVERFLOW_DROP, &hi) == 0:
+                rb_fetch_add_relaxed_i64(&self._ring.dropped.value, 1)
+                return 0
         self._write_one(hi, t, payload)
         return 1
 
     cdef int try_publish_c(self, Py_ssize_t t, object payload) except -1:
         cdef int64_t hi
         if self._stopping_drain and self._own_followup():
-            return self._followup(t, payload, -1, True)
+            return self._followup(t, payload, True)
         if rb_claim_upto(self._ring, 1, &hi) == 0:
             if self._own_followup():
-                return self._followup(t, payload, -1, True)
+                return self._followup(t, payload, True)
             return 0
         self._write_one(hi, t, payload)
         return 1
@@ -634,13 +635,14 @@ cdef class RingBuffer(Driver):
         cdef tuple items = payloads if type(payloads) is tuple else tuple(payloads)
         cdef Py_ssize_t n = len(items), done = 0
         cdef int64_t got, hi
+        cdef double deadline = rb_monotonic() + timeout if timeout >= 0 else -1
         while done < n:
             if self._stopping_drain and self._own_followup():
-                return self._followup_many(t, items, done, timeout)
+                return self._followup_many(t, items, done)
             got = rb_claim_upto(self._ring, n - done, &hi)
             if got == 0 and self._own_followup():
                 # The rest follow the events just written, in order, through the backlog.
-                return self._followup_many(t, items, done, timeout)
+                return self._followup_many(t, items, done)
             if got == 0:
                 if timeout < 0 and self._overflow == OVERFLOW_DROP:
                     rb_fetch_add_relaxed_i64(&self._ring.dropped.value, n - done)
@@ -649,10 +651,15 @@ cdef class RingBuffer(Driver):
                     if timeout < 0 and self._overflow == OVERFLOW_RAISE:
                         raise RingFull(f"ring full ({self.capacity} events pending) after "
                                        f"{done} of {n} events; overflow='raise'")
-                    got = self.claim_blocking(n - done, timeout, &hi)
+                    # The timeout bounds the whole call, not each run of free slots.
+                    got = self.claim_within(n - done, time_left(deadline),
+                                            self._overflow == OVERFLOW_DROP, &hi)
                 except (RingFull, ConsumerGone) as exc:
                     exc.published = done
                     raise
+                if got == 0:
+                    rb_fetch_add_relaxed_i64(&self._ring.dropped.value, n - done)
+                    return done
             self._write(hi - got + 1, hi, t, items, done, None)
             done += got
         return done
@@ -660,8 +667,10 @@ cdef class RingBuffer(Driver):
     def publish(self, event_type, payload=None, timeout=None):
         """Enqueue an event; True if published, False if dropped (``overflow="drop"``).
 
-        Full ring: the overflow policy applies, unless ``timeout`` (seconds) is given: then
-        wait at most that long for room, whatever the policy, and raise :class:`RingFull`.
+        Full ring: wait for room up to ``timeout`` seconds, then the overflow policy acts:
+        ``"drop"`` drops the event (counted in ``dropped``, returns False), ``"block"`` and
+        ``"raise"`` raise :class:`RingFull`. ``timeout=None`` is the policy's own wait:
+        forever under ``"block"``, none under ``"raise"`` and ``"drop"``.
         """
         self._ready()
         cdef Py_ssize_t t = _event_type_arg(event_type)
@@ -677,7 +686,8 @@ cdef class RingBuffer(Driver):
 
     def publish_many(self, event_type, payloads, timeout=None):
         """Enqueue one event per payload with one claim per run of free slots; returns how
-        many were published (fewer only under ``overflow="drop"``, the rest counted)."""
+        many were published (fewer only under ``overflow="drop"``, the rest counted).
+        ``timeout`` bounds the whole call; the overflow rule is :meth:`publish`'s."""
         self._ready()
         return self.publish_many_c(_event_type_arg(event_type), payloads,
                                    timeout_arg(timeout))

@@ -736,8 +736,15 @@ async def publish_wait(bus, t, payload, timeout):
         # An async handler of the loop consumer: only that consumer makes room, so the event
         # is its follow-up (the ring's backlog; past its bound, the overflow policy).
         return ring._publish_followup(t, payload)
+    if timeout is None and ring.overflow != "block":
+        # The overflow rule of every publish: no timeout is the policy's own wait, none
+        # under "raise" and "drop". publish() without a timeout never blocks under those
+        # policies: it publishes into room made meanwhile, drops (counted) or raises.
+        return ring.publish(t, payload)
     while True:
         if ring._is_consumer_gone():
+            if ring.overflow == "drop":
+                return ring.publish(t, payload)
             raise ConsumerGone(
                 f"ring full ({ring.capacity} events) and its consumer thread is gone: "
                 f"nothing will make room; stop() re-raises what ended it, then start() or "
@@ -765,6 +772,8 @@ async def publish_wait(bus, t, payload, timeout):
         if ring.try_publish(t, payload):
             return True
         if deadline is not None and loop.time() >= deadline:
+            if ring.overflow == "drop":
+                return ring.publish(t, payload)
             raise RingFull(f"ring full ({ring.capacity} events): no room within "
                            f"timeout={timeout}s")
 

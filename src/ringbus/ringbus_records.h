@@ -101,11 +101,12 @@ static inline int ringbus_record_try_publish(ringbus_record_ring *ring, const vo
     return ringbus_records_api_table->try_publish(ring, record);
 }
 
-/* One record. timeout < 0: a full ring gets the ring's overflow policy (wait for room as long
- * as it takes under "block"; RINGBUS_FULL under "raise"; RINGBUS_DROPPED under "drop").
- * timeout >= 0: wait at most that many seconds for room, whatever the policy, then
- * RINGBUS_TIMEOUT. Waiting spins briefly, then sleeps until the consumer makes room; if the
- * consumer thread that was started has ended (a handler raised), RINGBUS_CONSUMER_GONE. */
+/* One record. A full ring waits for room up to `timeout` seconds, then the ring's overflow
+ * policy acts: RINGBUS_DROPPED (counted) under "drop", else RINGBUS_TIMEOUT. timeout < 0 is
+ * the policy's own wait: forever under "block", none under "raise" (RINGBUS_FULL) and "drop"
+ * (RINGBUS_DROPPED). Waiting spins briefly, then sleeps until the consumer makes room; if the
+ * consumer thread that was started has ended (a handler raised), RINGBUS_CONSUMER_GONE
+ * (RINGBUS_DROPPED under "drop"). */
 static inline int ringbus_record_publish(ringbus_record_ring *ring, const void *record,
                                          double timeout)
 {
