@@ -141,7 +141,10 @@ def get_include():
     >>> os.path.exists(os.path.join(ringbus.get_include(), "ringbus_records.h"))
     True
     """
-    return os.path.dirname(os.path.abspath(__file__))
+    # The package's directory, not this module's: an editable install imports the package
+    # (and its headers) from the sources but the compiled modules from the build tree.
+    import ringbus
+    return os.path.dirname(os.path.abspath(ringbus.__file__))
 
 
 cdef rb_record_ring *_capi_ring_of(object obj) except NULL:
