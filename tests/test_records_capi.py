@@ -1,8 +1,9 @@
 """The record C API from another extension: build examples/nogil_producer against the
 installed ringbus (its .pxd and header from ringbus.get_include()), then publish from its
-nogil loop in threads while Python consumes. Skipped without a C compiler, Cython or
-setuptools."""
+nogil loop in threads while Python consumes; and build it with the commands its README gives,
+in a fresh virtual environment. Skipped without a C compiler, Cython or setuptools."""
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -50,6 +51,58 @@ def nogil_producer(tmp_path_factory):
         yield nogil_producer
     finally:
         sys.path.remove(str(lib))
+
+
+def _documented_commands():
+    """The shell commands of the example's README: its indented lines that run pip or python."""
+    text = (EXAMPLE / "README.md").read_text()
+    return [line.strip() for line in re.findall(r"^    ((?:pip|python) .*)$", text, re.M)]
+
+
+def _fresh_venv(path):
+    """A new virtual environment, with what `python -m venv` puts in one (pip; on Python 3.11,
+    setuptools 65.5, which has no bdist_wheel), that also sees this environment's packages
+    after its own: ringbus and numpy, without building or downloading them again."""
+    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True, timeout=120)
+    python = path / "bin" / "python"
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True).stdout.strip()
+    # addsitedir, not a plain path line: it also runs this environment's .pth files (an
+    # editable ringbus is found through one).
+    here = {sysconfig.get_paths()[k] for k in ("purelib", "platlib")}
+    Path(purelib, "zz_parent_env.pth").write_text(
+        "".join(f"import site; site.addsitedir({d!r})\n" for d in sorted(here)))
+    return path / "bin"
+
+
+def test_the_documented_commands_build_and_run_the_example_in_a_fresh_venv(tmp_path):
+    if "san" in os.environ.get("LD_PRELOAD", ""):
+        pytest.skip("under a sanitizer runtime pip and the compiler would run under LD_PRELOAD "
+                    "too; the fixture above builds the example in these runs")
+    pytest.importorskip("Cython", reason="Cython is needed to build the example")
+    if _c_compiler() is None:
+        pytest.skip("no C compiler")
+    commands = _documented_commands()
+    assert [c.split()[0] for c in commands] == ["pip", "pip", "python"], commands
+    # A copy, so that the build leaves nothing in the checkout; the commands run from its
+    # root, as written (paths relative to the repository).
+    root = tmp_path / "repo"
+    shutil.copytree(EXAMPLE, root / "examples" / "nogil_producer",
+                    ignore=shutil.ignore_patterns("build", "*.egg-info", "*.so"))
+    bin_dir = _fresh_venv(tmp_path / "venv")
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+               VIRTUAL_ENV=str(bin_dir.parent), PIP_DISABLE_PIP_VERSION_CHECK="1")
+    env.pop("PYTHONHOME", None)
+    outputs = []
+    for command in commands:
+        proc = subprocess.run(command, shell=True, cwd=root, env=env, capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode == 0, f"{command}\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
+        outputs.append(proc.stdout)
+    assert re.fullmatch(r"2000000 records in \d+ batches, .* in order\n", outputs[-1]), outputs[-1]
+    # The extension went into the new environment, not into this one.
+    assert list((bin_dir.parent / "lib").glob("python*/site-packages/nogil_producer*.so"))
 
 
 def check_in_order(producers):

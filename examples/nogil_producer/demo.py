@@ -1,7 +1,8 @@
 """Run the example: a nogil producer thread publishes Ticks while Python consumes them in
 batches on the ring's consumer thread, checking that every record arrived, in order.
 
-    pip install --no-build-isolation examples/nogil_producer
+    pip install "setuptools>=70.1" "cython>=3.1"
+    pip install --no-build-isolation --check-build-dependencies examples/nogil_producer
     python examples/nogil_producer/demo.py [count]
 """
 import sys
