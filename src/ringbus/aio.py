@@ -362,14 +362,20 @@ class AioState:
                 exc, self.deferred = self.deferred, None
                 raise exc
             self.dispatching = True
+            suspended = None
             try:
                 n = drain(bus, batch)
-            except _Suspended as suspended:
-                self.dispatching = False
-                await self.finish_event(bus, suspended)
-                continue
+            except _Suspended as exc:
+                suspended = exc
             finally:
                 self.dispatching = False
+            if suspended is not None:
+                # Awaited outside the except block: inside it, every exception the rest of
+                # the event raises (a handler's, reported in users' tracebacks) would be
+                # chained to the internal suspension signal as its __context__.
+                await self.finish_event(bus, suspended)
+                suspended = None
+                continue
             if n:
                 await asyncio.sleep(0)      # between batches, other tasks run
                 continue
