@@ -370,6 +370,51 @@ def test_kept_view_warns_once():
         ring.drain()
 
 
+DERIVED = {
+    "field": lambda v: v["seq"],
+    "slice": lambda v: v[1:],
+    "element_field": lambda v: v[0:1]["price"],
+    "retyped": lambda v: v.view(np.uint8),
+    "reshaped": lambda v: v.reshape(-1, 1),
+    "base": lambda v: v.base,
+    "memoryview": lambda v: memoryview(v),
+}
+
+
+@pytest.mark.parametrize("derive", list(DERIVED.values()), ids=list(DERIVED))
+def test_an_array_derived_from_the_view_and_kept_warns(derive):
+    """The view's slots are overwritten once the handler returns: so is every array derived
+    from it without a copy, which the warning must catch too."""
+    ring = RecordRing(TICK, 8)
+    kept = []
+    ring.subscribe(lambda view: kept.append(derive(view)))
+    ring.publish_many(ticks(0, 2))
+    with pytest.warns(RuntimeWarning, match="derived"):
+        ring.drain()
+
+
+def test_copies_and_temporaries_do_not_warn():
+    ring = RecordRing(TICK, 8)
+    kept = []
+
+    def handler(view):
+        kept.append(view.copy())
+        kept.append(view["seq"].copy())
+        kept.append(view["price"].sum())
+        kept.append(view["seq"].tolist())
+        kept.append(np.asarray(view["price"]) * 2)      # a new array
+        tmp = view[1:]["seq"]                          # derived, dropped before returning
+        kept.append(int(tmp[0]))
+
+    ring.subscribe(handler)
+    ring.publish_many(ticks(0, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert ring.drain() == 3
+    ring.publish_many(ticks(3, 6))
+    assert kept[0]["seq"].tolist() == [0, 1, 2]          # the copies did not change
+
+
 def test_a_kept_view_keeps_the_memory_alive():
     ring = RecordRing(TICK, 8)
     kept = []

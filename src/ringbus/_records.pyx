@@ -11,7 +11,9 @@ checks, policies and the C API's function table.
 Ownership of a slot: a producer owns it from its claim to its publish, the consumer from
 then until it releases the sequence, which it does only after every handler of the run
 returned. A view handed to a handler is valid during that call only: once released, the
-slots are overwritten by later records (``view.copy()`` keeps them).
+slots are overwritten by later records, under the view and under every array derived from
+it without a copy (``view.copy()`` keeps them). What a handler kept is detected by the
+storage array's reference count, since numpy makes every derived array refer to it.
 """
 cimport cython
 from cpython.pyport cimport PY_SSIZE_T_MAX
@@ -477,8 +479,10 @@ cdef class RecordRing(Driver):
     def subscribe(self, handler):
         """Call ``handler(view)`` for every batch: a read-only numpy view of consecutive
         records, in publish order (claim order with several producers). A batch that wraps
-        around the end of the storage comes as two calls. The view is valid during the call
-        only (``view.copy()`` keeps it). Handlers run in subscription order; a change takes
+        around the end of the storage comes as two calls. The view, and every array derived
+        from it without a copy (``view["seq"]``, ``view[1:]``), is valid during the call
+        only: ``view.copy()`` keeps it (one RuntimeWarning per ring when a handler returns
+        still holding either). Handlers run in subscription order; a change takes
         effect from the next batch. Returns ``handler`` (usable as a decorator)."""
         self._ready()
         if not callable(handler):
@@ -527,12 +531,17 @@ cdef class RecordRing(Driver):
         cdef rb_record_ring *rr = self._rr
         cdef tuple handlers = self._handlers
         cdef int64_t a = lo, end = lo - 1
-        cdef Py_ssize_t i0
+        cdef Py_ssize_t i0, storage_refs
+        cdef bint kept
         cdef object first
         records = self._records
         while a <= hi:
             end = rb_record_run_end(rr, a, hi)
             i0 = <Py_ssize_t>(a & rr.seq.mask)
+            # numpy makes every array derived from a view (a field, a slice, .view(), .T)
+            # refer to the storage array itself, not to the view: counting the storage's
+            # references catches what a handler kept, the view or anything derived from it.
+            storage_refs = Py_REFCNT(records)
             view = records[i0:i0 + <Py_ssize_t>(end - a + 1)]
             first = None
             failed = False
@@ -545,19 +554,24 @@ cdef class RecordRing(Driver):
                         if first is None and self._on_error == "raise":
                             first = exc
                         self._failed(h, view, exc)
-                # Only our reference should be left: a handler that kept the view (or an
-                # array derived from it) would see later records appear in it.
-                if not failed and Py_REFCNT(view) > 1 and not self._warned_kept_view:
-                    self._warned_kept_view = True
-                    warnings.warn(
-                        "a RecordRing handler kept its view (or an array derived from it) "
-                        "past its call: the ring reuses those slots for later records; keep "
-                        "view.copy() instead", RuntimeWarning, stacklevel=1)
             finally:
                 view = None
+                # The storage's references as before the view: more, and a handler kept
+                # the view or an array derived from it, which later records overwrite.
+                # (A failed handler's traceback still holds its frame and the view.)
+                kept = not failed and Py_REFCNT(records) > storage_refs
                 self.batches += 1
                 # Release: the handlers' reads of these slots are done; producers may reuse.
                 rb_record_release(rr, end)
+            if kept and not self._warned_kept_view:
+                # After the release: a warning turned into an exception leaves a ring whose
+                # consumer state is whole.
+                self._warned_kept_view = True
+                warnings.warn(
+                    "a RecordRing handler kept its view, or an array derived from it (a field, "
+                    "a slice, a reshaped or re-typed view), past its call: the ring reuses "
+                    "those slots for later records; keep view.copy() (or "
+                    "view['field'].copy()) instead", RuntimeWarning, stacklevel=1)
             if first is not None:
                 raise first
             a = end + 1
