@@ -25,8 +25,9 @@ cdef int _not_initialised() except -1:
 
 _log = logging.getLogger("ringbus")
 
-#: Bus.close(): "use the bus's close_timeout" (an explicit None means no bound).
-_BUS_TIMEOUT = object()
+#: Bus.close()'s default timeout: "the bus's close_timeout" (an explicit None means no
+#: bound). A string, so that the signature inspect shows says what it means.
+_BUS_TIMEOUT = "close_timeout"
 
 # The buses of this process that are not closed yet, in creation order, held weakly (a bus
 # nobody references is not kept alive for the exit hook). Keys: id(bus) of live buses.
@@ -77,7 +78,13 @@ cdef int _unusable(Bus bus) except -1:
 
 
 cdef class Bus(DispatchTable):
-    """An in-process event bus.
+    # The first line is the constructor's text signature (the "--" ends it): CPython gives
+    # it to inspect.signature(Bus), help() and IDEs; keep it in step with __init__
+    # (tests/test_signatures.py checks that it is).
+    """Bus(*, on_error='log', max_depth=64, capacity=65536, producers='multi', overflow='block', wait='block', backlog=None, close_timeout=5.0)
+--
+
+An in-process event bus.
 
     >>> bus = Bus()
     >>> TICK = bus.event_type("md.tick")
@@ -97,10 +104,24 @@ cdef class Bus(DispatchTable):
         ``stats()["handler_errors"]``. ``BaseException`` is never caught.
     max_depth : int (64)
         How deeply handlers may nest ``emit`` calls; past it ``EmitDepthError``.
-    capacity, producers, overflow, wait, backlog
-        The ring's options (see :class:`ringbus.RingBuffer`). ``backlog`` (default:
-        ``capacity``) bounds the follow-ups: events a consumer's handlers publish into the
-        full ring it drains, held by that consumer and dispatched in claim order.
+    capacity : int, a power of two >= 2 (65536)
+        Slots of the bus's ring (``publish`` and its consumers), allocated once.
+    producers : "multi" (default) or "single"
+        "single" claims slots without a CAS: only when one thread publishes at a time.
+    overflow : "block" (default), "raise" or "drop"
+        What a publish into the full ring does once its wait for room (``timeout=`` of
+        the call; without one: forever under "block", none otherwise) ends: raise
+        :class:`ringbus.RingFull` ("block", "raise"), or drop the event and count it in
+        ``stats()["dropped"]`` ("drop").
+    wait : "block" (default), "spin", "yield" or "sleep"
+        How a consumer thread waits for events, always without the GIL: park (producers
+        wake it), busy-spin, spin then ``sched_yield``, or spin, yield, then sleep.
+    backlog : int >= 0 or None (None: ``capacity``)
+        Bound of the follow-ups: events a consumer's handlers publish into the full ring
+        it drains, held by that consumer and dispatched in claim order.
+    close_timeout : float >= 0 or None (5.0)
+        How long ``close()`` (and leaving ``with bus:``) waits for the consumers to drain
+        what is queued by default; None: no bound.
     """
 
     def __init__(self, *, on_error="log", max_depth=64, capacity=65536, producers="multi",
@@ -157,7 +178,7 @@ cdef class Bus(DispatchTable):
             raise TypeError(f"closer must be callable, got {closer!r}")
         self._closers.append(closer)
 
-    def close(self, timeout=_BUS_TIMEOUT):
+    def close(self, timeout="close_timeout"):     # the literal _BUS_TIMEOUT, for inspect
         """Stop the bus: dispatch what is queued for its consumers, then refuse new events.
 
         In order: (1) running consumer threads are stopped with ``drain=True``: everything
@@ -181,8 +202,9 @@ cdef class Bus(DispatchTable):
         self._need()
         if self._closed:
             return 0
-        cdef double bound = self._close_timeout if timeout is _BUS_TIMEOUT \
-            else timeout_arg(timeout)
+        cdef double bound = (self._close_timeout
+                             if isinstance(timeout, str) and timeout == _BUS_TIMEOUT
+                             else timeout_arg(timeout))
         cdef double deadline = time.monotonic() + bound if bound >= 0 else -1
         cdef RingBuffer ring = self._ring
         errors = []

@@ -164,7 +164,12 @@ _C_API = PyCapsule_New(ringbus_records_api_fill(<void *>_capi_ring_of), RINGBUS_
 @cython.final
 @cython.no_gc_clear
 cdef class RecordRing(Driver):
-    """A bounded ring of fixed-size records, from producers to batch handlers.
+    # The first line is the constructor's text signature (the "--" ends it), for
+    # inspect.signature(), help() and IDEs; tests/test_signatures.py keeps it in step.
+    """RecordRing(dtype, capacity=65536, *, producers='multi', overflow='block', wait='block', on_error='log')
+--
+
+A bounded ring of fixed-size records, from producers to batch handlers.
 
     >>> import numpy as np
     >>> TICK = np.dtype([("seq", "<i8"), ("price", "<f8")])
@@ -189,8 +194,9 @@ cdef class RecordRing(Driver):
     producers : "multi" (default) or "single"
         "single" claims without a CAS; use it only when one thread publishes.
     overflow : "block" (default), "raise" or "drop"
-        What ``publish`` does on a full ring: wait for room (``timeout`` caps the wait, then
-        :class:`RingFull`), raise RingFull at once, or drop and count in ``dropped``.
+        What ``publish`` does on a full ring once its wait for room ends (``timeout=`` of
+        the call; without one: forever under "block", none otherwise): raise
+        :class:`RingFull` ("block", "raise"), or drop and count in ``dropped`` ("drop").
     wait : "block" (default), "spin", "yield" or "sleep"
         How the consumer thread waits for records, always without the GIL. With "block" it
         parks and every publish pays a fence to wake it; the others poll.

@@ -221,7 +221,12 @@ cdef class Stage(Consumer):
 
 
 cdef class RingBuffer(Driver):
-    """A bounded ring of ``(event_type, payload)`` events between publishers and consumers.
+    # The first line is the constructor's text signature (the "--" ends it), for
+    # inspect.signature(), help() and IDEs; tests/test_signatures.py keeps it in step.
+    """RingBuffer(capacity=65536, *, producers='multi', overflow='block', wait='block', backlog=None)
+--
+
+A bounded ring of ``(event_type, payload)`` events between publishers and consumers.
 
     >>> ring = RingBuffer(1024, producers="single", overflow="raise", wait="block")
     >>> ring.publish(0, "hello")
