@@ -12,11 +12,11 @@ tick 101.5
 """
 try:
     from ringbus._dispatch import EmitDepthError, EventInfo, current_event
-except ImportError as exc:  # pragma: no cover - only without a build
+except ImportError as _exc:  # pragma: no cover - only without a build
     raise ImportError(
         "ringbus's compiled core is missing: install the package with `pip install .` "
         "(or `pip install --no-build-isolation -e .` for development) rather than "
-        "importing it from the source tree") from exc
+        "importing it from the source tree") from _exc
 
 from ringbus._bus import Bus
 from ringbus._ring import ConsumerGone, RingBuffer, RingFull, Stage

@@ -545,7 +545,8 @@ An in-process event bus.
         The handlers of ``event_type`` run (in order, async ones awaited) with ``payload``;
         the first to return something other than None, or to call
         ``ringbus.aio.current_request().reply(value)``, answers. An ``asyncio.Future`` when
-        called in a running loop, else a ``concurrent.futures.Future``. A handler's exception,
+        called in a running loop, else a ``ringbus.aio.ReplyFuture`` (a
+        ``concurrent.futures.Future`` that can be awaited too). A handler's exception,
         or ``timeout`` seconds without a reply (TimeoutError), resolves it with that
         exception; NoHandlerError at once when nothing handles ``event_type``. A consumer
         serves it (attach/run_async, start, or a drain after the call); with
@@ -561,7 +562,8 @@ An in-process event bus.
         a predicate).
 
         Subscribes at once and returns a future (an ``asyncio.Future`` in a running loop,
-        else a ``concurrent.futures.Future``); it unsubscribes when the future is resolved,
+        else a ``ringbus.aio.ReplyFuture``, a ``concurrent.futures.Future`` that can be
+        awaited too); it unsubscribes when the future is resolved,
         times out (TimeoutError after ``timeout`` seconds) or is cancelled. An exception
         from ``predicate`` resolves the future with it.
         """

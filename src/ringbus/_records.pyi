@@ -1,6 +1,6 @@
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, final
 
 import numpy as np
 import numpy.typing as npt
@@ -12,10 +12,9 @@ _Handler = Callable[[np.ndarray], object]
 _OnError = Literal["log", "raise"] | Callable[[_Handler, np.ndarray, Exception], object]
 _H = TypeVar("_H", bound=_Handler)
 
-_C_API: object
-
 def get_include() -> str: ...
 
+@final
 class RecordRing:
     def __init__(
         self,
@@ -67,6 +66,7 @@ class RecordRing:
     def stats(self) -> dict[str, int]: ...
     def __len__(self) -> int: ...
 
+# The benchmarks' nogil producer (the public C API, called from a thread); not API.
 def _publish_nogil(
     ring: RecordRing,
     source: npt.ArrayLike,
@@ -78,11 +78,3 @@ def _publish_nogil(
     batch: int = 0,
     use_try: bool = False,
 ) -> tuple[int, int, float]: ...
-def _stress_nogil(
-    producers: int = 2,
-    per_producer: int = 100000,
-    capacity: int = 256,
-    producer_mode: _Producers = "multi",
-    wait: _Wait = "block",
-    batch: int = 0,
-) -> tuple[int, float]: ...

@@ -1,6 +1,6 @@
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Literal, SupportsIndex
+from typing import Any, Literal, SupportsIndex, final
 
 from ringbus._dispatch import DispatchTable
 
@@ -18,7 +18,10 @@ class RingFull(Exception):
 class ConsumerGone(RuntimeError):
     published: int
 
+@final
 class Stage:
+    # Made by RingBuffer.stage() / Bus.stage(), not by users.
+    def __init__(self, *args: object, **kwargs: object) -> None: ...
     @property
     def name(self) -> str: ...
     @property
@@ -34,6 +37,7 @@ class Stage:
     @property
     def errors(self) -> int: ...
 
+@final
 class RingBuffer:
     def __init__(
         self,
@@ -93,18 +97,3 @@ class RingBuffer:
     def dropped(self) -> int: ...
     def stats(self) -> dict[str, Any]: ...
     def __len__(self) -> int: ...
-    # The event-loop consumer's hooks (ringbus.aio); not API.
-    def _attach_loop(self, fd: int, thread_id: int) -> None: ...
-    def _detach_loop(self) -> None: ...
-    def _drain_loop(self, table: DispatchTable, max_events: int) -> int: ...
-    def _arm_events(self) -> bool: ...
-    def _arm_room(self, callback: Callable[[], object]) -> bool: ...
-
-def _stress_nogil(
-    producers: int = 2,
-    per_producer: int = 100000,
-    capacity: int = 256,
-    multi: bool = True,
-    wait: _Wait = "block",
-    diamond: bool = False,
-) -> tuple[int, float]: ...

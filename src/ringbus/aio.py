@@ -67,7 +67,7 @@ from ringbus._dispatch import (
 from ringbus._ring import ConsumerGone, RingFull
 
 __all__ = [
-    "AioState", "Request", "NoHandlerError", "NoReplyError", "current_request",
+    "AioState", "Request", "ReplyFuture", "NoHandlerError", "NoReplyError", "current_request",
     "run_async", "attach", "detach", "publish_wait", "request", "expect", "wrap",
     "request_server",
 ]
@@ -786,6 +786,16 @@ async def publish_wait(bus, t, payload, timeout):
 
 # -- request / response ------------------------------------------------------------------------
 
+class ReplyFuture(concurrent.futures.Future):
+    """What ``request()`` and ``expect()`` return when called outside a running event loop:
+    a ``concurrent.futures.Future`` (``result(timeout)`` blocks the calling thread) that a
+    coroutine may also ``await``, on any loop. So both kinds of their futures are awaitable,
+    and ``await bus.request(...)`` type-checks wherever it is written."""
+
+    def __await__(self):
+        return asyncio.wrap_future(self).__await__()
+
+
 _current = contextvars.ContextVar("ringbus_request", default=None)
 
 
@@ -916,7 +926,7 @@ def request(bus, event_type, payload, timeout):
         raise NoHandlerError(f"no handler is subscribed to event type {t} "
                              f"({registry.event_name(t)!r}): nothing would answer the request")
     loop = _get_running_loop()
-    fut = loop.create_future() if loop is not None else concurrent.futures.Future()
+    fut = loop.create_future() if loop is not None else ReplyFuture()
     req = Request(t, payload, fut, loop)
     req._bus = weakref.ref(bus)
     rt = registry.request_event_type(bus)
@@ -1127,7 +1137,7 @@ def expect(bus, event_type, predicate=None, timeout=None):
     if timeout is not None and not timeout >= 0:
         raise ValueError(f"timeout must be None or a number >= 0, got {timeout!r}")
     loop = _get_running_loop()
-    fut = loop.create_future() if loop is not None else concurrent.futures.Future()
+    fut = loop.create_future() if loop is not None else ReplyFuture()
     claim = itertools.count()
     holder = {}
 

@@ -1,7 +1,7 @@
 """``fan_out_10``: one event type, ten trivial handlers; the floor is ten direct calls."""
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from ringbus.benchmarks.measure import Case, Contender, compile_loop
 from ringbus.benchmarks.peers import FLOOR, make_handler
@@ -17,7 +17,7 @@ def build(settings: Settings, progress: Optional[Callable[[str], None]] = None) 
     xs = list(range(settings.fan_out_events))
     # Unrolled, as a program without a bus would write it: no loop over a list of handlers.
     body = "; ".join(f"h{i}(x)" for i in range(FAN_OUT))
-    env = {f"h{i}": h for i, h in enumerate(hs)}
+    env: dict[str, Any] = {f"h{i}": h for i, h in enumerate(hs)}
     env["xs"] = xs
     floor = Contender(FLOOR, f"{FAN_OUT} direct calls", compile_loop(body, "x", "xs", env, FLOOR),
                       settings.fan_out_events)

@@ -260,7 +260,10 @@ class _QueueTransport(_Transport):
             ev = threading.Event()
             self.q: Any = dq
             self._env = {"append": dq.append, "is_set": ev.is_set, "wake": ev.set, "k": 0}
-            self._stop_item = lambda: (dq.append((None, None)), ev.set())
+            def stop_item() -> None:
+                dq.append((None, None))
+                ev.set()
+            self._stop_item = stop_item
             self._left = lambda: len(dq)
             self._consume = compile_function(_CONSUME_DEQUE, "consume", {
                 "popleft": dq.popleft, "wait": ev.wait, "clear": ev.clear, "h": handler,
@@ -403,7 +406,7 @@ def _timeout(events: int, per_event_s: float) -> float:
     return 30.0 + 10 * events * per_event_s
 
 
-def ring_contender(label: str, shown: str, *, lists: Sequence[Sequence[int]], wait: str,
+def ring_contender(label: str, shown: str, *, lists: Sequence[Sequence[int]], wait: Any,
                    many: bool = False, capacity: int = 65536, chunk: int = 1024,
                    paced: Optional[tuple[int, float]] = None,
                    switch_interval: Optional[float] = None) -> Contender:

@@ -211,6 +211,7 @@ def run_rounds(cases: Iterable[Case], rounds: int, warmup: int = 1,
                 continue
             shift = r % len(runnable)
             for c in runnable[shift:] + runnable[:shift]:
+                assert c.loop is not None          # runnable: filtered above
                 try:
                     elapsed = _timed(c.loop)
                     observed = c.observe() if c.observe is not None else ()

@@ -12,7 +12,7 @@ arrived, in order.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from ringbus import Bus, RingFull
 from ringbus.benchmarks.handoff import (
@@ -83,6 +83,10 @@ class _Run(CheckedRun):
             raise Failed(problem)
 
 
+def _pending_of(bus: Any) -> Callable[[], int]:
+    return lambda: int(bus.pending)
+
+
 def _capacity(n: int) -> int:
     c = 2
     while c < n:
@@ -105,16 +109,17 @@ def build(settings: Settings, progress: Optional[Callable[[str], None]] = None) 
         t = bus.event_type("bench.event")
         h, got = make_recorder()
         bus.subscribe(t, h)
-        env = {"drain": bus.drain, "k": t, "xs": xs}
+        env: dict[str, Any] = {"drain": bus.drain, "k": t, "xs": xs}
         env["pm" if source is _RING_MANY else "pub"] = (
             bus.publish_many if source is _RING_MANY else bus.publish)
         loop = compile_function(source, "loop", env, label)
-        contenders.append(Contender(label, shown, _Run(loop, got, xs, lambda b=bus: b.pending),
+        contenders.append(Contender(label, shown, _Run(loop, got, xs, _pending_of(bus)),
                                     n, keep=(bus, h)))
     for kind, source in ((SIMPLEQUEUE, _SIMPLEQUEUE), (DEQUE, _DEQUE)):
         if not queue_peer_picked(settings, kind):
             continue
         h, got = make_recorder()
+        q: Any
         if kind == SIMPLEQUEUE:
             q = queue.SimpleQueue()
             env = {"put": q.put, "get": q.get}

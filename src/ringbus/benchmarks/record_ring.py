@@ -54,7 +54,7 @@ def _timed(fn):
             gc.enable()
 
 
-def _record_round(records: int, capacity: int, producers: str, wait: str,
+def _record_round(records: int, capacity: int, producers: Any, wait: Any,
                   batch: int) -> tuple[float, int]:
     import numpy as np
 
@@ -88,7 +88,7 @@ def _record_round(records: int, capacity: int, producers: str, wait: str,
     return records / seconds, ring.stats()["batches"]
 
 
-def _object_round(events: int, capacity: int, wait: str) -> float:
+def _object_round(events: int, capacity: int, wait: Any) -> float:
     from ringbus import Bus
 
     bus = Bus(capacity=capacity, wait=wait)
@@ -147,8 +147,9 @@ def measure(records: int = 5_000_000, events: int = 300_000, rounds: int = 7,
     obj: list[float] = []
     batches: list[int] = []
     extra: dict[str, list[float]] = {}
-    plan = [("single producer", dict(producers="single", batch=0)),
-            ("publish_many x256", dict(producers=producers, batch=256))] if variants else []
+    plan: list[tuple[str, dict[str, Any]]] = [
+        ("single producer", dict(producers="single", batch=0)),
+        ("publish_many x256", dict(producers=producers, batch=256))] if variants else []
     for r in range(warmup + rounds):
         timed = r >= warmup
         # Alternate which side goes first: a burst of noise on a shared VM lands on both.
@@ -218,7 +219,8 @@ def _main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--wait", default="block", help="both rings' wait strategy")
     parser.add_argument("--producers", default="multi", help="'multi' or 'single'")
     args = parser.parse_args(argv)
-    kw = dict(records=1_000_000, events=100_000, rounds=3) if args.quick else {}
+    kw: dict[str, Any] = (dict(records=1_000_000, events=100_000, rounds=3) if args.quick
+                          else {})
     print(render(measure(producers=args.producers, wait=args.wait, **kw)))
     return 0
 

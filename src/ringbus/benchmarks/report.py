@@ -311,7 +311,7 @@ def _table_method(report: Report, kind: str) -> list[str]:
 
 def _summary(report: Report) -> list[str]:
     judged = [o for o in report.outcomes if o.met is not None]
-    lines = [f"targets: {sum(o.met for o in judged)} of {len(judged)} met"
+    lines = [f"targets: {sum(bool(o.met) for o in judged)} of {len(judged)} met"
              + (f" ({len(report.outcomes) - len(judged)} not measured)"
                 if len(judged) != len(report.outcomes) else "")]
     missed = [o for o in judged if not o.met]
