@@ -33,6 +33,12 @@ TYPE_ERRORS = [
     ("timeout", lambda: _bus()[0].stop(timeout="1")),
     ("max_events", lambda: _bus()[0].drain(max_events=1.5)),
     ("max_events", lambda: _bus()[0].drain(max_events="2")),
+    # Flags: "no" is truthy, so taking any object would do the opposite of what was meant.
+    ("drain", lambda: _bus()[0].stop(drain="no")),
+    ("drain", lambda: ringbus.RingBuffer(8).stop(drain=None)),
+    ("batch", lambda: _bus()[0].stage("s", lambda t, p: None, batch="yes")),
+    ("name", lambda: _bus()[0].stage(5, lambda t, p: None)),
+    ("loop", lambda: _bus()[0].attach(loop=5)),
 ]
 
 
@@ -108,3 +114,10 @@ def test_version_flag():
     out = subprocess.run([sys.executable, "-m", "ringbus", "--version"], capture_output=True,
                          text=True, check=True).stdout
     assert out.strip() == f"ringbus {ringbus.__version__}"
+
+
+@needs_numpy
+def test_record_ring_stop_drain_flag_is_checked():
+    ring = ringbus.RecordRing(np.dtype("<i8"), 8)
+    with pytest.raises(TypeError, match=r"^drain must be True or False"):
+        ring.stop(drain="no")

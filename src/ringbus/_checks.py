@@ -25,6 +25,15 @@ def int_arg(name, value, *, low, high=None, none_ok=False, rule=None):
     return v
 
 
+def bool_arg(name, value):
+    """``value`` as a bool: True or False only (a numpy bool too). A str such as "no" is
+    truthy, so taking any object would do the opposite of what was meant."""
+    if isinstance(value, bool) or (type(value).__module__ == "numpy"
+                                   and type(value).__name__ in ("bool", "bool_")):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+
+
 def power_of_two_arg(name, value, high):
     """A capacity: an int, a power of two between 2 and ``high``."""
     rule = f"a power of two between 2 and {high}"

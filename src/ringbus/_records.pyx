@@ -91,7 +91,7 @@ import threading
 import warnings
 from contextlib import contextmanager
 
-from ringbus._checks import int_arg, power_of_two_arg
+from ringbus._checks import bool_arg, int_arg, power_of_two_arg
 from ringbus._driver import RingFull, ConsumerGone
 
 # The consuming-thread registry is the driver's, one for the whole process: the C API's
@@ -619,7 +619,7 @@ A bounded ring of fixed-size records, from producers to batch handlers.
         if the thread is not done within ``timeout`` seconds.
         """
         self._ready()
-        self.stop_consumers(drain, timeout_arg(timeout))
+        self.stop_consumers(bool_arg("drain", drain), timeout_arg(timeout))
 
     @contextmanager
     def running(self):

@@ -49,7 +49,7 @@ import operator
 import threading
 from contextlib import contextmanager
 
-from ringbus._checks import int_arg, power_of_two_arg
+from ringbus._checks import bool_arg, int_arg, power_of_two_arg
 from ringbus._driver import RingFull, ConsumerGone
 
 _log = logging.getLogger("ringbus")
@@ -414,8 +414,11 @@ A bounded ring of ``(event_type, payload)`` events between publishers and consum
         """
         self._ready()
         cdef Stage st, a, b
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"name must be a non-empty str, got {name!r}")
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str, got {type(name).__name__} {name!r}")
+        if not name:
+            raise ValueError("name must be a non-empty str, got ''")
+        batch = bool_arg("batch", batch)
         for st in self._consumers:
             if st.name == name:
                 raise ValueError(f"a stage named {name!r} already exists")
@@ -898,7 +901,7 @@ A bounded ring of ``(event_type, payload)`` events between publishers and consum
         ended a stage thread, if any. TimeoutError if the threads are not done in ``timeout``.
         """
         self._ready()
-        self.stop_c(drain, timeout_arg(timeout))
+        self.stop_c(bool_arg("drain", drain), timeout_arg(timeout))
 
     @contextmanager
     def running(self, DispatchTable table):

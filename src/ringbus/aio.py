@@ -621,6 +621,9 @@ def attach(bus, loop=None, batch=1024):
             raise RuntimeError("attach() needs a loop: call it on a running loop, or pass "
                                "loop=")
         loop = running
+    elif not isinstance(loop, asyncio.AbstractEventLoop):
+        raise TypeError(f"loop must be an asyncio event loop or None, got "
+                        f"{type(loop).__name__} {loop!r}")
     if loop.is_closed():
         raise RuntimeError("attach(): the event loop is closed")
     state = bus._registry.aio
