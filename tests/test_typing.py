@@ -17,6 +17,7 @@ pytestmark = pytest.mark.skipif("san" in os.environ.get("LD_PRELOAD", ""),
 
 ROOT = Path(__file__).resolve().parent.parent
 ALLOWLIST = Path(__file__).resolve().parent / "typing" / "stubtest-allowlist.txt"
+CONFIG = Path(__file__).resolve().parent / "typing" / "mypy.ini"
 FENCE = re.compile(r"^```python\n(.*?)^```$", re.S | re.M)
 
 
@@ -28,7 +29,8 @@ def _mypy(args, tmp_path):
 
 
 def test_stubtest_finds_the_stubs_consistent_with_the_runtime(tmp_path):
-    proc = _mypy(["mypy.stubtest", "ringbus", "--allowlist", str(ALLOWLIST)], tmp_path)
+    proc = _mypy(["mypy.stubtest", "ringbus", "--allowlist", str(ALLOWLIST),
+                  "--mypy-config-file", str(CONFIG)], tmp_path)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
 
 

@@ -534,6 +534,11 @@ A bounded ring of ``(event_type, payload)`` events between publishers and consum
         here (only this thread's consumer makes room), so "block" raises RingFull."""
         cdef int64_t after
         if not self._backlog_ok:
+            if trying:
+                return 0
+            if self._overflow == OVERFLOW_DROP:
+                rb_fetch_add_relaxed_i64(&self._ring.dropped.value, 1)
+                return 0
             raise RingFull(
                 f"ring full ({self.capacity} events) and this thread is consuming it: a "
                 f"handler published into the ring it is draining; a ring with stages "
