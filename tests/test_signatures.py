@@ -86,7 +86,8 @@ def test_constructor_signature_is_the_real_one(cls):
     (ringbus.Bus, ["on_error", "max_depth", "capacity", "producers", "overflow", "wait",
                    "backlog", "close_timeout"]),
     (ringbus.RingBuffer, ["capacity", "producers", "overflow", "wait", "backlog"]),
-    (ringbus.RecordRing, ["dtype", "capacity", "producers", "overflow", "wait", "on_error"]),
+    (ringbus.RecordRing, ["dtype", "capacity", "producers", "overflow", "wait", "on_error",
+                          "shared"]),
 ], ids=lambda v: getattr(v, "__name__", ""))
 def test_help_documents_every_constructor_option(cls, options):
     text = pydoc.render_doc(cls, renderer=pydoc.plaintext)

@@ -102,6 +102,8 @@ def test_uninitialised_never_crashes(name):
             continue
         if attr.startswith("_") and attr != "__len__":
             continue       # private hooks: not crashing is what counts
+        if attr in ("attach", "close"):
+            continue       # a constructor (classmethod); close() is idempotent by design
         assert any(message in o for o in outcomes), (attr, outcomes)
 
 

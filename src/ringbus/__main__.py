@@ -1,10 +1,12 @@
-"""``python -m ringbus``: the command line. Today one subcommand, ``bench``.
+"""``python -m ringbus``: the command line: ``bench`` and ``shm``.
 
     python -m ringbus bench                 # full run, < 5 minutes
     python -m ringbus bench --quick         # < 60 s, wider error bars
     python -m ringbus bench --markdown      # the tables for the README
     python -m ringbus bench --only one_to_one blinker
     python -m ringbus bench --only one_to_one_threads latency janus
+    python -m ringbus shm ls                # shared-memory rings on this machine
+    python -m ringbus shm rm NAME           # remove one (say, what a kill -9 left)
 
 The work is in :mod:`ringbus.benchmarks`; this module only parses arguments.
 """
@@ -28,6 +30,14 @@ def _parser() -> argparse.ArgumentParser:
     from ringbus import __version__
     parser.add_argument("--version", action="version", version=f"ringbus {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    shm = sub.add_parser("shm", help="list or remove ringbus shared-memory segments",
+                         description="The shared-memory rings ringbus made on this machine "
+                                     "(/dev/shm/ringbus.*): their kind, size, creator and "
+                                     "consumer, alive or gone; remove one by name.")
+    shm_sub = shm.add_subparsers(dest="shm_command", metavar="ACTION", required=True)
+    shm_sub.add_parser("ls", help="list the segments")
+    rm = shm_sub.add_parser("rm", help="remove a segment by name")
+    rm.add_argument("name", help="the segment's name (as given to shared=)")
     bench = sub.add_parser(
         "bench", help="compare ringbus with direct calls and peer libraries",
         description="Time ringbus's emit against direct calls (the floor), a plain-Python "
@@ -136,6 +146,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "bench":
         return _bench(args, parser)
+    if args.command == "shm":
+        from ringbus import shm
+        return shm.main(args.shm_command, getattr(args, "name", None))
     parser.print_help()
     return 2
 

@@ -27,7 +27,10 @@
 /* "RBRECRD1" */
 #define RB_RECORD_MAGIC ((int64_t)0x3144524345524252LL)
 /* Bumped whenever the header or the region's layout changes. */
-#define RB_RECORD_LAYOUT_VERSION 2
+/* 3: the wait strategy, the dtype's descriptor, the creator and the consumer lease. */
+#define RB_RECORD_LAYOUT_VERSION 3
+/* Bytes of the dtype descriptor a header holds (the text numpy.lib.format writes). */
+#define RB_RECORD_DESCR_MAX 2048
 
 /* What publishing returns; the same values as RINGBUS_* in the public ringbus_records.h. */
 enum {
@@ -70,6 +73,10 @@ typedef struct rb_record_header {
     int64_t records_offset;      /* capacity * record_size bytes, cache-line aligned */
     int32_t index_shift;         /* log2(capacity) */
     int32_t multi;               /* multi-producer sequencer */
+    int32_t wait;                /* RB_WAIT_*: a property of the ring, in every process */
+    int32_t descr_len;           /* bytes of `descr` in use (0: not recorded, a heap ring) */
+    char descr[RB_RECORD_DESCR_MAX];   /* the record dtype, as text (shared rings) */
+    int64_t creator_pid;         /* the process that laid the ring out */
 
     /* Producers. The cursor is the highest claimed (multi) or published (single) sequence. */
     rb_sequence cursor;
@@ -88,6 +95,9 @@ typedef struct rb_record_header {
      * will make room, so a producer waiting for room gives up (RB_RECORD_CONSUMER_GONE). */
     rb_atomic_i32 consumer_gone;
     RB_PAD(pad_gone, 4);
+    /* The consumer lease of a shared ring: the pid of the process whose handle consumes it
+     * (0: none). Another process takes it over only once that pid is dead. */
+    rb_sequence consumer_pid;
 
     /* Where parked consumers and producers wait: in a region other processes map, a
      * process-shared mutex and condition variable, so that they park and wake on the same
@@ -155,6 +165,7 @@ static inline void rb_record_region_init(void *region, int64_t capacity, int64_t
     rb_consumer_init(&h->consumer, -1);
     rb_sequence_init(&h->stop_target, INT64_MAX);
     rb_store_relaxed_i32(&h->consumer_gone, 0);
+    rb_sequence_init(&h->consumer_pid, 0);
     if (multi) {
         rb_atomic_i32 *available = (rb_atomic_i32 *)((char *)region + h->available_offset);
         for (i = 0; i < capacity; i++)
@@ -167,6 +178,43 @@ static inline void rb_record_region_init(void *region, int64_t capacity, int64_t
 static inline void rb_record_region_destroy(void *region)
 {
     rb_parker_destroy(&((rb_record_header *)region)->parker);
+}
+
+/* Check a header another process laid out (a mapped segment of `mapped` bytes) before
+ * anything else reads it: every field is range-checked and the layout is recomputed from the
+ * capacity, record size and sequencer, so that no offset or size read from shared memory can
+ * lead an access out of the mapping. Returns NULL if the header is sound, else why not. */
+static inline const char *rb_record_header_check(const void *region, int64_t mapped)
+{
+    const rb_record_header *h = (const rb_record_header *)region;
+    int64_t available_offset, records_offset, size;
+    if (mapped < (int64_t)sizeof(rb_record_header))
+        return "the segment is smaller than a record ring's header";
+    if (h->magic != RB_RECORD_MAGIC)
+        return "the segment does not hold a ringbus record ring (bad magic number)";
+    if (h->layout_version != RB_RECORD_LAYOUT_VERSION)
+        return "the segment holds a record ring of another layout version";
+    if (h->capacity < 2 || h->capacity > ((int64_t)1 << 30) || (h->capacity & (h->capacity - 1)))
+        return "the header's capacity is not a power of two between 2 and 2**30";
+    if (h->index_shift != rb_log2(h->capacity))
+        return "the header's index shift does not match its capacity";
+    if (h->record_size < 1 || h->record_size > ((int64_t)1 << 30)
+            || h->capacity * h->record_size > ((int64_t)1 << 40))
+        return "the header's record size is out of range";
+    if (h->multi != 0 && h->multi != 1)
+        return "the header's producer mode is neither single nor multi";
+    if (h->wait < RB_WAIT_BLOCK || h->wait > RB_WAIT_SLEEP)
+        return "the header's wait strategy is unknown";
+    if (h->descr_len < 0 || h->descr_len > RB_RECORD_DESCR_MAX)
+        return "the header's dtype descriptor length is out of range";
+    size = rb_record_layout(h->capacity, h->record_size, h->multi, &available_offset,
+                            &records_offset);
+    if (h->available_offset != available_offset || h->records_offset != records_offset
+            || h->region_size != size)
+        return "the header's offsets do not match its capacity and record size";
+    if (size > mapped)
+        return "the segment is smaller than the ring its header describes (truncated)";
+    return NULL;
 }
 
 /* Make `rr` the handle of the ring in `region` (initialized, in this process at this

@@ -18,11 +18,20 @@ cdef extern from "_recordring.h" nogil:
         RB_OVERFLOW_RAISE
         RB_OVERFLOW_DROP
 
+    enum:
+        RB_RECORD_DESCR_MAX
+
     ctypedef struct rb_record_header:
         int64_t capacity
         int64_t record_size
+        int64_t region_size
         int64_t records_offset
         int32_t multi
+        int32_t wait
+        int32_t descr_len
+        char descr[1]                  # RB_RECORD_DESCR_MAX bytes
+        int64_t creator_pid
+        rb_sequence consumer_pid
         rb_sequence cursor
         rb_sequence dropped
         rb_consumer consumer
@@ -40,6 +49,7 @@ cdef extern from "_recordring.h" nogil:
                                int multi, int shared) noexcept
     void rb_record_region_destroy(void *region) noexcept
     int rb_record_ring_attach(rb_record_ring *rr, void *region, int overflow, int wait) noexcept
+    const char *rb_record_header_check(const void *region, int64_t mapped) noexcept
     int64_t rb_record_ring_record_size(const rb_record_ring *rr) noexcept
     int64_t rb_record_ring_capacity(const rb_record_ring *rr) noexcept
 

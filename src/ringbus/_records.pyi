@@ -1,5 +1,6 @@
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from types import TracebackType
 from typing import Any, Literal, TypeVar, final
 
 import numpy as np
@@ -25,7 +26,28 @@ class RecordRing:
         overflow: _Overflow = "block",
         wait: _Wait = "block",
         on_error: _OnError = "log",
+        shared: str | None = None,
     ) -> None: ...
+    @classmethod
+    def attach(
+        cls,
+        name: str,
+        dtype: npt.DTypeLike | None = None,
+        *,
+        overflow: _Overflow = "block",
+        on_error: _OnError = "log",
+    ) -> RecordRing: ...
+    @property
+    def shared(self) -> str | None: ...
+    @property
+    def creator_pid(self) -> int: ...
+    @property
+    def consumer_pid(self) -> int: ...
+    def close(self) -> None: ...
+    def unlink(self) -> None: ...
+    def __enter__(self) -> RecordRing: ...
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> bool: ...
     @property
     def dtype(self) -> np.dtype[Any]: ...
     @property
@@ -78,3 +100,6 @@ def _publish_nogil(
     batch: int = 0,
     use_try: bool = False,
 ) -> tuple[int, int, float]: ...
+
+# ringbus.shm's liveness check of a lease holder or creator; not API.
+def _pid_alive(pid: int) -> bool: ...

@@ -29,6 +29,7 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from ringbus._atomic cimport (
+    rb_cas_relaxed_i64, rb_store_relaxed_i64,
     rb_load_relaxed_i64, rb_fetch_add_relaxed_i64, rb_cpu_pause, rb_sequence_get,
     rb_monotonic, rb_no_deadline,
 )
@@ -42,10 +43,13 @@ from ringbus._recordring cimport (
     RB_OVERFLOW_DROP, rb_record_ring, rb_record_header, rb_record_layout,
     rb_record_region_init, rb_record_region_destroy, rb_record_ring_attach, rb_record_write,
     rb_record_publish_range, rb_record_try_publish, rb_record_release, rb_record_wait_for,
-    rb_record_run_end, rb_record_claim, rb_record_slot,
+    rb_record_run_end, rb_record_claim, rb_record_slot, rb_record_header_check,
+    RB_RECORD_DESCR_MAX,
 )
 from ringbus._ring cimport timeout_arg
-from ringbus._region cimport Region, heap_region
+from ringbus._region cimport (Region, SharedRegion, heap_region, shared_region_attach,
+                             shared_region_create)
+from ringbus._region import shm_path
 from ringbus.records cimport (
     ringbus_record_ring, ringbus_record_ring_of, ringbus_record_publish,
     ringbus_record_try_publish, ringbus_record_publish_many, RINGBUS_PUBLISHED,
@@ -89,6 +93,7 @@ import logging
 import os
 import threading
 import warnings
+import weakref
 from contextlib import contextmanager
 
 from ringbus._checks import bool_arg, int_arg, power_of_two_arg
@@ -103,6 +108,27 @@ _log = logging.getLogger("ringbus")
 _OVERFLOW = {"block": RB_OVERFLOW_BLOCK, "raise": RB_OVERFLOW_RAISE, "drop": RB_OVERFLOW_DROP}
 _WAIT = {"block": RB_WAIT_BLOCK, "spin": RB_WAIT_SPIN, "yield": RB_WAIT_YIELD,
          "sleep": RB_WAIT_SLEEP}
+# Shared rings consumed by a handle of this process, by segment: one consumer per ring.
+_consumers_here = weakref.WeakValueDictionary()
+
+
+def _pid_alive(pid):
+    """Whether process `pid` exists (a zombie counts as gone: it runs nothing)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True                  # exists, another user's
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return True
+
+
+_EXIT_TIMEOUT = 5.0          # seconds a shared ring's consumer gets to stop at exit
+_WAIT_NAMES = {code: name for name, code in _WAIT.items()}
 _PRODUCERS = {"single": 0, "multi": 1}
 _ON_ERROR = ("log", "raise")
 
@@ -166,7 +192,7 @@ _C_API = PyCapsule_New(ringbus_records_api_fill(<void *>_capi_ring_of), RINGBUS_
 cdef class RecordRing(Driver):
     # The first line is the constructor's text signature (the "--" ends it), for
     # inspect.signature(), help() and IDEs; tests/test_signatures.py keeps it in step.
-    """RecordRing(dtype, capacity=65536, *, producers='multi', overflow='block', wait='block', on_error='log')
+    """RecordRing(dtype, capacity=65536, *, producers='multi', overflow='block', wait='block', on_error='log', shared=None)
 --
 
 A bounded ring of fixed-size records, from producers to batch handlers.
@@ -205,6 +231,11 @@ A bounded ring of fixed-size records, from producers to batch handlers.
         "log" logs it (counted in ``errors``); "raise" re-raises the first one once the
         run's handlers ran (from ``drain``, or from ``stop`` when the consumer thread ended
         on it); a callable is called as ``on_error(handler, view, exc)``.
+    shared : str or None (None)
+        A name: the ring lives in a new POSIX shared-memory segment
+        (``/dev/shm/ringbus.<name>``, mode 0600; FileExistsError if the name is taken) that
+        other processes map with :meth:`attach`, producing from any of them and consuming
+        from one (the consumer lease). The segment stays until :meth:`unlink`.
 
     Compiled producers publish without the GIL through the C API of ``ringbus_records.h``
     (``from ringbus.records cimport ...``; see ``ringbus.get_include()``).
@@ -225,13 +256,15 @@ A bounded ring of fixed-size records, from producers to batch handlers.
     cdef readonly unsigned long long errors    # Exceptions from handlers
     cdef readonly unsigned long long batches   # views dispatched: one per contiguous run
     cdef bint _warned_kept_view
+    cdef readonly object shared     # the segment's name (a shared ring), else None
+    cdef bint _leased               # this handle holds the shared ring's consumer lease
 
     def __cinit__(self, *args, **kwargs):
         self._rr = NULL
         self._handlers = ()
 
     def __init__(self, dtype, capacity=65536, *, producers="multi",
-                 overflow="block", wait="block", on_error="log"):
+                 overflow="block", wait="block", on_error="log", shared=None):
         if self._rr != NULL:
             raise RuntimeError("RecordRing.__init__ called twice")
         np = _np()
@@ -261,40 +294,112 @@ A bounded ring of fixed-size records, from producers to batch handlers.
             raise ValueError(f"{capacity} records of {dt.itemsize} bytes exceed "
                              f"{MAX_BYTES >> 30} GiB")
         cdef int multi = _choice("producers", producers, _PRODUCERS)
-        self._overflow = _choice("overflow", overflow, _OVERFLOW)
-        self._wait = _choice("wait", wait, _WAIT)
+        cdef int wait_code = _choice("wait", wait, _WAIT)
+        _choice("overflow", overflow, _OVERFLOW)
         if on_error not in _ON_ERROR and not callable(on_error):
             raise ValueError(f"on_error must be 'log', 'raise' or a callable, got {on_error!r}")
-        self.dtype = dt
-        self.capacity = capacity
-        self.record_size = dt.itemsize
-        self.producers = producers
-        self.overflow = overflow
-        self.wait = wait
-        self._on_error = on_error
+        cdef bytes descr = b""
+        if shared is not None:
+            shm_path(shared)                # the name is checked before anything is made
+            # The dtype as numpy's own .npy header writes it: a process that attaches
+            # rebuilds exactly this dtype from it (fields, offsets, byte order).
+            descr = repr(np.lib.format.dtype_to_descr(dt)).encode()
+            if len(descr) > RB_RECORD_DESCR_MAX:
+                raise ValueError(f"the dtype's description takes {len(descr)} bytes, more "
+                                 f"than a shared ring's header holds ({RB_RECORD_DESCR_MAX})")
 
         cdef int64_t available_offset, records_offset
         cdef int64_t size = rb_record_layout(capacity, dt.itemsize, multi, &available_offset,
                                              &records_offset)
         cdef Region region
-        try:
-            region = heap_region(size)
-        except MemoryError:
-            raise MemoryError(f"cannot allocate a ring of {capacity} records "
-                              f"({size} bytes)") from None
+        if shared is not None:
+            region = shared_region_create(shared, size)
+        else:
+            try:
+                region = heap_region(size)
+            except MemoryError:
+                raise MemoryError(f"cannot allocate a ring of {capacity} records "
+                                  f"({size} bytes)") from None
         cdef void *base = region.base
         rb_record_region_init(base, capacity, dt.itemsize, multi, not region.private)
-        region.teardown = rb_record_region_destroy     # its parker, once the memory goes
-        region.export(records_offset, capacity * dt.itemsize)
+        cdef rb_record_header *h = <rb_record_header *>base
+        h.wait = wait_code
+        h.creator_pid = os.getpid()
+        if descr:
+            memcpy(h.descr, <const char *>descr, len(descr))
+            h.descr_len = len(descr)
+        if region.private:
+            region.teardown = rb_record_region_destroy     # its parker, once the memory goes
+        self._bind(region, dt, overflow, on_error, shared)
+
+    @classmethod
+    def attach(cls, name, dtype=None, *, overflow="block", on_error="log"):
+        """Attach to the shared ring another process (or this one) made with
+        ``RecordRing(dtype, capacity, shared=name)``.
+
+        The segment fixes capacity, producers, wait and dtype; they are read from its
+        header, which is checked field by field first (a segment that is not a ring of this
+        layout, truncated or corrupted is refused with ValueError, never read past its end).
+        ``dtype``: if given, a segment holding another dtype is refused. ``overflow`` and
+        ``on_error`` are this handle's own policies.
+        """
+        np = _np()
+        path = shm_path(name)
+        _choice("overflow", overflow, _OVERFLOW)
+        if on_error not in _ON_ERROR and not callable(on_error):
+            raise ValueError(f"on_error must be 'log', 'raise' or a callable, got {on_error!r}")
+        cdef SharedRegion region = shared_region_attach(name)
+        cdef const char *why = rb_record_header_check(region.base, region.size)
+        if why != NULL:
+            raise ValueError(f"shared-memory segment {name!r} is not a usable record ring: "
+                             f"{why.decode()}")
+        cdef rb_record_header *h = <rb_record_header *>region.base
+        if h.descr_len == 0:
+            raise ValueError(f"shared-memory segment {name!r} records no dtype")
+        text = (<char *>h.descr)[:h.descr_len].decode("ascii", "replace")
+        try:
+            import ast
+            dt = np.lib.format.descr_to_dtype(ast.literal_eval(text))
+        except Exception as exc:
+            raise ValueError(f"shared-memory segment {name!r}: its dtype description "
+                             f"{text[:80]!r} does not parse ({exc})") from None
+        if dt.itemsize != h.record_size or dt.hasobject:
+            raise ValueError(f"shared-memory segment {name!r}: its dtype {dt} does not "
+                             f"match its record size ({h.record_size} bytes)")
+        if dtype is not None:
+            want = np.dtype(dtype)
+            if want != dt:
+                raise ValueError(f"shared-memory segment {name!r} holds records of {dt}, "
+                                 f"not {want}")
+        cdef RecordRing self = cls.__new__(cls)
+        self._bind(region, dt, overflow, on_error, name)
+        return self
+
+    cdef int _bind(self, Region region, object dt, str overflow, object on_error,
+                   object shared) except -1:
+        """Become the handle of the ring laid out in ``region`` (made here or attached)."""
+        np = _np()
+        cdef rb_record_header *h = <rb_record_header *>region.base
+        self.dtype = dt
+        self.capacity = h.capacity
+        self.record_size = h.record_size
+        self.producers = "multi" if h.multi else "single"
+        self.wait = _WAIT_NAMES[h.wait]
+        self.overflow = overflow
+        self._overflow = _OVERFLOW[overflow]
+        self._wait = h.wait
+        self._on_error = on_error
+        self.shared = shared
+        region.export(h.records_offset, h.capacity * h.record_size)
         self._region = region
         self._private_parker = region.private
         self._rr = <rb_record_ring *>malloc(sizeof(rb_record_ring))
         if self._rr == NULL:
             raise MemoryError()
-        if rb_record_ring_attach(self._rr, base, self._overflow, self._wait) != 0:
-            raise RuntimeError("record ring layout check failed")   # cannot happen
+        if rb_record_ring_attach(self._rr, region.base, self._overflow, self._wait) != 0:
+            raise RuntimeError("record ring layout check failed")   # checked before
         # The driver's view: every piece of state it touches is in the region's header.
-        cdef rb_record_header *h = self._rr.header
+        h = self._rr.header
         self._q = self._rr.seq
         self._key = h
         self._stop_target = &h.stop_target
@@ -309,19 +414,109 @@ A bounded ring of fixed-size records, from producers to batch handlers.
         self._consumer = c
         self._consumers.append(c)
         self._records = np.frombuffer(region, dtype=dt)
+        return 0
 
     cdef int _ready(self) except -1:
         """Raise unless __init__ ran to its end. Every Python-visible entry point (and the C
         API's ring_of) calls it first, once per call, never per record: a ring made by
         ``RecordRing.__new__`` has no region behind it, and a C read would crash."""
         if self._records is None:   # set last in __init__, after every allocation
+            if self._rr != NULL:
+                raise RuntimeError("this RecordRing handle is closed")
             raise RuntimeError("RecordRing was not initialised: call "
                                "RecordRing(dtype, capacity, ...)")
         return 0
 
+    # -- a shared ring: the consumer lease, closing, unlinking ------------------------------
+
+    cdef int _take_lease(self) except -1:
+        """One live consumer per shared ring: the pid of the process whose handle
+        subscribes, in the header. A dead holder's lease is taken over (its death is
+        checked with kill(pid, 0)); a live one's is refused, as is a second handle of this
+        process (a process-local registry, since both would hold the same pid)."""
+        cdef rb_record_header *h = self._rr.header
+        cdef int64_t me = os.getpid(), holder
+        key = self._region_key()
+        other = _consumers_here.get(key)
+        if other is not None and other is not self:
+            raise RuntimeError(f"shared ring {self.shared!r} already has a consumer in this "
+                               f"process (another RecordRing handle subscribed to it)")
+        while True:
+            holder = 0
+            if rb_cas_relaxed_i64(&h.consumer_pid.value, &holder, me) or holder == me:
+                break
+            if _pid_alive(holder):
+                raise RuntimeError(f"shared ring {self.shared!r} already has a consumer: "
+                                   f"process {holder} (one consumer per ring; it is taken "
+                                   f"over once that process is gone)")
+            if rb_cas_relaxed_i64(&h.consumer_pid.value, &holder, me):
+                break                        # took a dead consumer's lease over
+        self._leased = True
+        _consumers_here[key] = self
+        return 0
+
+    cdef object _region_key(self):
+        return (self.shared, <size_t>self._rr.header.creator_pid,
+                <size_t>self._rr.header.region_size)
+
+    cdef int _drop_lease(self) noexcept:
+        cdef int64_t me
+        if not self._leased or self._rr == NULL:
+            return 0
+        me = os.getpid()
+        rb_cas_relaxed_i64(&self._rr.header.consumer_pid.value, &me, 0)
+        self._leased = False
+        if _consumers_here.get(self._region_key()) is self:
+            del _consumers_here[self._region_key()]
+        return 0
+
+    @property
+    def creator_pid(self):
+        """The pid of the process that made the ring."""
+        self._ready()
+        return self._rr.header.creator_pid
+
+    @property
+    def consumer_pid(self):
+        """A shared ring: the pid holding the consumer lease (0: none; it may be dead, then
+        the next consumer takes it over). A heap ring: 0."""
+        self._ready()
+        return rb_sequence_get(&self._rr.header.consumer_pid)
+
+    def close(self):
+        """Let go of the ring in this process: stop this handle's consumer thread (what is
+        queued stays queued, for the next consumer), give up the consumer lease, and refuse
+        every later call on this handle. The memory is unmapped once no view of it is left.
+        Never removes the segment (that is :meth:`unlink`). Idempotent."""
+        if self._records is None:
+            return
+        if self._started:
+            self.stop_consumers(False, -1)
+        self._drop_lease()
+        self._records = None
+        self._handlers = ()
+
+    def unlink(self):
+        """Remove a shared ring's segment name: no process can attach any more; processes
+        that have it mapped go on until they close. Idempotent; the ring stays usable here."""
+        if self._rr == NULL:
+            self._ready()                    # says the ring was never made
+        if self.shared is None:
+            raise RuntimeError("unlink() is for a shared ring (RecordRing(..., shared=name))")
+        (<SharedRegion>self._region).unlink()
+
+    def __enter__(self):
+        self._ready()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close()
+        return False
+
     def __dealloc__(self):
         # No consumer thread can run here (it holds a reference to the ring). Producers
         # holding the C handle must have kept a reference too (ringbus_records.h).
+        self._drop_lease()
         free(self._rr)
 
     # -- producers -------------------------------------------------------------------------
@@ -500,6 +695,8 @@ A bounded ring of fixed-size records, from producers to batch handlers.
             raise TypeError(f"a RecordRing handler must be a plain function that reads its "
                             f"view during the call; {handler!r} is a coroutine or generator "
                             f"function")
+        if self.shared is not None and not self._leased:
+            self._take_lease()
         self._handlers = self._handlers + (handler,)
         return handler
 
@@ -603,6 +800,27 @@ A bounded ring of fixed-size records, from producers to batch handlers.
 
     cdef int64_t _queued(self) noexcept:
         return self._published() - (rb_sequence_get(&self._rr.header.consumer.sequence) + 1)
+
+    cdef int _close_at_exit(self) except -1:
+        # What a shared ring still holds stays in its segment for the next consumer: not
+        # lost, so not reported; this process only stops its consumer and lets the lease go.
+        if self.shared is None or self._records is None:
+            return Driver._close_at_exit(self)
+        cdef list errors = []
+        self.close_consumers(_EXIT_TIMEOUT, errors)        # bounded, as for every ring
+        for exc in errors:
+            _log.error("ringbus: the consumer thread of %r ended on %s", self,
+                       type(exc).__name__, exc_info=exc)
+        self._drop_lease()
+        return 0
+
+    cdef int _forked(self) except -1:
+        # The lease is the parent's pid: this copy of the handle does not hold it.
+        if self._leased:
+            self._leased = False
+            if _consumers_here.get(self._region_key()) is self:
+                del _consumers_here[self._region_key()]
+        return 0
 
     def start(self):
         """Start the consumer thread: it waits for records without the GIL (the ``wait``

@@ -81,3 +81,121 @@ cdef HeapRegion heap_region(Py_ssize_t size):
     r.size = size
     r.private = True
     return r
+
+
+# -- shared memory ------------------------------------------------------------------------------
+# A POSIX shared-memory segment: on Linux a file in /dev/shm (tmpfs), named
+# "ringbus.<name>" so that `python -m ringbus shm ls` finds ringbus's segments and nothing
+# else. Created owner-only (0600) and exclusively (O_EXCL: a name in use is refused, never
+# reused under another process's feet), mapped MAP_SHARED; the mapping outlives the file
+# descriptor, which is closed at once.
+
+from libc.errno cimport errno, EEXIST, ENOENT
+from posix.fcntl cimport O_RDWR, O_CREAT, O_EXCL
+from posix.mman cimport (mmap, munmap, shm_open, shm_unlink, MAP_FAILED, MAP_SHARED,
+                         PROT_READ, PROT_WRITE)
+from posix.stat cimport struct_stat, fstat
+from posix.unistd cimport close, ftruncate
+
+import os as _os
+import re as _re
+
+SHM_PREFIX = "ringbus."
+#: What a segment name may be: what is safe in a file name and on a command line.
+_NAME = _re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
+
+
+def shm_path(name):
+    """The POSIX shared-memory name of a ringbus segment (also its file in /dev/shm)."""
+    if not isinstance(name, str):
+        raise TypeError(f"shared must be a segment name (str), got {type(name).__name__} "
+                        f"{name!r}")
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"shared={name!r}: a segment name is 1 to 201 letters, digits, '.', "
+                         f"'_' or '-', starting with a letter or digit")
+    return "/" + SHM_PREFIX + name
+
+
+cdef _os_error(str what, str name):
+    cdef int e = errno
+    return OSError(e, f"{what} shared-memory segment {name!r}: {_os.strerror(e)}",
+                   "/dev/shm/" + SHM_PREFIX + name)
+
+
+cdef class SharedRegion(Region):
+    """A region in a named shared-memory segment that other processes may map too."""
+
+    def __dealloc__(self):
+        # The parker is process-shared and other processes may be parked on it: it is never
+        # destroyed here (on Linux it holds no resources; the memory goes with the last map).
+        if self.base != NULL:
+            munmap(self.base, <size_t>self.size)
+
+    def unlink(self):
+        """Remove the segment's name: no process can attach any more; the memory stays for
+        the processes that mapped it until they unmap it. Idempotent."""
+        cdef bytes path = shm_path(self.name).encode()
+        if shm_unlink(path) != 0 and errno != ENOENT:          # ENOENT: already gone
+            raise _os_error("cannot unlink", self.name)
+
+
+cdef SharedRegion _map(str name, int fd, Py_ssize_t size, bint creator):
+    cdef void *base = mmap(NULL, <size_t>size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+    if base == MAP_FAILED:
+        exc = _os_error("cannot map", name)
+        close(fd)
+        raise exc
+    close(fd)
+    cdef SharedRegion r = SharedRegion.__new__(SharedRegion)
+    r.base = base
+    r.size = size
+    r.private = False
+    r.name = name
+    r.creator = creator
+    return r
+
+
+cdef SharedRegion shared_region_create(str name, Py_ssize_t size):
+    """A new segment of `size` zeroed bytes (tmpfs pages read as zero until written)."""
+    cdef bytes path = shm_path(name).encode()
+    cdef int fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL, 0o600)
+    if fd < 0:
+        if errno == EEXIST:                                    # EEXIST
+            raise FileExistsError(
+                17, f"a shared-memory segment named {name!r} exists already: attach to it "
+                    f"(RecordRing.attach), or remove it (ring.unlink(), or `python -m ringbus "
+                    f"shm rm {name}` for what a killed process left)",
+                "/dev/shm/" + SHM_PREFIX + name)
+        raise _os_error("cannot create", name)
+    if ftruncate(fd, size) != 0:
+        exc = _os_error("cannot size", name)
+        close(fd)
+        shm_unlink(path)
+        raise exc
+    try:
+        return _map(name, fd, size, True)
+    except BaseException:
+        shm_unlink(path)
+        raise
+
+
+cdef SharedRegion shared_region_attach(str name):
+    """The whole of an existing segment, mapped; its content is checked by the ring."""
+    cdef bytes path = shm_path(name).encode()
+    cdef int fd = shm_open(path, O_RDWR, 0)
+    cdef struct_stat st
+    if fd < 0:
+        if errno == ENOENT:
+            raise FileNotFoundError(
+                2, f"no shared-memory segment named {name!r}: create it with "
+                   f"RecordRing(dtype, capacity, shared={name!r})",
+                "/dev/shm/" + SHM_PREFIX + name)
+        raise _os_error("cannot open", name)
+    if fstat(fd, &st) != 0:
+        exc = _os_error("cannot stat", name)
+        close(fd)
+        raise exc
+    if st.st_size <= 0:
+        close(fd)
+        raise ValueError(f"shared-memory segment {name!r} is empty: not a ringbus ring")
+    return _map(name, fd, <Py_ssize_t>st.st_size, False)
