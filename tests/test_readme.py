@@ -32,6 +32,9 @@ def test_the_readme_has_python_examples():
 
 @pytest.mark.parametrize("code", BLOCKS)
 def test_readme_block_runs_as_written(code, tmp_path):
+    if re.search(r"^import numpy", code, re.M):
+        # Record rings need numpy, which .ci/sanitize's leak check hides on purpose.
+        pytest.importorskip("numpy", reason="the block uses numpy")
     proc = subprocess.run([sys.executable, "-W", "error", "-c", code], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"

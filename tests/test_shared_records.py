@@ -163,6 +163,10 @@ def test_one_consumer_per_ring_a_dead_consumers_lease_is_taken_over(name):
         assert child.stdout.readline().strip() == "leased"
         with pytest.raises(RuntimeError, match=f"process {child.pid}"):
             ring.subscribe(lambda view: None)
+        for consume in (ring.drain, ring.start):           # consuming needs the lease too
+            with pytest.raises(RuntimeError, match=f"process {child.pid}"):
+                consume()
+        assert ring.pending == 1
         os.kill(child.pid, signal.SIGKILL)                    # a real kill -9
         child.wait(timeout=30)
         got = []

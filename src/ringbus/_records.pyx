@@ -791,6 +791,8 @@ A bounded ring of fixed-size records, from producers to batch handlers.
         if max_records is not None:
             limit = int_arg("max_records", max_records, low=0, high=PY_SSIZE_T_MAX,
                             none_ok=True)
+        if self.shared is not None and not self._leased:
+            self._take_lease()               # consuming, even without handlers
         return self.drain_consumer(self._consumer, limit)
 
     cdef Py_ssize_t _handle(self, Consumer c, int64_t lo, int64_t hi) except -1:
@@ -826,6 +828,8 @@ A bounded ring of fixed-size records, from producers to batch handlers.
         """Start the consumer thread: it waits for records without the GIL (the ``wait``
         strategy) and takes the GIL once per batch to call the handlers."""
         self._ready()
+        if self.shared is not None and not self._leased:
+            self._take_lease()
         self.start_consumers()
 
     def stop(self, drain=True, timeout=None):
