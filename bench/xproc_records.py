@@ -9,22 +9,7 @@ import statistics, subprocess, sys, threading, time, uuid
 import numpy as np, ringbus
 
 DT = np.dtype([("seq", "<i8"), ("v", "<f8")])
-PRODUCER = r'''
-import sys, time, numpy as np, ringbus
-ring = ringbus.RecordRing.attach(sys.argv[1])
-mode, n = sys.argv[2], int(sys.argv[3])
-block = np.zeros(1024, ring.dtype); block["seq"] = np.arange(1024)
-print("ready", flush=True); sys.stdin.readline()
-if mode == "many":
-    for _ in range(n // 1024):
-        ring.publish_many(block)
-else:
-    pub = ring.publish
-    for i in range(n):
-        pub((i, 0.0))
-'''
-
-def produce_local(ring, mode, n):
+def produce(ring, mode, n):
     block = np.zeros(1024, DT); block["seq"] = np.arange(1024)
     if mode == "many":
         for _ in range(n // 1024):
@@ -44,14 +29,14 @@ def one(mode, n, cross):
     ring.subscribe(h)
     ring.start()
     if cross:
-        p = subprocess.Popen([sys.executable, "-c", PRODUCER, name, mode, str(n)],
+        p = subprocess.Popen([sys.executable, __file__, "--produce", name, mode, str(n)],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert p.stdout.readline().strip() == "ready"
         t0 = time.perf_counter(); p.stdin.write("\n"); p.stdin.flush()
         done.wait(120); dt = time.perf_counter() - t0; p.wait()
     else:
         t0 = time.perf_counter()
-        th = threading.Thread(target=produce_local, args=(ring, mode, n)); th.start()
+        th = threading.Thread(target=produce, args=(ring, mode, n)); th.start()
         done.wait(120); dt = time.perf_counter() - t0; th.join()
     ring.stop()
     assert count[0] == n, count
@@ -73,5 +58,17 @@ def main():
                   f"(range {min(v) / 1e6:.2f}-{max(v) / 1e6:.2f}, 5 runs)")
 
 
+def _child(name, mode, n):
+    """The producer process: attach, say ready, publish when told (stdin)."""
+    ring = ringbus.RecordRing.attach(name)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    produce(ring, mode, int(n))
+    ring.close()
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--produce"]:
+        _child(*sys.argv[2:5])
+    else:
+        main()
