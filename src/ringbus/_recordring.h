@@ -64,7 +64,10 @@ typedef unsigned char rb_record_cell;
 /* At offset 0 of the region. Only plain numbers, sequences and the parker: no pointers. */
 typedef struct rb_record_header {
     /* Layout: written by rb_record_region_init before the region is shared, then read-only. */
-    int64_t magic;
+    /* Stored last by rb_record_region_init, with release: a process that loads it with
+     * acquire (rb_record_header_check) and finds RB_RECORD_MAGIC sees every field the
+     * creator wrote before it, so it never attaches to a half-made ring. */
+    rb_atomic_i64 magic;
     int64_t layout_version;
     int64_t region_size;         /* bytes */
     int64_t capacity;            /* records; a power of two */
@@ -149,7 +152,7 @@ static inline void rb_record_region_init(void *region, int64_t capacity, int64_t
 {
     rb_record_header *h = (rb_record_header *)region;
     int64_t i;
-    h->magic = RB_RECORD_MAGIC;
+    rb_store_relaxed_i64(&h->magic, 0);
     h->layout_version = RB_RECORD_LAYOUT_VERSION;
     h->region_size = rb_record_layout(capacity, record_size, multi, &h->available_offset,
                                       &h->records_offset);
@@ -172,6 +175,9 @@ static inline void rb_record_region_init(void *region, int64_t capacity, int64_t
             rb_store_relaxed_i32(&available[i], -1);   /* no lap published yet */
     }
     rb_parker_init(&h->parker, shared);
+    /* Last: the ring is whole (and so are wait, descr and creator_pid, which the caller
+     * writes before calling this). */
+    rb_store_release_i64(&h->magic, RB_RECORD_MAGIC);
 }
 
 /* Once no thread uses the region any more. */
@@ -190,8 +196,9 @@ static inline const char *rb_record_header_check(const void *region, int64_t map
     int64_t available_offset, records_offset, size;
     if (mapped < (int64_t)sizeof(rb_record_header))
         return "the segment is smaller than a record ring's header";
-    if (h->magic != RB_RECORD_MAGIC)
-        return "the segment does not hold a ringbus record ring (bad magic number)";
+    if (rb_load_acquire_i64((rb_atomic_i64 *)&h->magic) != RB_RECORD_MAGIC)
+        return "the segment does not hold a ringbus record ring (bad magic number, or its "
+               "creator has not finished making it)";
     if (h->layout_version != RB_RECORD_LAYOUT_VERSION)
         return "the segment holds a record ring of another layout version";
     if (h->capacity < 2 || h->capacity > ((int64_t)1 << 30) || (h->capacity & (h->capacity - 1)))
@@ -222,7 +229,8 @@ static inline const char *rb_record_header_check(const void *region, int64_t map
 static inline int rb_record_ring_attach(rb_record_ring *rr, void *region, int overflow, int wait)
 {
     rb_record_header *h = (rb_record_header *)region;
-    if (h->magic != RB_RECORD_MAGIC || h->layout_version != RB_RECORD_LAYOUT_VERSION)
+    if (rb_load_acquire_i64(&h->magic) != RB_RECORD_MAGIC
+            || h->layout_version != RB_RECORD_LAYOUT_VERSION)
         return -1;
     rr->header = h;
     rr->records = (rb_record_cell *)((char *)region + h->records_offset);

@@ -321,16 +321,22 @@ A bounded ring of fixed-size records, from producers to batch handlers.
                 raise MemoryError(f"cannot allocate a ring of {capacity} records "
                                   f"({size} bytes)") from None
         cdef void *base = region.base
-        rb_record_region_init(base, capacity, dt.itemsize, multi, not region.private)
         cdef rb_record_header *h = <rb_record_header *>base
-        h.wait = wait_code
-        h.creator_pid = os.getpid()
-        if descr:
-            memcpy(h.descr, <const char *>descr, len(descr))
-            h.descr_len = len(descr)
-        if region.private:
-            region.teardown = rb_record_region_destroy     # its parker, once the memory goes
-        self._bind(region, dt, overflow, on_error, shared)
+        try:
+            # Before the layout: rb_record_region_init publishes the whole header last.
+            h.wait = wait_code
+            h.creator_pid = os.getpid()
+            if descr:
+                memcpy(h.descr, <const char *>descr, len(descr))
+                h.descr_len = len(descr)
+            rb_record_region_init(base, capacity, dt.itemsize, multi, not region.private)
+            if region.private:
+                region.teardown = rb_record_region_destroy   # its parker, once the memory goes
+            self._bind(region, dt, overflow, on_error, shared)
+        except BaseException:
+            if shared is not None:
+                (<SharedRegion>region).unlink()    # a ring that was never made leaves no name
+            raise
 
     @classmethod
     def attach(cls, name, dtype=None, *, overflow="block", on_error="log"):
