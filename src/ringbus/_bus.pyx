@@ -5,11 +5,11 @@ from ringbus._capi cimport ringbus_index_or_neg
 
 import atexit
 import logging
-import time
 import warnings
 import weakref
 from contextlib import contextmanager
 
+from ringbus._driver cimport deadline_after, time_left
 from ringbus._ring cimport RingBuffer, timeout_arg
 from ringbus import _batch
 from ringbus._ring import RingFull  # noqa: F401  (re-exported by the package)
@@ -60,14 +60,6 @@ def _close_at_exit():
 # Registered once, at import: atexit runs the last registered first, so this runs after the
 # user's own exit hooks (which may still publish) and before logging's (imported earlier).
 atexit.register(_close_at_exit)
-
-
-cdef double _left(double deadline):
-    """Seconds to a deadline for stop_c (-1: none; never negative otherwise)."""
-    if deadline < 0:
-        return -1
-    cdef double left = deadline - time.monotonic()
-    return left if left > 0 else 0
 
 
 cdef int _unusable(Bus bus) except -1:
@@ -205,13 +197,13 @@ An in-process event bus.
         cdef double bound = (self._close_timeout
                              if isinstance(timeout, str) and timeout == _BUS_TIMEOUT
                              else timeout_arg(timeout))
-        cdef double deadline = time.monotonic() + bound if bound >= 0 else -1
+        cdef double deadline = deadline_after(bound)
         cdef RingBuffer ring = self._ring
         errors = []
         why = None
         # 1. consumer threads (the ring's driver: the same step closes a plain ring at exit)
         started = ring._started
-        why = ring.close_consumers(_left(deadline), errors)
+        why = ring.close_consumers(time_left(deadline), errors)
         if started:
             if why is None:
                 why = "published after the drain's stop target"
@@ -222,7 +214,7 @@ An in-process event bus.
         # 2. what later layers attached
         for closer in self._closers:
             try:
-                closer(None if deadline < 0 else max(deadline - time.monotonic(), 0.0))
+                closer(None if deadline < 0 else time_left(deadline))
             except BaseException as exc:
                 errors.append(exc)
         self._closers = []

@@ -19,6 +19,12 @@ from ringbus._ringbuffer cimport rb_sequencer, rb_consumer, rb_consuming, RB_MAX
 cdef rb_consuming **consuming_head() noexcept nogil
 
 
+cdef inline double deadline_after(double timeout) noexcept nogil:
+    """The deadline, on rb_monotonic's clock, of a wait of ``timeout`` seconds (< 0: none,
+    -1); time_left gives what is left of it."""
+    return rb_monotonic() + timeout if timeout >= 0 else -1
+
+
 cdef inline double time_left(double deadline) noexcept nogil:
     """What is left until a deadline on rb_monotonic's clock, never below 0 (a call whose
     timeout ran out still makes its last claim); a deadline < 0 (none) stays -1."""

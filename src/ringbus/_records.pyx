@@ -36,7 +36,7 @@ from ringbus._atomic cimport (
 from ringbus._ringbuffer cimport (
     RB_WAIT_BLOCK, RB_WAIT_SPIN, RB_WAIT_YIELD, RB_WAIT_SLEEP, rb_consuming_bind,
 )
-from ringbus._driver cimport Consumer, Driver, consuming_head, time_left
+from ringbus._driver cimport Consumer, Driver, consuming_head, deadline_after, time_left
 from ringbus._recordring cimport (
     RB_RECORD_PUBLISHED, RB_RECORD_FULL, RB_RECORD_DROPPED, RB_RECORD_TIMEOUT,
     RB_RECORD_WOULD_DEADLOCK, RB_RECORD_CONSUMER_GONE, RB_OVERFLOW_BLOCK, RB_OVERFLOW_RAISE,
@@ -350,7 +350,6 @@ A bounded ring of fixed-size records, from producers to batch handlers.
         ``on_error`` are this handle's own policies.
         """
         np = _np()
-        path = shm_path(name)
         _choice("overflow", overflow, _OVERFLOW)
         if on_error not in _ON_ERROR and not callable(on_error):
             raise ValueError(f"on_error must be 'log', 'raise' or a callable, got {on_error!r}")
@@ -595,7 +594,7 @@ A bounded ring of fixed-size records, from producers to batch handlers.
         published before stop() or another Python thread looks."""
         cdef rb_record_ring *rr = self._rr
         cdef int64_t done = 0, got = 0, hi = 0
-        cdef double deadline = rb_monotonic() + timeout if timeout >= 0 else -1
+        cdef double deadline = deadline_after(timeout)
         while done < n:
             got = rb_record_claim(rr, n - done, &hi)
             if got == 0:

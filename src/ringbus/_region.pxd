@@ -33,7 +33,6 @@ cdef HeapRegion heap_region(Py_ssize_t size)
 cdef class SharedRegion(Region):
     # A POSIX shared-memory segment (/dev/shm/ringbus.<name>), mapped MAP_SHARED here.
     cdef readonly str name              # the user's name, without the prefix
-    cdef readonly bint creator          # this process made the segment
 
 
 cdef SharedRegion shared_region_create(str name, Py_ssize_t size)

@@ -139,7 +139,7 @@ cdef class SharedRegion(Region):
             raise _os_error("cannot unlink", self.name)
 
 
-cdef SharedRegion _map(str name, int fd, Py_ssize_t size, bint creator):
+cdef SharedRegion _map(str name, int fd, Py_ssize_t size):
     cdef void *base = mmap(NULL, <size_t>size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
     if base == MAP_FAILED:
         exc = _os_error("cannot map", name)
@@ -151,7 +151,6 @@ cdef SharedRegion _map(str name, int fd, Py_ssize_t size, bint creator):
     r.size = size
     r.private = False
     r.name = name
-    r.creator = creator
     return r
 
 
@@ -173,7 +172,7 @@ cdef SharedRegion shared_region_create(str name, Py_ssize_t size):
         shm_unlink(path)
         raise exc
     try:
-        return _map(name, fd, size, True)
+        return _map(name, fd, size)
     except BaseException:
         shm_unlink(path)
         raise
@@ -198,4 +197,4 @@ cdef SharedRegion shared_region_attach(str name):
     if st.st_size <= 0:
         close(fd)
         raise ValueError(f"shared-memory segment {name!r} is empty: not a ringbus ring")
-    return _map(name, fd, <Py_ssize_t>st.st_size, False)
+    return _map(name, fd, <Py_ssize_t>st.st_size)

@@ -34,7 +34,7 @@ from ringbus._ringbuffer cimport (
     rb_consuming_find, rb_consuming_bind, rb_ring_sequencer,
 )
 from ringbus._dispatch cimport DispatchTable
-from ringbus._driver cimport Consumer, Driver, consuming_head, time_left
+from ringbus._driver cimport Consumer, Driver, consuming_head, deadline_after, time_left
 from ringbus._signal cimport rb_signal, rb_signal_init, rb_signal_arm, rb_signal_take
 
 cdef extern from "<stdlib.h>" nogil:
@@ -648,7 +648,7 @@ A bounded ring of ``(event_type, payload)`` events between publishers and consum
         cdef tuple items = payloads if type(payloads) is tuple else tuple(payloads)
         cdef Py_ssize_t n = len(items), done = 0
         cdef int64_t got, hi
-        cdef double deadline = rb_monotonic() + timeout if timeout >= 0 else -1
+        cdef double deadline = deadline_after(timeout)
         while done < n:
             if self._stopping_drain and self._own_followup():
                 return self._followup_many(t, items, done)

@@ -5,7 +5,6 @@ process left behind: a segment lives until it is unlinked, whoever made it.
 """
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
