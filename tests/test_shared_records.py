@@ -10,7 +10,6 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -20,36 +19,11 @@ except ImportError:        # pragma: no cover
     pytest.skip("numpy is needed for record rings", allow_module_level=True)
 
 import ringbus
+from processes import SHM, left_behind, name, reap, run  # noqa: F401 (name: a fixture)
 from ringbus import RecordRing
 
-SHM = Path("/dev/shm")
 TICK = np.dtype([("seq", "<i8"), ("price", "<f8")])
 pytestmark = pytest.mark.skipif(not SHM.is_dir(), reason="POSIX shared memory in /dev/shm")
-
-
-@pytest.fixture
-def name():
-    """A fresh segment name, removed after the test whatever it left."""
-    n = f"test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    yield n
-    try:
-        (SHM / f"ringbus.{n}").unlink()
-    except FileNotFoundError:
-        pass
-
-
-def _reap(child):
-    """However the test went: the child is gone and its pipes closed."""
-    if child.poll() is None:
-        child.kill()
-        child.wait()
-    child.stdout.close()
-    child.stderr.close()
-
-
-def _run(code, *args, **kw):
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
 def test_create_attach_publish_consume(name):
@@ -133,7 +107,7 @@ def test_producer_processes_to_a_consumer_thread_lose_nothing_in_order(name, wai
     seqs = []
     ring.subscribe(lambda view: seqs.append(view["seq"].copy()))
     with ring.running():
-        procs = [_run(PRODUCER, name, str(n), str(k << 32)) for k in range(2)]
+        procs = [run(PRODUCER, name, str(n), str(k << 32)) for k in range(2)]
         for p in procs:
             out, err = p.communicate(timeout=120)
             assert p.returncode == 0, err
@@ -158,7 +132,7 @@ time.sleep(600)
 def test_one_consumer_per_ring_a_dead_consumers_lease_is_taken_over(name):
     ring = RecordRing(TICK, 8, shared=name)
     ring.publish((7, 0.0))
-    child = _run(CONSUMER, name)
+    child = run(CONSUMER, name)
     try:
         assert child.stdout.readline().strip() == "leased"
         with pytest.raises(RuntimeError, match=f"process {child.pid}"):
@@ -173,7 +147,7 @@ def test_one_consumer_per_ring_a_dead_consumers_lease_is_taken_over(name):
         ring.subscribe(lambda view: got.extend(view["seq"].tolist()))
         assert ring.drain() == 1 and got == [7]               # nothing published was lost
     finally:
-        _reap(child)
+        reap(child)
     ring.unlink()
     ring.close()
 
@@ -236,7 +210,7 @@ def test_shared_and_heap_rings_behave_alike_for_overflow(name):
 def test_shm_ls_and_rm_for_what_a_killed_process_left(name):
     """A creator killed with SIGKILL leaves its segment: `shm ls` shows it (creator gone,
     records pending), `shm rm` removes it, and attached processes kept working meanwhile."""
-    child = _run("""
+    child = run("""
         import os, sys, time, numpy as np, ringbus
         ring = ringbus.RecordRing(np.dtype([("seq", "<i8"), ("price", "<f8")]), 8,
                                   shared=sys.argv[1])
@@ -256,7 +230,7 @@ def test_shm_ls_and_rm_for_what_a_killed_process_left(name):
         attached.publish((3, 3.0))
         attached.close()
     finally:
-        _reap(child)
+        reap(child)
     ls = subprocess.run([sys.executable, "-m", "ringbus", "shm", "ls"], capture_output=True,
                         text=True, timeout=60)
     assert ls.returncode == 0, ls.stderr
@@ -292,5 +266,4 @@ def test_exit_leaves_a_shared_rings_records_for_the_next_consumer(name):
 
 def test_no_segment_is_left_behind():
     """Runs last in this file: every test above removed what it made."""
-    left = sorted(p.name for p in SHM.glob(f"ringbus.test-{os.getpid()}-*"))
-    assert left == []
+    assert left_behind() == []

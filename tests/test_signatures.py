@@ -59,8 +59,8 @@ def _make(cls, **kwargs):
     return cls(**kwargs)
 
 
-@pytest.mark.parametrize("cls", [ringbus.Bus, ringbus.RingBuffer, ringbus.RecordRing],
-                         ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", [ringbus.Bus, ringbus.RingBuffer, ringbus.RecordRing,
+                                 ringbus.MessageRing], ids=lambda c: c.__name__)
 def test_constructor_signature_is_the_real_one(cls):
     sig = inspect.signature(cls)
     params = [p for p in sig.parameters.values() if p.name != "dtype"]
@@ -86,8 +86,10 @@ def test_constructor_signature_is_the_real_one(cls):
     (ringbus.Bus, ["on_error", "max_depth", "capacity", "producers", "overflow", "wait",
                    "backlog", "close_timeout"]),
     (ringbus.RingBuffer, ["capacity", "producers", "overflow", "wait", "backlog"]),
-    (ringbus.RecordRing, ["dtype", "capacity", "producers", "overflow", "wait", "on_error",
-                          "shared"]),
+    (ringbus.RecordRing, ["dtype", "capacity", "producers", "overflow", "wait",
+                          "unblock_timeout", "on_error", "shared"]),
+    (ringbus.MessageRing, ["capacity_bytes", "producers", "overflow", "wait", "unblock_timeout",
+                           "on_error", "shared", "codec"]),
 ], ids=lambda v: getattr(v, "__name__", ""))
 def test_help_documents_every_constructor_option(cls, options):
     text = pydoc.render_doc(cls, renderer=pydoc.plaintext)

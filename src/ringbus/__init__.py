@@ -21,6 +21,7 @@ except ImportError as _exc:  # pragma: no cover - only without a build
 from ringbus._bus import Bus
 from ringbus._ring import ConsumerGone, RingBuffer, RingFull, Stage
 from ringbus._records import RecordRing, get_include
+from ringbus._messages import MessageRing, MsgspecCodec, PickleCodec
 from ringbus.aio import NoHandlerError, NoReplyError, Request, current_request
 from ringbus.ordering import OrderCycleError
 from ringbus.subscription import Subscription
@@ -30,7 +31,7 @@ __version__ = "0.1.0"
 # Errors show their public names in tracebacks and reprs (ringbus.RingFull, not the private
 # module each is defined in). Plain Python classes only: the compiled types keep theirs.
 for _cls in (RingFull, ConsumerGone, EmitDepthError, OrderCycleError, NoHandlerError,
-             NoReplyError, Request, Subscription):
+             NoReplyError, Request, Subscription, PickleCodec, MsgspecCodec):
     _cls.__module__ = "ringbus"
 del _cls
 
@@ -38,5 +39,5 @@ __all__ = [
     "Bus", "Subscription", "RingBuffer", "Stage", "RingFull", "ConsumerGone", "EmitDepthError",
     "OrderCycleError", "NoHandlerError", "NoReplyError", "Request", "current_request",
     "current_event", "EventInfo",
-    "RecordRing", "get_include", "__version__",
+    "RecordRing", "MessageRing", "PickleCodec", "MsgspecCodec", "get_include", "__version__",
 ]

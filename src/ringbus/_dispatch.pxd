@@ -75,3 +75,8 @@ cdef class DispatchTable:
                          object payload, PyObject *owner, Py_ssize_t base,
                          list errors) except -1
     cdef object _handler_failed(self, HandlerEntry *entry, Py_ssize_t t, object payload)
+
+
+# A RecordRing or MessageRing handler's call, under a frame current_event() reads.
+cdef object call_in_ring(object fn, object arg, object ring, int64_t sequence,
+                         bint redelivered)

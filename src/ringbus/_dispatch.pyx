@@ -538,7 +538,13 @@ cdef class EventInfo:
     through the ring's slots (``publish`` and friends, dispatched by a consumer thread, a
     ``drain`` or the loop consumer), else None (``emit``, ``emit_batch`` rows, follow-ups
     that waited in the backlog, requests); ``published_at``: None, the ring does not
-    time-stamp events yet; ``payload``: the payload handed to the handler.
+    time-stamp events yet; ``payload``: the payload handed to the handler; ``redelivered``:
+    True when a RecordRing or MessageRing handler gets records or a message that a consumer
+    process which died may have handled already (at-least-once across a consumer crash).
+
+    In a RecordRing or MessageRing handler, ``type`` and ``name`` are None, ``sequence`` is
+    the ring sequence of the batch's first record (of the message's frame) and ``payload``
+    what the handler was handed.
 
     >>> @bus.on(TICK)
     ... def on_tick(price):
@@ -551,18 +557,22 @@ cdef class EventInfo:
     cdef readonly object sequence
     cdef readonly object published_at
     cdef readonly object payload
+    cdef readonly bint redelivered
 
-    def __init__(self, type, *, name=None, sequence=None, published_at=None, payload=None):
+    def __init__(self, type, *, name=None, sequence=None, published_at=None, payload=None,
+                 redelivered=False):
         self.type = type
         self.name = name
         self.sequence = sequence
         self.published_at = published_at
         self.payload = payload
+        self.redelivered = redelivered
 
     def __repr__(self):
         label = repr(self.name) if self.name is not None else "unnamed"
         return (f"<ringbus.EventInfo type={self.type!r} ({label}) sequence={self.sequence!r} "
-                f"published_at={self.published_at!r}>")
+                f"published_at={self.published_at!r}"
+                f"{' redelivered' if self.redelivered else ''}>")
 
 
 cdef object _event_name(object table, Py_ssize_t t):
@@ -589,9 +599,38 @@ def current_event():
         return None
     if f.event != NULL:
         return <object>f.event
+    if f.type_id <= RING_ITEM:
+        return EventInfo(None, sequence=f.sequence, payload=<object>f.payload,
+                         redelivered=f.type_id == RING_ITEM_REDELIVERED)
     return EventInfo(f.type_id, name=_event_name(<object>f.table, f.type_id),
                      sequence=None if f.sequence == RB_NO_SEQUENCE else f.sequence,
                      payload=<object>f.payload)
+
+
+# rb_frame.type_id of a ring handler's call (call_in_ring): no event type, a ring item.
+cdef Py_ssize_t RING_ITEM = -2
+cdef Py_ssize_t RING_ITEM_REDELIVERED = -3
+
+
+cdef object call_in_ring(object fn, object arg, object ring, int64_t sequence,
+                         bint redelivered):
+    """``fn(arg)`` as a RecordRing or MessageRing handler's call: current_event() is the
+    ring's item (its sequence, whether it is redelivered). Not a dispatch: the depth stays.
+    One frame on this C stack, two TLS stores; nothing allocated unless current_event() is
+    called."""
+    global ringbus_frame_top
+    cdef rb_frame frame
+    frame.outer = ringbus_frame_top
+    frame.table = <PyObject *>ring
+    frame.payload = <PyObject *>arg
+    frame.event = NULL
+    frame.sequence = sequence
+    frame.type_id = RING_ITEM_REDELIVERED if redelivered else RING_ITEM
+    ringbus_frame_top = &frame
+    try:
+        return fn(arg)
+    finally:
+        ringbus_frame_top = frame.outer
 
 
 def _in_event(EventInfo event, fn, arg):

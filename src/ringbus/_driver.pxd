@@ -70,6 +70,7 @@ cdef class Driver:
     cdef Py_ssize_t _idle(self, Consumer c) except -1
     cdef int _drained(self, Consumer c) except -1
     cdef int _may_wait(self) except -1
+    cdef int _waiting(self) except -1
     cdef int _starting(self) except -1
     cdef int _stopping(self, bint drain) except -1
     cdef int _stopped(self) except -1

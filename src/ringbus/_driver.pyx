@@ -167,6 +167,11 @@ cdef class Driver:
         """A blocking publish found the ring full: raise if this thread must not wait."""
         return 0
 
+    cdef int _waiting(self) except -1:
+        """Between the wait slices of a blocking publish (GIL held): raise to give up (a
+        shared ring whose consumer process is gone)."""
+        return 0
+
     cdef int _starting(self) except -1:
         return 0
 
@@ -231,6 +236,7 @@ cdef class Driver:
                     f"re-raises what ended it, then start() or drain() delivers the queued "
                     f"{self._unit}")
             PyErr_CheckSignals()
+            self._waiting()
 
     cdef int64_t claim_within(self, int64_t max_n, double timeout, bint drop,
                               int64_t *hi) except -1:

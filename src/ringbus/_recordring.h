@@ -27,8 +27,9 @@
 /* "RBRECRD1" */
 #define RB_RECORD_MAGIC ((int64_t)0x3144524345524252LL)
 /* Bumped whenever the header or the region's layout changes. */
-/* 3: the wait strategy, the dtype's descriptor, the creator and the consumer lease. */
-#define RB_RECORD_LAYOUT_VERSION 3
+/* 3: the wait strategy, the dtype's descriptor, the creator and the consumer lease.
+ * 4: the ring's kind (records or messages), unblock_timeout, the message counters. */
+#define RB_RECORD_LAYOUT_VERSION 4
 /* Bytes of the dtype descriptor a header holds (the text numpy.lib.format writes). */
 #define RB_RECORD_DESCR_MAX 2048
 
@@ -45,6 +46,10 @@ enum {
 };
 
 enum { RB_OVERFLOW_BLOCK = 0, RB_OVERFLOW_RAISE = 1, RB_OVERFLOW_DROP = 2 };
+
+/* What a region holds: fixed-size records (RecordRing), or variable-length messages in
+ * frames of RB_FRAME_UNIT-byte slots (MessageRing: the same layout with framed claims). */
+enum { RB_KIND_RECORDS = 0, RB_KIND_MESSAGES = 1 };
 
 /* Record storage. In production a record is `record_size` plain bytes, copied with memcpy. The
  * model makes a record one race-checked word (rl::var), so that a read of a slot not ordered
@@ -78,8 +83,11 @@ typedef struct rb_record_header {
     int32_t multi;               /* multi-producer sequencer */
     int32_t wait;                /* RB_WAIT_*: a property of the ring, in every process */
     int32_t descr_len;           /* bytes of `descr` in use (0: not recorded, a heap ring) */
-    char descr[RB_RECORD_DESCR_MAX];   /* the record dtype, as text (shared rings) */
+    char descr[RB_RECORD_DESCR_MAX];   /* the record dtype, or the message format, as text */
     int64_t creator_pid;         /* the process that laid the ring out */
+    int32_t kind;                /* RB_KIND_*; messages: record_size is RB_FRAME_UNIT */
+    int32_t pad_kind;
+    double unblock_timeout;      /* seconds before an abandoned claim may be skipped */
 
     /* Producers. The cursor is the highest claimed (multi) or published (single) sequence. */
     rb_sequence cursor;
@@ -88,6 +96,11 @@ typedef struct rb_record_header {
     RB_PAD(pad_sp, 16);
     rb_sequence gating_cache;    /* multi producer: lower bound of the consumer's sequence */
     rb_sequence dropped;         /* records refused by overflow="drop" */
+    /* A message ring counts messages, not slots: producers add to `messages` before they
+     * publish one (so it never trails what the consumer has seen), the consumer to
+     * `consumed` before it releases their slots. */
+    rb_sequence messages;
+    rb_sequence consumed;
 
     /* The consumer: its sequence gates the producers; stop() raises its alert. */
     rb_consumer consumer;
@@ -101,6 +114,11 @@ typedef struct rb_record_header {
     /* The consumer lease of a shared ring: the pid of the process whose handle consumes it
      * (0: none). Another process takes it over only once that pid is dead. */
     rb_sequence consumer_pid;
+    /* The last sequence the consumer handed to its handlers, stored before their call; at
+     * or below the consumer's sequence once released. A consumer process that dies leaves
+     * it above: what the next consumer delivers up to it again may have been handled, and
+     * is marked redelivered (at-least-once across a consumer crash). */
+    rb_sequence inflight;
 
     /* Where parked consumers and producers wait: in a region other processes map, a
      * process-shared mutex and condition variable, so that they park and wake on the same
@@ -121,8 +139,43 @@ struct rb_record_ring {
     /* wait="block": the consumer may park, so every publish ends with the wake protocol (a
      * seq_cst fence); the other strategies poll and producers skip it. */
     int32_t wake_consumer;
+    /* Other processes may map the region: a producer waiting for room also checks that the
+     * consumer process (the lease's pid) is alive. */
+    int32_t shared;
 };
 typedef struct rb_record_ring rb_record_ring;
+
+#if !defined(RINGBUS_RELACY)
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+
+/* Whether process `pid` (> 0) is known to be gone: no such process, or a zombie (it runs
+ * nothing, only its parent has not reaped it yet). 0 is no process: never gone. */
+static inline int rb_pid_gone(int64_t pid)
+{
+    char path[48], buf[256], *p;
+    ssize_t n;
+    int fd;
+    if (pid <= 0)
+        return 0;
+    if (kill((pid_t)pid, 0) != 0)
+        return errno == ESRCH;
+    snprintf(path, sizeof path, "/proc/%lld/stat", (long long)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    p = strrchr(buf, ')');      /* the state follows the command name, which may hold ')' */
+    return p != NULL && p[1] == ' ' && p[2] == 'Z';
+}
+#endif
 
 /* ------------------------------------------------------------------------------ layout */
 
@@ -165,10 +218,13 @@ static inline void rb_record_region_init(void *region, int64_t capacity, int64_t
     h->sp_cached_gating = -1;
     rb_sequence_init(&h->gating_cache, -1);
     rb_sequence_init(&h->dropped, 0);
+    rb_sequence_init(&h->messages, 0);
+    rb_sequence_init(&h->consumed, 0);
     rb_consumer_init(&h->consumer, -1);
     rb_sequence_init(&h->stop_target, INT64_MAX);
     rb_store_relaxed_i32(&h->consumer_gone, 0);
     rb_sequence_init(&h->consumer_pid, 0);
+    rb_sequence_init(&h->inflight, -1);
     if (multi) {
         rb_atomic_i32 *available = (rb_atomic_i32 *)((char *)region + h->available_offset);
         for (i = 0; i < capacity; i++)
@@ -214,6 +270,12 @@ static inline const char *rb_record_header_check(const void *region, int64_t map
         return "the header's wait strategy is unknown";
     if (h->descr_len < 0 || h->descr_len > RB_RECORD_DESCR_MAX)
         return "the header's dtype descriptor length is out of range";
+    if (h->kind != RB_KIND_RECORDS && h->kind != RB_KIND_MESSAGES)
+        return "the header's ring kind is neither records nor messages";
+    if (h->kind == RB_KIND_MESSAGES && h->record_size != RB_FRAME_UNIT)
+        return "the header's slot size is not a message ring's";
+    if (!(h->unblock_timeout >= 0 && h->unblock_timeout <= 1e9))
+        return "the header's unblock timeout is out of range";
     size = rb_record_layout(h->capacity, h->record_size, h->multi, &available_offset,
                             &records_offset);
     if (h->available_offset != available_offset || h->records_offset != records_offset
@@ -251,6 +313,8 @@ static inline int rb_record_ring_attach(rb_record_ring *rr, void *region, int ov
     rr->seq.available = h->multi ? (rb_atomic_i32 *)((char *)region + h->available_offset) : 0;
     rr->seq.gating = rr->gating;
     rr->seq.parker = &h->parker;
+    rr->seq.framed = h->kind == RB_KIND_MESSAGES;
+    rr->seq.frames = (const unsigned char *)rr->records;
     return 0;
 }
 
@@ -358,6 +422,34 @@ static inline int64_t rb_record_run_end(const rb_record_ring *rr, int64_t lo, in
 static inline int64_t rb_record_claim_wait(rb_record_ring *rr, int64_t max_n, double timeout,
                                            int64_t *hi)
 {
+#if !defined(RINGBUS_RELACY)
+    /* A shared ring: wait a slice at a time, and give up once the consumer process is gone
+     * (killed: nothing will make room until a new consumer attaches). */
+    double deadline = timeout >= 0 ? rb_monotonic() + timeout : -1, slice_;
+    int64_t got;
+    if (rr->shared) {
+        for (;;) {
+            slice_ = RB_CLAIM_WAIT_SLICE;
+            if (deadline >= 0) {
+                double left = deadline - rb_monotonic();
+                if (left <= 0)
+                    left = 0;
+                if (left < slice_)
+                    slice_ = left;
+            }
+            got = rb_sequencer_claim_wait(&rr->seq, rr->header, &rr->header->consumer_gone,
+                                          max_n, slice_, hi);
+            if (got != RB_CLAIM_TIMEOUT)
+                return got;
+            if (rb_pid_gone(rb_sequence_get(&rr->header->consumer_pid))) {
+                got = rb_sequencer_claim_upto(&rr->seq, max_n, hi);
+                return got ? got : RB_CLAIM_CONSUMER_GONE;
+            }
+            if (deadline >= 0 && rb_monotonic() >= deadline)
+                return RB_CLAIM_TIMEOUT;
+        }
+    }
+#endif
     return rb_sequencer_claim_wait(&rr->seq, rr->header, &rr->header->consumer_gone, max_n,
                                    timeout, hi);
 }
@@ -432,6 +524,62 @@ static inline int64_t rb_record_publish_many(rb_record_ring *rr, const void *rec
         done += got;
     }
     return done;
+}
+
+/* ------------------------------------------------------------------------ message frames
+ * A message ring (RB_KIND_MESSAGES) is this region with framed claims (_ringbuffer.h): a
+ * claim lo..hi is a padding frame up to the storage's end when the message would not fit
+ * before it, then the message's frame (its header, then its bytes). */
+
+/* The longest message a ring of `capacity` slots takes: a frame of at most half the storage,
+ * so that the frame and the padding before it always fit in an empty ring (a longer one
+ * could wait for room forever). */
+static inline int64_t rb_message_max(int64_t capacity)
+{
+    return (capacity / 2 - 1) * RB_FRAME_UNIT;
+}
+
+/* Fill the claim lo..hi with the frames of one `length`-byte message. */
+static inline void rb_message_write(const rb_record_ring *rr, int64_t lo, int64_t hi,
+                                    const void *data, int64_t length)
+{
+    int64_t units = rb_frame_units(length);
+    int64_t msg = hi - units + 1;
+    rb_frame_header *f;
+    if (msg != lo) {
+        f = (rb_frame_header *)rb_record_slot(rr, lo);
+        f->units = (int32_t)(msg - lo);
+        f->length = -1;
+    }
+    f = (rb_frame_header *)rb_record_slot(rr, msg);
+    f->units = (int32_t)units;
+    f->length = (int32_t)length;
+    memcpy(f + 1, data, (size_t)length);
+}
+
+/* Hand the frames of lo..hi to the consumer: counted first (see `messages`), then published
+ * as records are. */
+static inline void rb_message_publish(const rb_record_ring *rr, int64_t lo, int64_t hi)
+{
+    rb_fetch_add_relaxed_i64(&rr->header->messages.value, 1);
+    rb_record_publish_range(rr, lo, hi);
+}
+
+/* Read the header of the frame at published sequence `s`: its slots and its message's
+ * length (-1: padding); returns where its bytes start, or NULL if the header does not fit
+ * the published range up to `hi` (a corrupted segment: never a read outside the storage).
+ * Each field is read once, so what was checked is what is used. */
+static inline const unsigned char *rb_message_frame(const rb_record_ring *rr, int64_t s,
+                                                    int64_t hi, int64_t *units, int64_t *length)
+{
+    /* volatile: each field is loaded exactly once, another process may be overwriting it */
+    const volatile rb_frame_header *f = (const volatile rb_frame_header *)rb_record_slot(rr, s);
+    int64_t u = f->units, n = f->length;
+    if (u < 1 || u > hi - s + 1 || (n >= 0 ? rb_frame_units(n) != u : n != -1))
+        return 0;
+    *units = u;
+    *length = n;
+    return (const unsigned char *)rb_record_slot(rr, s) + sizeof(rb_frame_header);
 }
 
 #endif /* RINGBUS_RECORDRING_H */

@@ -20,6 +20,11 @@ cdef extern from "_recordring.h" nogil:
 
     enum:
         RB_RECORD_DESCR_MAX
+    enum:
+        RB_KIND_RECORDS
+        RB_KIND_MESSAGES
+    enum:
+        RB_FRAME_UNIT
 
     ctypedef struct rb_record_header:
         int64_t capacity
@@ -31,7 +36,12 @@ cdef extern from "_recordring.h" nogil:
         int32_t descr_len
         char descr[1]                  # RB_RECORD_DESCR_MAX bytes
         int64_t creator_pid
+        int32_t kind
+        double unblock_timeout
+        rb_sequence messages
+        rb_sequence consumed
         rb_sequence consumer_pid
+        rb_sequence inflight
         rb_sequence cursor
         rb_sequence dropped
         rb_consumer consumer
@@ -42,6 +52,7 @@ cdef extern from "_recordring.h" nogil:
         rb_sequencer seq
         rb_record_header *header
         int64_t record_size
+        int32_t shared
 
     int64_t rb_record_layout(int64_t capacity, int64_t record_size, int multi,
                              int64_t *available_offset, int64_t *records_offset) noexcept
@@ -70,3 +81,12 @@ cdef extern from "_recordring.h" nogil:
     int rb_record_publish(rb_record_ring *rr, const void *record, double timeout) noexcept
     int64_t rb_record_publish_many(rb_record_ring *rr, const void *records, int64_t n,
                                    double timeout, int *status) noexcept
+
+    int64_t rb_frame_units(int64_t length) noexcept
+    int64_t rb_message_max(int64_t capacity) noexcept
+    void rb_message_write(const rb_record_ring *rr, int64_t lo, int64_t hi, const void *data,
+                          int64_t length) noexcept
+    void rb_message_publish(const rb_record_ring *rr, int64_t lo, int64_t hi) noexcept
+    const unsigned char *rb_message_frame(const rb_record_ring *rr, int64_t s, int64_t hi,
+                                          int64_t *units, int64_t *length) noexcept
+    int rb_pid_gone(int64_t pid) noexcept

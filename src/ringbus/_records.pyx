@@ -29,13 +29,14 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from ringbus._atomic cimport (
-    rb_cas_relaxed_i64, rb_store_relaxed_i64,
+    rb_cas_relaxed_i64, rb_store_relaxed_i64, rb_sequence_set,
     rb_load_relaxed_i64, rb_fetch_add_relaxed_i64, rb_cpu_pause, rb_sequence_get,
     rb_monotonic, rb_no_deadline,
 )
 from ringbus._ringbuffer cimport (
     RB_WAIT_BLOCK, RB_WAIT_SPIN, RB_WAIT_YIELD, RB_WAIT_SLEEP, rb_consuming_bind,
 )
+from ringbus._dispatch cimport call_in_ring
 from ringbus._driver cimport Consumer, Driver, consuming_head, deadline_after, time_left
 from ringbus._recordring cimport (
     RB_RECORD_PUBLISHED, RB_RECORD_FULL, RB_RECORD_DROPPED, RB_RECORD_TIMEOUT,
@@ -44,7 +45,7 @@ from ringbus._recordring cimport (
     rb_record_region_init, rb_record_region_destroy, rb_record_ring_attach, rb_record_write,
     rb_record_publish_range, rb_record_try_publish, rb_record_release, rb_record_wait_for,
     rb_record_run_end, rb_record_claim, rb_record_slot, rb_record_header_check,
-    RB_RECORD_DESCR_MAX,
+    RB_RECORD_DESCR_MAX, RB_KIND_RECORDS, RB_KIND_MESSAGES, rb_pid_gone,
 )
 from ringbus._ring cimport timeout_arg
 from ringbus._region cimport (Region, SharedRegion, heap_region, shared_region_attach,
@@ -155,10 +156,27 @@ cdef object _np():
     return _numpy
 
 
-def _choice(what, value, table):
+cdef object _choice(str what, object value, dict table):
     if not isinstance(value, str) or value not in table:
         raise ValueError(f"{what} must be one of {', '.join(map(repr, table))}, got {value!r}")
     return table[value]
+
+
+cdef double unblock_arg(object value) except -1:
+    """unblock_timeout=: seconds, finite and >= 0."""
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"unblock_timeout must be a number of seconds, got {value!r}") from None
+    if not (0 <= t <= 1e9):
+        raise ValueError(f"unblock_timeout must be between 0 and 1e9 seconds, got {value!r}")
+    return t
+
+
+cdef int _on_error_arg(object on_error) except -1:
+    if on_error not in _ON_ERROR and not callable(on_error):
+        raise ValueError(f"on_error must be 'log', 'raise' or a callable, got {on_error!r}")
+    return 0
 
 
 def get_include():
@@ -187,12 +205,435 @@ _C_API = PyCapsule_New(ringbus_records_api_fill(<void *>_capi_ring_of), RINGBUS_
                        NULL)
 
 
+# A region's kind: how messages name it (the noun, the class that attaches it).
+_KIND_NAMES = {RB_KIND_RECORDS: ("record", "RecordRing"),
+               RB_KIND_MESSAGES: ("message", "MessageRing")}
+
+
+cdef Region make_region(object shared, int kind, int64_t capacity, int64_t record_size,
+                        int multi, int wait, double unblock_timeout, bytes descr, str what):
+    """A region with an empty ring laid out in it: a new shared-memory segment named
+    ``shared``, or heap memory. The header is published last (rb_record_region_init); a
+    ring whose making fails leaves no segment behind."""
+    cdef int64_t available_offset, records_offset
+    cdef int64_t size = rb_record_layout(capacity, record_size, multi, &available_offset,
+                                         &records_offset)
+    cdef Region region
+    if shared is not None:
+        region = shared_region_create(shared, size)
+    else:
+        try:
+            region = heap_region(size)
+        except MemoryError:
+            raise MemoryError(f"cannot allocate {what} ({size} bytes)") from None
+    cdef rb_record_header *h = <rb_record_header *>region.base
+    try:
+        # Before the layout: rb_record_region_init publishes the whole header last.
+        h.kind = kind
+        h.wait = wait
+        h.unblock_timeout = unblock_timeout
+        h.creator_pid = os.getpid()
+        if descr:
+            memcpy(h.descr, <const char *>descr, len(descr))
+            h.descr_len = len(descr)
+        rb_record_region_init(region.base, capacity, record_size, multi, not region.private)
+        if region.private:
+            region.teardown = rb_record_region_destroy   # its parker, once the memory goes
+    except BaseException:
+        if shared is not None:
+            (<SharedRegion>region).unlink()
+        raise
+    return region
+
+
+cdef SharedRegion attach_region(object name, int kind):
+    """Map segment ``name`` and check its header field by field (ValueError for anything
+    that is not a sound ring of ``kind``: truncated, corrupted, another layout or kind)."""
+    cdef SharedRegion region = shared_region_attach(name)
+    cdef const char *why = rb_record_header_check(region.base, region.size)
+    noun, cls = _KIND_NAMES[kind]
+    if why != NULL:
+        raise ValueError(f"shared-memory segment {name!r} is not a usable {noun} ring: "
+                         f"{why.decode()}")
+    cdef int other = (<rb_record_header *>region.base).kind
+    if other != kind:
+        raise ValueError(f"shared-memory segment {name!r} holds a {_KIND_NAMES[other][1]}, "
+                         f"not a {cls}: attach it with {_KIND_NAMES[other][1]}.attach")
+    return region
+
+
+
+@cython.no_gc_clear
+cdef class RegionRing(Driver):
+    """What RecordRing and MessageRing share: a face of the ring driver over one region
+    laid out by ``_recordring.h``, its handlers, its consumer verbs and, for a shared ring,
+    its lifetime (the consumer lease, close, unlink). Not instantiated."""
+
+    def __cinit__(self, *args, **kwargs):
+        if type(self) is RegionRing:
+            raise TypeError("RegionRing is what RecordRing and MessageRing share, not a ring "
+                            "itself")
+        self._rr = NULL
+        self._handlers = ()
+        self._redeliver_upto = -1
+
+    cdef int _bind_region(self, Region region, str overflow, object on_error,
+                          object shared, str unit) except -1:
+        """Become the handle of the ring laid out in ``region`` (made here or attached):
+        the C handle, the driver's pointers into the header, the one consumer."""
+        cdef rb_record_header *h = <rb_record_header *>region.base
+        self.producers = "multi" if h.multi else "single"
+        self.wait = _WAIT_NAMES[h.wait]
+        self.overflow = overflow
+        self._overflow = _OVERFLOW[overflow]
+        self._wait = h.wait
+        self._on_error = on_error
+        self.shared = shared
+        self._region = region
+        self._private_parker = region.private
+        self._rr = <rb_record_ring *>malloc(sizeof(rb_record_ring))
+        if self._rr == NULL:
+            raise MemoryError()
+        if rb_record_ring_attach(self._rr, region.base, self._overflow, self._wait) != 0:
+            raise RuntimeError("ring layout check failed")   # checked before
+        self._rr.shared = not region.private
+        # The driver's view: every piece of state it touches is in the region's header.
+        h = self._rr.header
+        self._q = self._rr.seq
+        self._key = h
+        self._stop_target = &h.stop_target
+        self._gone = &h.consumer_gone
+        self._poll_before_park = POLL_BEFORE_PARK
+        self._unit = unit
+        cdef Consumer c = Consumer.__new__(Consumer)
+        free(c._c)
+        c._c = &h.consumer
+        c._owns_c = False
+        c.name = type(self).__name__
+        self._consumer = c
+        self._consumers.append(c)
+        return 0
+
+    cdef int _ready(self) except -1:
+        """Raise unless __init__ ran to its end. Every Python-visible entry point (and the C
+        API's ring_of) calls it first, once per call, never per item: a ring made by
+        ``__new__`` has no region behind it, and a C read would crash."""
+        if not self._open:              # set last in __init__, after every allocation
+            if self._rr != NULL:
+                raise RuntimeError(f"this {type(self).__name__} handle is closed")
+            raise RuntimeError(f"{type(self).__name__} was not initialised: call its "
+                               f"constructor (or attach)")
+        return 0
+
+    # -- a shared ring: the consumer lease, closing, unlinking ------------------------------
+
+    cdef int _consume_here(self) except -1:
+        """This handle is about to consume: a shared ring's lease first."""
+        if self.shared is not None and not self._leased:
+            self._take_lease()
+        return 0
+
+    cdef int _take_lease(self) except -1:
+        """One live consumer per shared ring: the pid of the process whose handle
+        subscribes, in the header. A dead holder's lease is taken over (its death is
+        checked with kill(pid, 0)); a live one's is refused, as is a second handle of this
+        process (a process-local registry, since both would hold the same pid)."""
+        cdef rb_record_header *h = self._rr.header
+        cdef int64_t me = os.getpid(), holder
+        key = self._region_key()
+        other = _consumers_here.get(key)
+        if other is not None and other is not self:
+            raise RuntimeError(f"shared ring {self.shared!r} already has a consumer in this "
+                               f"process (another {type(other).__name__} handle subscribed "
+                               f"to it)")
+        while True:
+            holder = 0
+            if rb_cas_relaxed_i64(&h.consumer_pid.value, &holder, me) or holder == me:
+                break
+            if _pid_alive(holder):
+                raise RuntimeError(f"shared ring {self.shared!r} already has a consumer: "
+                                   f"process {holder} (one consumer per ring; it is taken "
+                                   f"over once that process is gone)")
+            if rb_cas_relaxed_i64(&h.consumer_pid.value, &holder, me):
+                # Took a dead consumer's lease over: what it handed to handlers and did not
+                # release comes again, marked.
+                if rb_sequence_get(&h.inflight) > rb_sequence_get(&h.consumer.sequence):
+                    self._redeliver_upto = rb_sequence_get(&h.inflight)
+                break
+        self._leased = True
+        _consumers_here[key] = self
+        return 0
+
+    cdef object _region_key(self):
+        return (self.shared, <size_t>self._rr.header.creator_pid,
+                <size_t>self._rr.header.region_size)
+
+    cdef int _drop_lease(self) noexcept:
+        cdef int64_t me
+        if not self._leased or self._rr == NULL:
+            return 0
+        me = os.getpid()
+        rb_cas_relaxed_i64(&self._rr.header.consumer_pid.value, &me, 0)
+        self._leased = False
+        if _consumers_here.get(self._region_key()) is self:
+            del _consumers_here[self._region_key()]
+        return 0
+
+    cdef int _waiting(self) except -1:
+        # A blocking publish into a full shared ring: its consumer may be a process that
+        # was killed, and then nothing will make room.
+        cdef int64_t pid
+        if self.shared is None:
+            return 0
+        pid = rb_sequence_get(&self._rr.header.consumer_pid)
+        if pid != os.getpid() and rb_pid_gone(pid):
+            raise ConsumerGone(
+                f"ring full and its consumer process {pid} is gone (killed, or it exited "
+                f"without closing the ring): nothing makes room until a new consumer "
+                f"attaches; what is queued stays in the segment")
+        return 0
+
+    @property
+    def creator_pid(self):
+        """The pid of the process that made the ring."""
+        self._ready()
+        return self._rr.header.creator_pid
+
+    @property
+    def consumer_pid(self):
+        """A shared ring: the pid holding the consumer lease (0: none; it may be dead, then
+        the next consumer takes it over). A heap ring: 0."""
+        self._ready()
+        return rb_sequence_get(&self._rr.header.consumer_pid)
+
+    def close(self):
+        """Let go of the ring in this process: stop this handle's consumer thread (what is
+        queued stays queued, for the next consumer), give up the consumer lease, and refuse
+        every later call on this handle. The memory is unmapped once no view of it is left.
+        Never removes the segment (that is :meth:`unlink`). Idempotent."""
+        if not self._open:
+            return
+        if self._started:
+            self.stop_consumers(False, -1)
+        self._drop_lease()
+        self._open = False
+        self._handlers = ()
+
+    def unlink(self):
+        """Remove a shared ring's segment name: no process can attach any more; processes
+        that have it mapped go on until they close. Idempotent; the ring stays usable here."""
+        if self._rr == NULL:
+            self._ready()                    # says the ring was never made
+        if self.shared is None:
+            raise RuntimeError(f"unlink() is for a shared ring ({type(self).__name__}(..., "
+                               f"shared=name))")
+        (<SharedRegion>self._region).unlink()
+
+    def __enter__(self):
+        self._ready()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close()
+        return False
+
+    def __dealloc__(self):
+        # No consumer thread can run here (it holds a reference to the ring). Producers
+        # holding the C handle must have kept a reference too (ringbus_records.h).
+        self._drop_lease()
+        free(self._rr)
+
+    # -- handlers --------------------------------------------------------------------------
+
+    cdef int _add_handler(self, object handler) except -1:
+        self._ready()
+        if not callable(handler):
+            raise TypeError(f"handler must be callable, got {handler!r}")
+        if (inspect.iscoroutinefunction(handler) or inspect.isgeneratorfunction(handler)
+                or inspect.isasyncgenfunction(handler)):
+            # Its call would only make a coroutine or generator: what it was handed is gone
+            # by the time anything could run it, so its body would never see it.
+            raise TypeError(f"a {type(self).__name__} handler must be a plain function that "
+                            f"reads what it is handed during the call; {handler!r} is a "
+                            f"coroutine or generator function")
+        self._consume_here()
+        self._handlers = self._handlers + (handler,)
+        return 0
+
+    def unsubscribe(self, handler):
+        """Remove the first subscription of ``handler``; returns whether there was one."""
+        self._ready()
+        cdef list hs = list(self._handlers)
+        for i, h in enumerate(hs):
+            if h is handler or h == handler:
+                del hs[i]
+                self._handlers = tuple(hs)
+                return True
+        return False
+
+    @property
+    def handlers(self):
+        """The subscribed handlers, in call order."""
+        self._ready()
+        return self._handlers
+
+    cdef object _call_handlers(self, tuple handlers, object item, int64_t sequence,
+                               Py_ssize_t n, str unit, bint *failed):
+        """Every handler with ``item`` (``n`` ``unit`` from ring sequence ``sequence`` on),
+        each Exception isolated and reported; returns the first one to raise afterwards
+        (on_error="raise"), else None. Marks it redelivered where a dead consumer may have
+        handled it, and records it as in flight for the next consumer should this one die."""
+        cdef bint again = sequence <= self._redeliver_upto
+        first = None
+        failed[0] = False
+        for h in handlers:
+            try:
+                call_in_ring(h, item, self, sequence, again)
+            except Exception as exc:
+                failed[0] = True
+                if first is None and self._on_error == "raise":
+                    first = exc
+                self._failed(h, item, exc, f"{n} {unit}")
+        return first
+
+    cdef int _failed(self, object handler, object item, object exc, str what) except -1:
+        self.errors += 1
+        if self._on_error == "log":
+            _log.error("ringbus: %s handler %r failed on %s", type(self).__name__, handler,
+                       what, exc_info=exc)
+        elif self._on_error != "raise":
+            self._on_error(handler, item, exc)
+        return 0
+
+    # -- the consumer ----------------------------------------------------------------------
+
+    cdef int64_t _queued(self) noexcept:
+        return self._published() - self._dispatched()
+
+    cdef int _close_at_exit(self) except -1:
+        # What a shared ring still holds stays in its segment for the next consumer: not
+        # lost, so not reported; this process only stops its consumer and lets the lease go.
+        if self.shared is None or not self._open:
+            return Driver._close_at_exit(self)
+        cdef list errors = []
+        self.close_consumers(_EXIT_TIMEOUT, errors)        # bounded, as for every ring
+        for exc in errors:
+            _log.error("ringbus: the consumer thread of %r ended on %s", self,
+                       type(exc).__name__, exc_info=exc)
+        self._drop_lease()
+        return 0
+
+    cdef int _forked(self) except -1:
+        # The lease is the parent's pid: this copy of the handle does not hold it.
+        if self._leased:
+            self._leased = False
+            if _consumers_here.get(self._region_key()) is self:
+                del _consumers_here[self._region_key()]
+        return 0
+
+    cdef Py_ssize_t _drain(self, str arg, object max_n) except -1:
+        """drain(): at most ``max_n`` (None: no limit; its name is ``arg``) on this thread."""
+        self._ready()
+        cdef Py_ssize_t limit = -1
+        if max_n is not None:
+            limit = int_arg(arg, max_n, low=0, high=PY_SSIZE_T_MAX, none_ok=True)
+        self._consume_here()                 # consuming, even without handlers
+        return self.drain_consumer(self._consumer, limit)
+
+    def start(self):
+        """Start the consumer thread: it waits without the GIL (the ``wait`` strategy) and
+        takes the GIL once per batch to call the handlers."""
+        self._ready()
+        self._consume_here()
+        self.start_consumers()
+
+    def stop(self, drain=True, timeout=None):
+        """Stop the consumer thread and wait for it.
+
+        ``drain=True``: first dispatch everything published (claimed, with several
+        producers) before this call. ``drain=False``: stop after the batch in hand; the rest
+        stays queued. Re-raises the exception that ended the thread, if any. TimeoutError
+        if the thread is not done within ``timeout`` seconds.
+        """
+        self._ready()
+        self.stop_consumers(bool_arg("drain", drain), timeout_arg(timeout))
+
+    @contextmanager
+    def running(self):
+        """``with ring.running(): ...`` starts the consumer thread and stops it (drain=True)."""
+        self._ready()
+        self.start()
+        try:
+            yield self
+        finally:
+            self.stop(True)
+
+    @property
+    def started(self):
+        """Whether the consumer thread is started."""
+        self._ready()
+        return self._started
+
+    # -- counters --------------------------------------------------------------------------
+
+    cdef int64_t _published(self) noexcept:
+        # The cursor: claimed with several producers (a claim is published moments later),
+        # published with one. Never sp_next: that is the producer's own, unsynchronized.
+        return rb_sequence_get(&self._rr.header.cursor) + 1
+
+    cdef int64_t _dispatched(self) noexcept:
+        return rb_sequence_get(&self._rr.header.consumer.sequence) + 1
+
+    @property
+    def published(self):
+        """Published since the ring was made (claimed, with several producers)."""
+        self._ready()
+        return self._published()
+
+    @property
+    def dispatched(self):
+        """Handed to the handlers and released by the consumer."""
+        self._ready()
+        return self._dispatched()
+
+    @property
+    def dropped(self):
+        """Refused by ``overflow="drop"``."""
+        self._ready()
+        return rb_load_relaxed_i64(&self._rr.header.dropped.value)
+
+    @property
+    def pending(self):
+        """Published and not yet dispatched."""
+        self._ready()
+        return self._queued()
+
+    def stats(self):
+        """Counters as a dict: published, dispatched, dropped, pending, batches, errors."""
+        self._ready()
+        # The consumer's count first: it never passes what producers counted before.
+        dispatched = self._dispatched()
+        published = self._published()
+        return {
+            "published": published,
+            "dispatched": dispatched,
+            "dropped": self.dropped,
+            "pending": published - dispatched,
+            "batches": self.batches,
+            "errors": self.errors,
+        }
+
+    def __len__(self):
+        self._ready()
+        return self.pending
+
+
 @cython.final
 @cython.no_gc_clear
-cdef class RecordRing(Driver):
+cdef class RecordRing(RegionRing):
     # The first line is the constructor's text signature (the "--" ends it), for
     # inspect.signature(), help() and IDEs; tests/test_signatures.py keeps it in step.
-    """RecordRing(dtype, capacity=65536, *, producers='multi', overflow='block', wait='block', on_error='log', shared=None)
+    """RecordRing(dtype, capacity=65536, *, producers='multi', overflow='block', wait='block', unblock_timeout=1.0, on_error='log', shared=None)
 --
 
 A bounded ring of fixed-size records, from producers to batch handlers.
@@ -226,6 +667,9 @@ A bounded ring of fixed-size records, from producers to batch handlers.
     wait : "block" (default), "spin", "yield" or "sleep"
         How the consumer thread waits for records, always without the GIL. With "block" it
         parks and every publish pays a fence to wake it; the others poll.
+    unblock_timeout : float (1.0)
+        Seconds a claimed slot may stay unpublished before the consumer checks whether its
+        producer died (a shared ring's faults, see the README); recorded in the ring.
     on_error : "log" (default), "raise" or a callable
         An Exception from a handler never stops the other handlers nor loses the records.
         "log" logs it (counted in ``errors``); "raise" re-raises the first one once the
@@ -240,31 +684,14 @@ A bounded ring of fixed-size records, from producers to batch handlers.
     Compiled producers publish without the GIL through the C API of ``ringbus_records.h``
     (``from ringbus.records cimport ...``; see ``ringbus.get_include()``).
     """
-    cdef rb_record_ring *_rr        # owned (malloc): the C API handle, points into _region
-    cdef Region _region             # the ring's memory; views keep it alive on their own
     cdef object _records            # ndarray (capacity,) of dtype over the record storage
     cdef readonly object dtype
     cdef readonly Py_ssize_t capacity
     cdef readonly Py_ssize_t record_size
-    cdef readonly str producers     # "single" or "multi"
-    cdef readonly str overflow      # "block", "raise" or "drop"
-    cdef readonly str wait          # "block", "spin", "yield" or "sleep"
-    cdef int _overflow
-    cdef object _on_error
-    cdef tuple _handlers            # copy-on-write: a batch in flight keeps the tuple it read
-    cdef Consumer _consumer         # the one consumer; its rb_consumer is in the header
-    cdef readonly unsigned long long errors    # Exceptions from handlers
-    cdef readonly unsigned long long batches   # views dispatched: one per contiguous run
-    cdef bint _warned_kept_view
-    cdef readonly object shared     # the segment's name (a shared ring), else None
-    cdef bint _leased               # this handle holds the shared ring's consumer lease
-
-    def __cinit__(self, *args, **kwargs):
-        self._rr = NULL
-        self._handlers = ()
 
     def __init__(self, dtype, capacity=65536, *, producers="multi",
-                 overflow="block", wait="block", on_error="log", shared=None):
+                 overflow="block", wait="block", unblock_timeout=1.0, on_error="log",
+                 shared=None):
         if self._rr != NULL:
             raise RuntimeError("RecordRing.__init__ called twice")
         np = _np()
@@ -296,8 +723,8 @@ A bounded ring of fixed-size records, from producers to batch handlers.
         cdef int multi = _choice("producers", producers, _PRODUCERS)
         cdef int wait_code = _choice("wait", wait, _WAIT)
         _choice("overflow", overflow, _OVERFLOW)
-        if on_error not in _ON_ERROR and not callable(on_error):
-            raise ValueError(f"on_error must be 'log', 'raise' or a callable, got {on_error!r}")
+        _on_error_arg(on_error)
+        cdef double unblock = unblock_arg(unblock_timeout)
         cdef bytes descr = b""
         if shared is not None:
             shm_path(shared)                # the name is checked before anything is made
@@ -308,30 +735,10 @@ A bounded ring of fixed-size records, from producers to batch handlers.
                 raise ValueError(f"the dtype's description takes {len(descr)} bytes, more "
                                  f"than a shared ring's header holds ({RB_RECORD_DESCR_MAX})")
 
-        cdef int64_t available_offset, records_offset
-        cdef int64_t size = rb_record_layout(capacity, dt.itemsize, multi, &available_offset,
-                                             &records_offset)
-        cdef Region region
-        if shared is not None:
-            region = shared_region_create(shared, size)
-        else:
-            try:
-                region = heap_region(size)
-            except MemoryError:
-                raise MemoryError(f"cannot allocate a ring of {capacity} records "
-                                  f"({size} bytes)") from None
-        cdef void *base = region.base
-        cdef rb_record_header *h = <rb_record_header *>base
+        cdef Region region = make_region(shared, RB_KIND_RECORDS, capacity, dt.itemsize, multi,
+                                         wait_code, unblock, descr,
+                                         f"a ring of {capacity} records")
         try:
-            # Before the layout: rb_record_region_init publishes the whole header last.
-            h.wait = wait_code
-            h.creator_pid = os.getpid()
-            if descr:
-                memcpy(h.descr, <const char *>descr, len(descr))
-                h.descr_len = len(descr)
-            rb_record_region_init(base, capacity, dt.itemsize, multi, not region.private)
-            if region.private:
-                region.teardown = rb_record_region_destroy   # its parker, once the memory goes
             self._bind(region, dt, overflow, on_error, shared)
         except BaseException:
             if shared is not None:
@@ -351,13 +758,8 @@ A bounded ring of fixed-size records, from producers to batch handlers.
         """
         np = _np()
         _choice("overflow", overflow, _OVERFLOW)
-        if on_error not in _ON_ERROR and not callable(on_error):
-            raise ValueError(f"on_error must be 'log', 'raise' or a callable, got {on_error!r}")
-        cdef SharedRegion region = shared_region_attach(name)
-        cdef const char *why = rb_record_header_check(region.base, region.size)
-        if why != NULL:
-            raise ValueError(f"shared-memory segment {name!r} is not a usable record ring: "
-                             f"{why.decode()}")
+        _on_error_arg(on_error)
+        cdef SharedRegion region = attach_region(name, RB_KIND_RECORDS)
         cdef rb_record_header *h = <rb_record_header *>region.base
         if h.descr_len == 0:
             raise ValueError(f"shared-memory segment {name!r} records no dtype")
@@ -388,141 +790,15 @@ A bounded ring of fixed-size records, from producers to batch handlers.
         self.dtype = dt
         self.capacity = h.capacity
         self.record_size = h.record_size
-        self.producers = "multi" if h.multi else "single"
-        self.wait = _WAIT_NAMES[h.wait]
-        self.overflow = overflow
-        self._overflow = _OVERFLOW[overflow]
-        self._wait = h.wait
-        self._on_error = on_error
-        self.shared = shared
         region.export(h.records_offset, h.capacity * h.record_size)
-        self._region = region
-        self._private_parker = region.private
-        self._rr = <rb_record_ring *>malloc(sizeof(rb_record_ring))
-        if self._rr == NULL:
-            raise MemoryError()
-        if rb_record_ring_attach(self._rr, region.base, self._overflow, self._wait) != 0:
-            raise RuntimeError("record ring layout check failed")   # checked before
-        # The driver's view: every piece of state it touches is in the region's header.
-        h = self._rr.header
-        self._q = self._rr.seq
-        self._key = h
-        self._stop_target = &h.stop_target
-        self._gone = &h.consumer_gone
-        self._poll_before_park = POLL_BEFORE_PARK
-        self._unit = "records"
-        cdef Consumer c = Consumer.__new__(Consumer)
-        free(c._c)
-        c._c = &h.consumer
-        c._owns_c = False
-        c.name = "records"
-        self._consumer = c
-        self._consumers.append(c)
+        self._bind_region(region, overflow, on_error, shared, "records")
         self._records = np.frombuffer(region, dtype=dt)
+        self._open = True
         return 0
-
-    cdef int _ready(self) except -1:
-        """Raise unless __init__ ran to its end. Every Python-visible entry point (and the C
-        API's ring_of) calls it first, once per call, never per record: a ring made by
-        ``RecordRing.__new__`` has no region behind it, and a C read would crash."""
-        if self._records is None:   # set last in __init__, after every allocation
-            if self._rr != NULL:
-                raise RuntimeError("this RecordRing handle is closed")
-            raise RuntimeError("RecordRing was not initialised: call "
-                               "RecordRing(dtype, capacity, ...)")
-        return 0
-
-    # -- a shared ring: the consumer lease, closing, unlinking ------------------------------
-
-    cdef int _take_lease(self) except -1:
-        """One live consumer per shared ring: the pid of the process whose handle
-        subscribes, in the header. A dead holder's lease is taken over (its death is
-        checked with kill(pid, 0)); a live one's is refused, as is a second handle of this
-        process (a process-local registry, since both would hold the same pid)."""
-        cdef rb_record_header *h = self._rr.header
-        cdef int64_t me = os.getpid(), holder
-        key = self._region_key()
-        other = _consumers_here.get(key)
-        if other is not None and other is not self:
-            raise RuntimeError(f"shared ring {self.shared!r} already has a consumer in this "
-                               f"process (another RecordRing handle subscribed to it)")
-        while True:
-            holder = 0
-            if rb_cas_relaxed_i64(&h.consumer_pid.value, &holder, me) or holder == me:
-                break
-            if _pid_alive(holder):
-                raise RuntimeError(f"shared ring {self.shared!r} already has a consumer: "
-                                   f"process {holder} (one consumer per ring; it is taken "
-                                   f"over once that process is gone)")
-            if rb_cas_relaxed_i64(&h.consumer_pid.value, &holder, me):
-                break                        # took a dead consumer's lease over
-        self._leased = True
-        _consumers_here[key] = self
-        return 0
-
-    cdef object _region_key(self):
-        return (self.shared, <size_t>self._rr.header.creator_pid,
-                <size_t>self._rr.header.region_size)
-
-    cdef int _drop_lease(self) noexcept:
-        cdef int64_t me
-        if not self._leased or self._rr == NULL:
-            return 0
-        me = os.getpid()
-        rb_cas_relaxed_i64(&self._rr.header.consumer_pid.value, &me, 0)
-        self._leased = False
-        if _consumers_here.get(self._region_key()) is self:
-            del _consumers_here[self._region_key()]
-        return 0
-
-    @property
-    def creator_pid(self):
-        """The pid of the process that made the ring."""
-        self._ready()
-        return self._rr.header.creator_pid
-
-    @property
-    def consumer_pid(self):
-        """A shared ring: the pid holding the consumer lease (0: none; it may be dead, then
-        the next consumer takes it over). A heap ring: 0."""
-        self._ready()
-        return rb_sequence_get(&self._rr.header.consumer_pid)
 
     def close(self):
-        """Let go of the ring in this process: stop this handle's consumer thread (what is
-        queued stays queued, for the next consumer), give up the consumer lease, and refuse
-        every later call on this handle. The memory is unmapped once no view of it is left.
-        Never removes the segment (that is :meth:`unlink`). Idempotent."""
-        if self._records is None:
-            return
-        if self._started:
-            self.stop_consumers(False, -1)
-        self._drop_lease()
-        self._records = None
-        self._handlers = ()
-
-    def unlink(self):
-        """Remove a shared ring's segment name: no process can attach any more; processes
-        that have it mapped go on until they close. Idempotent; the ring stays usable here."""
-        if self._rr == NULL:
-            self._ready()                    # says the ring was never made
-        if self.shared is None:
-            raise RuntimeError("unlink() is for a shared ring (RecordRing(..., shared=name))")
-        (<SharedRegion>self._region).unlink()
-
-    def __enter__(self):
-        self._ready()
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        self.close()
-        return False
-
-    def __dealloc__(self):
-        # No consumer thread can run here (it holds a reference to the ring). Producers
-        # holding the C handle must have kept a reference too (ringbus_records.h).
-        self._drop_lease()
-        free(self._rr)
+        RegionRing.close(self)
+        self._records = None       # the storage array: the region goes once no view is left
 
     # -- producers -------------------------------------------------------------------------
 
@@ -690,46 +966,8 @@ A bounded ring of fixed-size records, from producers to batch handlers.
         only: ``view.copy()`` keeps it (one RuntimeWarning per ring when a handler returns
         still holding either). Handlers run in subscription order; a change takes
         effect from the next batch. Returns ``handler`` (usable as a decorator)."""
-        self._ready()
-        if not callable(handler):
-            raise TypeError(f"handler must be callable, got {handler!r}")
-        if (inspect.iscoroutinefunction(handler) or inspect.isgeneratorfunction(handler)
-                or inspect.isasyncgenfunction(handler)):
-            # Its call would only make a coroutine or generator: the view is gone by the
-            # time anything could run it, so its body would never see the records.
-            raise TypeError(f"a RecordRing handler must be a plain function that reads its "
-                            f"view during the call; {handler!r} is a coroutine or generator "
-                            f"function")
-        if self.shared is not None and not self._leased:
-            self._take_lease()
-        self._handlers = self._handlers + (handler,)
+        self._add_handler(handler)
         return handler
-
-    def unsubscribe(self, handler):
-        """Remove the first subscription of ``handler``; returns whether there was one."""
-        self._ready()
-        cdef list hs = list(self._handlers)
-        for i, h in enumerate(hs):
-            if h is handler or h == handler:
-                del hs[i]
-                self._handlers = tuple(hs)
-                return True
-        return False
-
-    @property
-    def handlers(self):
-        """The subscribed handlers, in call order."""
-        self._ready()
-        return self._handlers
-
-    cdef int _failed(self, object handler, object view, object exc) except -1:
-        self.errors += 1
-        if self._on_error == "log":
-            _log.error("ringbus: RecordRing handler %r failed on a batch of %d records",
-                       handler, len(view), exc_info=exc)
-        elif self._on_error != "raise":
-            self._on_error(handler, view, exc)
-        return 0
 
     cdef int64_t _dispatch(self, int64_t lo, int64_t hi) except -1:
         """Hand lo..hi (published) to the handlers with the GIL held, one zero-copy view per
@@ -740,11 +978,14 @@ A bounded ring of fixed-size records, from producers to batch handlers.
         cdef tuple handlers = self._handlers
         cdef int64_t a = lo, end = lo - 1
         cdef Py_ssize_t i0, storage_refs
-        cdef bint kept
+        cdef bint kept, failed
         cdef object first
         records = self._records
         while a <= hi:
             end = rb_record_run_end(rr, a, hi)
+            if a <= self._redeliver_upto < end:
+                end = self._redeliver_upto       # a batch is redelivered whole, or not
+            rb_sequence_set(&rr.header.inflight, end)
             i0 = <Py_ssize_t>(a & rr.seq.mask)
             # numpy makes every array derived from a view (a field, a slice, .view(), .T)
             # refer to the storage array itself, not to the view: counting the storage's
@@ -754,14 +995,8 @@ A bounded ring of fixed-size records, from producers to batch handlers.
             first = None
             failed = False
             try:
-                for h in handlers:
-                    try:
-                        h(view)
-                    except Exception as exc:
-                        failed = True
-                        if first is None and self._on_error == "raise":
-                            first = exc
-                        self._failed(h, view, exc)
+                first = self._call_handlers(handlers, view, a, end - a + 1, "records",
+                                            &failed)
             finally:
                 view = None
                 # The storage's references as before the view: more, and a handler kept
@@ -791,131 +1026,16 @@ A bounded ring of fixed-size records, from producers to batch handlers.
         Goes on until the ring is empty (records published meanwhile included) or
         ``max_records`` were dispatched. Not while the consumer thread runs.
         """
-        self._ready()
-        cdef Py_ssize_t limit = -1
-        if max_records is not None:
-            limit = int_arg("max_records", max_records, low=0, high=PY_SSIZE_T_MAX,
-                            none_ok=True)
-        if self.shared is not None and not self._leased:
-            self._take_lease()               # consuming, even without handlers
-        return self.drain_consumer(self._consumer, limit)
+        return self._drain("max_records", max_records)
 
     cdef Py_ssize_t _handle(self, Consumer c, int64_t lo, int64_t hi) except -1:
         cdef int64_t end = self._dispatch(lo, hi)
         PyErr_CheckSignals()
         return end - lo + 1
 
-    cdef int64_t _queued(self) noexcept:
-        return self._published() - (rb_sequence_get(&self._rr.header.consumer.sequence) + 1)
-
-    cdef int _close_at_exit(self) except -1:
-        # What a shared ring still holds stays in its segment for the next consumer: not
-        # lost, so not reported; this process only stops its consumer and lets the lease go.
-        if self.shared is None or self._records is None:
-            return Driver._close_at_exit(self)
-        cdef list errors = []
-        self.close_consumers(_EXIT_TIMEOUT, errors)        # bounded, as for every ring
-        for exc in errors:
-            _log.error("ringbus: the consumer thread of %r ended on %s", self,
-                       type(exc).__name__, exc_info=exc)
-        self._drop_lease()
-        return 0
-
-    cdef int _forked(self) except -1:
-        # The lease is the parent's pid: this copy of the handle does not hold it.
-        if self._leased:
-            self._leased = False
-            if _consumers_here.get(self._region_key()) is self:
-                del _consumers_here[self._region_key()]
-        return 0
-
-    def start(self):
-        """Start the consumer thread: it waits for records without the GIL (the ``wait``
-        strategy) and takes the GIL once per batch to call the handlers."""
-        self._ready()
-        if self.shared is not None and not self._leased:
-            self._take_lease()
-        self.start_consumers()
-
-    def stop(self, drain=True, timeout=None):
-        """Stop the consumer thread and wait for it.
-
-        ``drain=True``: first dispatch every record published (claimed, with several
-        producers) before this call. ``drain=False``: stop after the batch in hand; the rest
-        stays queued. Re-raises the exception that ended the thread, if any. TimeoutError
-        if the thread is not done within ``timeout`` seconds.
-        """
-        self._ready()
-        self.stop_consumers(bool_arg("drain", drain), timeout_arg(timeout))
-
-    @contextmanager
-    def running(self):
-        """``with ring.running(): ...`` starts the consumer thread and stops it (drain=True)."""
-        self._ready()
-        self.start()
-        try:
-            yield self
-        finally:
-            self.stop(True)
-
-    @property
-    def started(self):
-        """Whether the consumer thread is started."""
-        self._ready()
-        return self._started
-
-    # -- counters --------------------------------------------------------------------------
-
-    cdef int64_t _published(self) noexcept:
-        # The cursor: claimed with several producers (a claim is published moments later),
-        # published with one. Never sp_next: that is the producer's own, unsynchronized.
-        return rb_sequence_get(&self._rr.header.cursor) + 1
-
-    @property
-    def published(self):
-        """Records published (claimed, with several producers) since the ring was made."""
-        self._ready()
-        return self._published()
-
-    @property
-    def dispatched(self):
-        """Records the consumer has handed to its handlers and released."""
-        self._ready()
-        return rb_sequence_get(&self._rr.header.consumer.sequence) + 1
-
-    @property
-    def dropped(self):
-        """Records refused by ``overflow="drop"``."""
-        self._ready()
-        return rb_load_relaxed_i64(&self._rr.header.dropped.value)
-
-    @property
-    def pending(self):
-        """Records published and not yet dispatched."""
-        self._ready()
-        return self._queued()
-
-    def stats(self):
-        """Counters as a dict: published, dispatched, dropped, pending, batches, errors."""
-        self._ready()
-        dispatched = self.dispatched
-        published = self._published()
-        return {
-            "published": published,
-            "dispatched": dispatched,
-            "dropped": self.dropped,
-            "pending": published - dispatched,
-            "batches": self.batches,
-            "errors": self.errors,
-        }
-
-    def __len__(self):
-        self._ready()
-        return self.pending
-
     def __repr__(self):
-        if self._records is None:
-            return "<ringbus RecordRing (not initialised)>"
+        if not self._open:
+            return "<ringbus RecordRing (closed or not initialised)>"
         return (f"<ringbus RecordRing dtype={self.dtype} capacity={self.capacity} "
                 f"producers={self.producers!r} overflow={self.overflow!r} wait={self.wait!r} "
                 f"pending={self.pending}>")

@@ -148,7 +148,29 @@ typedef struct rb_sequencer {
     rb_atomic_i32 *available;    /* multi producer: lap number of the event in each slot */
     rb_sequence *const *gating;  /* n_gating sequences: the last consumers */
     rb_parker *parker;
+    /* Framed (a message ring): a claim is one frame of several slots (RB_FRAME_UNIT bytes
+     * each) that never wraps the storage, padding to its end first where it would; each
+     * frame starts with an rb_frame_header, and only its first slot carries an availability
+     * flag. 0 for rings of one event per slot. */
+    int32_t framed;
+    const unsigned char *frames; /* framed: the storage, capacity * RB_FRAME_UNIT bytes */
 } rb_sequencer;
+
+/* A message ring's storage is in slots of RB_FRAME_UNIT bytes; a frame is its header and the
+ * message bytes, rounded up to whole slots. Padding fills the storage's end when a frame
+ * would not fit before it (a message is always contiguous). */
+#define RB_FRAME_UNIT 8
+enum { RB_FRAME_MESSAGE = 0, RB_FRAME_PADDING = 1 };
+typedef struct rb_frame_header {
+    int32_t units;               /* slots the frame takes, header included (>= 1) */
+    int32_t length;              /* message bytes; RB_FRAME_PADDING: -1 */
+} rb_frame_header;
+
+/* The slots a frame of a `length`-byte message takes. */
+static inline int64_t rb_frame_units(int64_t length)
+{
+    return 1 + (length + RB_FRAME_UNIT - 1) / RB_FRAME_UNIT;
+}
 
 /* The sequencer of an rb_ring: its own fields. Built per call; once inlined, every field is
  * just the rb_ring's. */
@@ -167,6 +189,8 @@ static inline rb_sequencer rb_ring_sequencer(rb_ring *r)
     q.available = r->available;
     q.gating = r->gating;
     q.parker = &r->parker;
+    q.framed = 0;
+    q.frames = 0;
     return q;
 }
 
@@ -305,8 +329,56 @@ static inline int64_t rb_sequencer_mp_claim_upto(const rb_sequencer *q, int64_t 
     }
 }
 
+/* The slots a frame of `units` slots claims after `claimed` (the highest claimed sequence):
+ * its own, plus the padding to the storage's end when it would not fit before it. */
+static inline int64_t rb_frame_claim_size(const rb_sequencer *q, int64_t claimed, int64_t units)
+{
+    int64_t index = (claimed + 1) & q->mask;
+    return index + units > q->capacity ? q->capacity - index + units : units;
+}
+
+/* Framed, single producer: all of one frame (and its padding) or nothing. */
+static inline int64_t rb_sequencer_sp_claim_frame(const rb_sequencer *q, int64_t units, int64_t *hi)
+{
+    int64_t n = rb_frame_claim_size(q, *q->sp_next, units);
+    if (*q->sp_cached_gating + q->capacity - *q->sp_next < n) {
+        *q->sp_cached_gating = rb_sequencer_min_gating(q, *q->sp_next);
+        if (*q->sp_cached_gating + q->capacity - *q->sp_next < n)
+            return 0;
+    }
+    *q->sp_next += n;
+    *hi = *q->sp_next;
+    return n;
+}
+
+/* Framed, several producers: the frame's size depends on where it starts, so it is computed
+ * again from each cursor value a CAS attempt starts from. All or nothing. */
+static inline int64_t rb_sequencer_mp_claim_frame(const rb_sequencer *q, int64_t units, int64_t *hi)
+{
+    int64_t current = rb_load_relaxed_i64(&q->cursor->value);
+    for (;;) {
+        int64_t n = rb_frame_claim_size(q, current, units);
+        int64_t cached = rb_load_acquire_i64(&q->gating_cache->value);
+        if (cached + q->capacity - current < n) {
+            int64_t m = rb_sequencer_min_gating(q, current);
+            if (m + q->capacity - current < n)
+                return 0;
+            rb_store_release_i64(&q->gating_cache->value, m);
+        }
+        if (rb_cas_relaxed_i64(&q->cursor->value, &current, current + n)) {
+            *hi = current + n;
+            return n;
+        }
+    }
+}
+
+/* Claim up to `max_n` slots (framed: exactly one frame of `max_n` slots and the padding
+ * before it, or none). Returns how many, the highest in *hi; 0 when there is no room. */
 static inline int64_t rb_sequencer_claim_upto(const rb_sequencer *q, int64_t max_n, int64_t *hi)
 {
+    if (q->framed)
+        return q->multi ? rb_sequencer_mp_claim_frame(q, max_n, hi)
+                        : rb_sequencer_sp_claim_frame(q, max_n, hi);
     return q->multi ? rb_sequencer_mp_claim_upto(q, max_n, hi) : rb_sequencer_sp_claim_upto(q, max_n, hi);
 }
 
@@ -321,6 +393,16 @@ static inline int rb_sequencer_room_for(const rb_sequencer *q, int64_t wrap_poin
  * writes happen-before a consumer's acquire of the cursor / availability flag. */
 static inline void rb_sequencer_publish(const rb_sequencer *q, int64_t lo, int64_t hi)
 {
+    if (q->framed && q->multi) {
+        /* Each frame's first slot: lo..hi is the padding frame (if any), then the message's. */
+        const rb_frame_header *f = (const rb_frame_header *)(q->frames + (lo & q->mask) * RB_FRAME_UNIT);
+        int64_t msg = lo + (f->length < 0 ? f->units : 0);
+        if (msg != lo)
+            rb_store_release_i32(&q->available[lo & q->mask], (int32_t)(lo >> q->index_shift));
+        rb_store_release_i32(&q->available[msg & q->mask], (int32_t)(msg >> q->index_shift));
+        (void)hi;
+        return;
+    }
     if (q->multi) {
         int64_t s;
         for (s = lo; s <= hi; s++)
@@ -339,6 +421,21 @@ static inline int64_t rb_sequencer_highest_published(const rb_sequencer *q, int6
     int64_t s;
     if (!q->multi)
         return hi;
+    if (q->framed) {
+        /* Frame by frame: a frame's flag is on its first slot, and (acquired) orders its
+         * header and bytes before our reads. A header that does not fit the claimed range
+         * (a corrupted segment) ends the scan: never a read outside the storage. */
+        for (s = lo; s <= hi;) {
+            const rb_frame_header *f;
+            if (rb_load_acquire_i32(&q->available[s & q->mask]) != (int32_t)(s >> q->index_shift))
+                return s - 1;
+            f = (const rb_frame_header *)(q->frames + (s & q->mask) * RB_FRAME_UNIT);
+            if (f->units < 1 || f->units > hi - s + 1)
+                return s - 1;
+            s += f->units;
+        }
+        return hi;
+    }
     for (s = lo; s <= hi; s++) {
         if (rb_load_acquire_i32(&q->available[s & q->mask]) != (int32_t)(s >> q->index_shift))
             return s - 1;
@@ -656,8 +753,11 @@ static inline int64_t rb_sequencer_claim_wait(const rb_sequencer *q, const void 
         int64_t got = rb_sequencer_claim_upto(q, max_n, hi);
         if (got)
             return got;
-        /* Room for one more: every last consumer has passed this sequence. */
-        int64_t wrap_point = rb_sequencer_claimed(q) + 1 - q->capacity;
+        /* Room for one more (framed: for the whole frame): every last consumer has passed
+         * this sequence. */
+        int64_t claimed = rb_sequencer_claimed(q);
+        int64_t wrap_point = claimed + (q->framed ? rb_frame_claim_size(q, claimed, max_n) : 1)
+                             - q->capacity;
 #if !defined(RINGBUS_RELACY)
         own = rb_consuming_find(ring);
         if (own != NULL && wrap_point > rb_sequence_get_own(&own->sequence))

@@ -19,7 +19,7 @@ class Segment:
     """One ringbus segment, as its header says (``problem``: why it could not be read)."""
     name: str
     size: int
-    kind: str                       # "records", or "unknown" when the header is unusable
+    kind: str                       # "records", "messages", or "unknown" (unusable header)
     creator_pid: int = 0
     consumer_pid: int = 0
     capacity: int = 0
@@ -45,7 +45,7 @@ def _alive(pid: int) -> bool:
 def segments() -> list[Segment]:
     """Every ``/dev/shm/ringbus.*`` segment, by name; each header is checked as attach
     checks it, and an unusable one is listed with the reason."""
-    from ringbus import RecordRing
+    from ringbus import MessageRing, RecordRing
     out: list[Segment] = []
     if not SHM_DIR.is_dir():
         return out
@@ -55,14 +55,23 @@ def segments() -> list[Segment]:
             size = path.stat().st_size
         except FileNotFoundError:
             continue                  # removed meanwhile
+        ring: "RecordRing | MessageRing"
         try:
-            ring = RecordRing.attach(name)
+            try:
+                ring = RecordRing.attach(name)
+                kind, capacity = "records", ring.capacity
+            except ValueError as exc:
+                if "holds a MessageRing" not in str(exc):
+                    raise
+                # Whatever its codec: only the counters are read.
+                ring = MessageRing.attach(name, codec="bytes")
+                kind, capacity = "messages", ring.capacity_bytes
         except (ValueError, OSError) as exc:
             out.append(Segment(name, size, "unknown", problem=str(exc)))
             continue
         try:
-            out.append(Segment(name, size, "records", ring.creator_pid, ring.consumer_pid,
-                               ring.capacity, ring.pending))
+            out.append(Segment(name, size, kind, ring.creator_pid, ring.consumer_pid,
+                               capacity, ring.pending))
         finally:
             ring.close()
     return out
