@@ -34,8 +34,9 @@ def reap(child):
     if child.poll() is None:
         child.kill()
         child.wait()
-    child.stdout.close()
-    child.stderr.close()
+    for pipe in (child.stdin, child.stdout, child.stderr):
+        if pipe is not None:
+            pipe.close()
 
 
 def left_behind():

@@ -336,8 +336,8 @@ def test_attach_checks_kind_codec_and_layout(name):
     records.unlink()
     records.close()
     pickled = MessageRing(1024, codec="pickle", shared=name)
-    with pytest.raises(ValueError, match="codec 'pickle', not 'msgspec'"):
-        MessageRing.attach(name, codec="msgspec")
+    with pytest.raises(ValueError, match="codec 'pickle', not 'custom:.*Upper'"):
+        MessageRing.attach(name, codec=Upper())
     pickled.unlink()
     pickled.close()
 

@@ -19,10 +19,13 @@ ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src" / "ringbus"
 HARNESS = ROOT / "tests" / "relacy" / "ring_models.cpp"
 RECORD_HARNESS = ROOT / "tests" / "relacy" / "record_models.cpp"
-HEADERS = ("_atomic.h", "_ringbuffer.h", "_recordring.h")
+UNBLOCK_HARNESS = ROOT / "tests" / "relacy" / "unblock_models.cpp"
+HEADERS = ("_atomic.h", "_claimants.h", "_ringbuffer.h", "_recordring.h")
 
 
 def _harness(model):
+    if model.startswith("unb_"):
+        return UNBLOCK_HARNESS
     return RECORD_HARNESS if model.startswith("rec_") else HARNESS
 
 pytestmark = pytest.mark.skipif(
@@ -49,6 +52,13 @@ MODELS = [
     ("rec_many", 100_000, "random"),
     ("rec_wake", 200_000, "random"),
     ("rec_wake", 0, "bound"),
+    # The unblock protocol (_claimants.h): a producer killed at each step of its publish, or
+    # only slow; random schedules (the bounded search of 3 threads runs for hours).
+    ("unb_die1", 100_000, "random"),
+    ("unb_die2", 100_000, "random"),
+    ("unb_die3", 100_000, "random"),
+    ("unb_die4", 100_000, "random"),
+    ("unb_slow", 200_000, "random"),
 ]
 
 # name -> (header, exact text, replacement, model that must catch it, what it reports)
@@ -99,6 +109,15 @@ MUTANTS = {
         "        rb_record_publish_range(rr, hi - got + 1, hi);\n"
         "        rb_record_write(rr, hi - got + 1, hi, src + done * rr->record_size);",
         "rec_many", "DATA RACE"),
+    # The unblock protocol: a claim recorded only after its CAS leaves a window where the
+    # consumer cannot see a live claim and skips it.
+    "claim_recorded_after_cas": (
+        "_ringbuffer.h",
+        "    rb_claimant_attempt(e, *current, n);\n    RB_MAY_DIE(1);\n"
+        "    if (rb_cas_release_i64(&q->cursor->value, current, *current + n)) {\n",
+        "    if (rb_cas_release_i64(&q->cursor->value, current, *current + n)) {\n"
+        "        rb_claimant_attempt(e, *current - n, n);\n",
+        "unb_slow", "USER ASSERT FAILED"),
 }
 
 
@@ -126,7 +145,8 @@ def binaries(tmp_path_factory):
     """Compile the real models (-O1: they run long) and every mutant (-O0: caught at once)."""
     base = tmp_path_factory.mktemp("relacy")
     real = _headers(base / "real")
-    jobs = {"real": (real, "-O1", HARNESS), "real_records": (real, "-O1", RECORD_HARNESS)}
+    jobs = {"real": (real, "-O1", HARNESS), "real_records": (real, "-O1", RECORD_HARNESS),
+            "real_unblock": (real, "-O1", UNBLOCK_HARNESS)}
     for name, mutation in MUTANTS.items():
         jobs[name] = (_headers(base / name, mutation), "-O0", _harness(mutation[3]))
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
@@ -143,8 +163,8 @@ def _run(binary, model, iterations, scheduler):
 @pytest.mark.parametrize("model, iterations, scheduler", MODELS,
                          ids=[f"{m}-{s}" for m, _, s in MODELS])
 def test_ring_model_passes(binaries, model, iterations, scheduler):
-    proc = _run(binaries["real_records" if model.startswith("rec_") else "real"], model,
-                iterations, scheduler)
+    binary = {"rec_": "real_records", "unb_": "real_unblock"}.get(model[:4], "real")
+    proc = _run(binaries[binary], model, iterations, scheduler)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
 
 

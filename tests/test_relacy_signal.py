@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src" / "ringbus"
 HARNESS = ROOT / "tests" / "relacy" / "signal_models.cpp"
-HEADERS = ("_atomic.h", "_ringbuffer.h", "_signal.h")
+HEADERS = ("_atomic.h", "_claimants.h", "_ringbuffer.h", "_signal.h")
 
 pytestmark = [
     pytest.mark.skipif(

@@ -4,6 +4,7 @@ API), and a new consumer that resumes where the dead one committed, delivering t
 flight again, marked redelivered."""
 import os
 import signal
+import subprocess
 import threading
 
 import pytest
@@ -168,4 +169,184 @@ def test_a_new_consumer_resumes_and_the_batch_in_flight_comes_again_marked(name,
 
 
 def test_no_segment_is_left_behind():
+    assert left_behind() == []
+
+
+# -- a producer killed between claiming and publishing -----------------------------------
+
+# A producer process: publishes `before` items, claims `hold` slots (or one 16-byte message) and publishes nothing more until a line arrives on stdin (it may be killed or
+# stopped meanwhile); then publishes the claim and `after` more.
+HALF_PRODUCER = """
+import sys, numpy as np, ringbus
+from ringbus._records import _claim_unpublished, _publish_claimed
+kind, name, tag, before, hold, after = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:7])
+TICK = np.dtype([("seq", "<i8"), ("price", "<f8")])
+if kind == "records":
+    ring = ringbus.RecordRing.attach(name)
+    item = lambda i: ((tag << 32) | i, 0.0)
+else:
+    ring = ringbus.MessageRing.attach(name)
+    item = lambda i: b"%d:%d" % (tag, i)
+for i in range(before):
+    ring.publish(item(i))
+lo, hi = _claim_unpublished(ring, hold if kind == "records" else 16)
+print("claimed", lo, hi, flush=True)
+sys.stdin.readline()
+if kind == "records":
+    block = np.array([item(before + k) for k in range(hold)], TICK)
+    _publish_claimed(ring, lo, hi, block.view(np.uint8))
+    done = before + hold
+else:
+    _publish_claimed(ring, lo, hi, item(before).ljust(16, b" "))
+    done = before + 1
+for i in range(done, done + after):
+    ring.publish(item(i))
+print("done", flush=True)
+"""
+
+
+def _origin(kind, item):
+    """(producer tag, index) of each delivered record or message."""
+    if kind == "records":
+        return [(int(s) >> 32, int(s) & 0xFFFFFFFF) for s in item["seq"]]
+    tag, i = bytes(item).strip().split(b":")
+    return [(int(tag), int(i))]
+
+
+def _wait_for(predicate, what, seconds=60):
+    import time
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+def _shared(kind, name, producers="multi"):
+    if kind == "records":
+        return ringbus.RecordRing(TICK, 256, producers=producers, unblock_timeout=0.2,
+                                  shared=name)
+    return MessageRing(4096, producers=producers, unblock_timeout=0.2, shared=name)
+
+
+def _half(kind, name, tag, before, hold, after):
+    child = run(HALF_PRODUCER, kind, name, str(tag), str(before), str(hold), str(after),
+                stdin=subprocess.PIPE)
+    line = child.stdout.readline().split()
+    assert line and line[0] == "claimed", child.stderr.read()
+    return child
+
+
+def _go_on(child):
+    child.stdin.write("\n")
+    child.stdin.flush()
+    assert child.stdout.readline().strip() == "done", child.stderr.read()
+    child.wait(timeout=60)
+
+
+def _in_order(got, tag, n):
+    return [i for t, i in got if t == tag] == list(range(n))
+
+
+@pytest.mark.parametrize("kind", ["records", "messages"])
+@pytest.mark.parametrize("consumer", ["thread", "drain"])
+def test_a_killed_producers_claim_is_skipped_once_it_is_dead(name, kind, consumer):
+    """Producer 0 claims and is killed with SIGKILL before publishing; producer 1 goes on.
+    After unblock_timeout the consumer skips the dead claim (counted in abandoned) and
+    delivers everything else once, in each producer's order."""
+    ring = _shared(kind, name)
+    got = []
+    ring.subscribe(lambda item: got.extend(_origin(kind, item)))
+    if consumer == "thread":
+        ring.start()
+    dead = _half(kind, name, 0, 20, 5, 0)
+    try:
+        os.kill(dead.pid, signal.SIGKILL)
+        dead.wait(timeout=30)
+    finally:
+        reap(dead)
+    other = _half(kind, name, 1, 30, 4, 10)
+    try:
+        _go_on(other)
+    finally:
+        reap(other)
+    total = 20 + 30 + (4 if kind == "records" else 1) + 10
+
+    def delivered():
+        if consumer == "drain":
+            ring.drain()
+        return len(got) == total
+
+    _wait_for(delivered, f"only {len(got)} of {total} delivered: the dead claim stalls the ring")
+    if consumer == "thread":
+        ring.stop()
+    assert _in_order(got, 0, 20) and _in_order(got, 1, total - 20)
+    assert ring.stats()["abandoned"] == (5 if kind == "records" else 1)
+    assert ring.pending == 0 and ring.dispatched == total
+    ring.unlink()
+    ring.close()
+
+
+@pytest.mark.parametrize("kind", ["records", "messages"])
+def test_a_stalled_producers_claim_is_never_skipped(name, kind):
+    """Producer 0 claims and is stopped (SIGSTOP) for several unblock_timeouts while
+    producer 1 publishes behind it: its claim is not skipped, nothing after it is delivered
+    out of order, and once it resumes everything arrives, none abandoned."""
+    ring = _shared(kind, name)
+    got = []
+    ring.subscribe(lambda item: got.extend(_origin(kind, item)))
+    ring.start()
+    slow = _half(kind, name, 0, 10, 3, 5)
+    other = None
+    try:
+        os.kill(slow.pid, signal.SIGSTOP)
+        other = _half(kind, name, 1, 0, 2, 20)
+        _go_on(other)
+        import time
+        time.sleep(1.0)                                   # five unblock_timeouts
+        assert ring.stats()["abandoned"] == 0
+        assert [t for t, _ in got] == [0] * 10            # held behind the claim, in order
+        os.kill(slow.pid, signal.SIGCONT)
+        _go_on(slow)
+    finally:
+        if slow.poll() is None:
+            os.kill(slow.pid, signal.SIGCONT)
+        reap(slow)
+        if other is not None:
+            reap(other)
+    held = 3 if kind == "records" else 1
+    total = 10 + held + 5 + (2 if kind == "records" else 1) + 20
+    _wait_for(lambda: len(got) == total, f"{len(got)} of {total} delivered")
+    ring.stop()
+    assert _in_order(got, 0, 10 + held + 5) and _in_order(got, 1, total - 10 - held - 5)
+    assert ring.stats()["abandoned"] == 0
+    ring.unlink()
+    ring.close()
+
+
+@pytest.mark.parametrize("kind", ["records", "messages"])
+def test_a_single_producer_ring_has_one_producer_and_a_new_one_starts_at_the_cursor(
+        name, kind):
+    """producers="single" across processes: a second live producer is refused; once the
+    first is killed (with a claim it never published) the next takes over from what was
+    published, so the dead one's claimed slots never reach the consumer."""
+    ring = _shared(kind, name, producers="single")
+    dead = _half(kind, name, 0, 7, 3, 0)
+    try:
+        with pytest.raises(RuntimeError, match=f"single producer already: process {dead.pid}"):
+            ring.publish((1, 0.0) if kind == "records" else b"1:0")
+        os.kill(dead.pid, signal.SIGKILL)
+        dead.wait(timeout=30)
+    finally:
+        reap(dead)
+    ring.publish(((1 << 32) | 0, 0.0) if kind == "records" else b"1:0")
+    got = []
+    ring.subscribe(lambda item: got.extend(_origin(kind, item)))
+    ring.drain()
+    assert got == [(0, i) for i in range(7)] + [(1, 0)]
+    assert ring.stats()["abandoned"] == 0 and ring.pending == 0
+    ring.unlink()
+    ring.close()
+
+
+def test_no_segment_is_left_behind_by_the_fault_tests():
     assert left_behind() == []

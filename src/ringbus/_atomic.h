@@ -190,6 +190,16 @@ static inline rb_deadline_t rb_no_deadline(void)
     return d;
 }
 
+/* Whether `d` is a deadline (not rb_no_deadline()) that has passed. */
+static inline int rb_deadline_passed(rb_deadline_t d)
+{
+    struct timespec now;
+    if (d.tv_sec == 0 && d.tv_nsec == 0)
+        return 0;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > d.tv_sec || (now.tv_sec == d.tv_sec && now.tv_nsec >= d.tv_nsec);
+}
+
 /* Sleep for a short while: the "sleep" wait strategy's back-off. */
 static inline void rb_sleep_ns(long ns)
 {
@@ -214,6 +224,12 @@ static inline int rb_cas_relaxed_i64(rb_atomic_i64 *p, int64_t *expected, int64_
 {
     return RB_CAS_WEAK(p, expected, desired, relaxed, relaxed);
 }
+/* The same, and what this thread stored before it happens-before whoever acquires the new
+ * value (or a later one in its release sequence). */
+static inline int rb_cas_release_i64(rb_atomic_i64 *p, int64_t *expected, int64_t desired)
+{
+    return RB_CAS_WEAK(p, expected, desired, release, relaxed);
+}
 
 static inline int32_t rb_load_relaxed_i32(rb_atomic_i32 *p) { return RB_LOAD(p, relaxed); }
 static inline int32_t rb_load_acquire_i32(rb_atomic_i32 *p) { return RB_LOAD(p, acquire); }
@@ -232,6 +248,10 @@ static inline int32_t rb_exchange_relaxed_i32(rb_atomic_i32 *p, int32_t v)
 /* The one seq_cst operation: a full fence, used only by park/wake and signals (a store
  * followed by a load of a different variable, which acquire/release does not order). */
 static inline void rb_fence_seq_cst(void) { RB_FENCE(seq_cst); }
+/* A seqlock's fences (_claimants.h): between a writer's "busy" mark and its data, and
+ * between a reader's data loads and its re-check of the mark. */
+static inline void rb_fence_release(void) { RB_FENCE(release); }
+static inline void rb_fence_acquire(void) { RB_FENCE(acquire); }
 
 static inline void rb_cpu_pause(void) { RB_PAUSE(); }
 

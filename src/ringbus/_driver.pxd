@@ -56,6 +56,7 @@ cdef class Driver:
     cdef int _wait                  # RB_WAIT_*: how consumer threads wait
     cdef double _poll_before_park   # wait="block": poll this long before parking (seconds)
     cdef bint _private_parker       # the parker is this process's alone (re-made after fork)
+    cdef double _unblock_check      # > 0: a waiting consumer calls _stalled this often (s)
     cdef str _unit                  # "events" or "records", for messages
     cdef list _consumers            # Consumer objects; the first is the one drain() runs
 
@@ -71,6 +72,7 @@ cdef class Driver:
     cdef int _drained(self, Consumer c) except -1
     cdef int _may_wait(self) except -1
     cdef int _waiting(self) except -1
+    cdef int _stalled(self, Consumer c, int64_t next) except -1
     cdef int _starting(self) except -1
     cdef int _stopping(self, bint drain) except -1
     cdef int _stopped(self) except -1

@@ -22,7 +22,7 @@ from libc.stdlib cimport free
 from ringbus._atomic cimport (
     RB_CACHELINE, rb_load_acquire_i32, rb_store_release_i32, rb_store_relaxed_i32,
     rb_sequence_get, rb_sequence_get_own, rb_monotonic, rb_no_deadline, rb_sleep_ns,
-    rb_deadline_t,
+    rb_deadline_t, rb_deadline_in,
 )
 from ringbus._ringbuffer cimport (
     RB_WAIT_BLOCK, RB_RUN, RB_STOP_WHEN_DONE, RB_STOP_NOW,
@@ -172,6 +172,11 @@ cdef class Driver:
         shared ring whose consumer process is gone)."""
         return 0
 
+    cdef int _stalled(self, Consumer c, int64_t next) except -1:
+        """c waits for ``next`` (with _unblock_check > 0): the face may skip what can never
+        come (an abandoned claim) by advancing c's sequence; returns whether it did."""
+        return 0
+
     cdef int _starting(self) except -1:
         return 0
 
@@ -269,7 +274,8 @@ cdef class Driver:
     cdef int _run(self, Consumer c) except -1:
         """A consumer thread's loop: wait without the GIL, process each batch with it."""
         cdef rb_consuming node
-        cdef rb_deadline_t forever = rb_no_deadline()
+        cdef rb_deadline_t forever = rb_no_deadline(), until
+        cdef double every = self._unblock_check
         cdef int strategy = self._wait
         cdef double poll = self._poll_before_park
         cdef int64_t next, avail
@@ -287,8 +293,9 @@ cdef class Driver:
                             avail = rb_sequencer_poll(&self._q, c._deps, c._ndeps, next,
                                                       &c._c.alert, poll)
                         if avail < next:
+                            until = rb_deadline_in(every) if every > 0 else forever
                             avail = rb_sequencer_wait_for(&self._q, c._deps, c._ndeps, next,
-                                                          strategy, &c._c.alert, forever)
+                                                          strategy, &c._c.alert, until)
                 # stop(drain=True): never past the stop target.
                 avail = rb_stop_limit(self._stop_target, &c._c.alert, avail)
                 if avail >= next:
@@ -297,12 +304,19 @@ cdef class Driver:
                     if rb_load_acquire_i32(&c._c.alert) != RB_STOP_NOW:
                         continue
                     break
-                # Alerted, and nothing is available to us right now.
+                # Alerted (or a wait for an abandoned claim timed out), and nothing is
+                # available to us right now.
                 alert = rb_load_acquire_i32(&c._c.alert)
                 if (alert == RB_STOP_NOW or rb_load_acquire_i32(self._gone)
                         or (alert == RB_STOP_WHEN_DONE
                             and rb_stop_reached(self._stop_target, next))):
                     break
+                if every > 0:
+                    if self._stalled(c, next):
+                        next = rb_sequence_get_own(&c._c.sequence) + 1
+                        continue
+                    if alert == RB_RUN:
+                        continue
                 # stop(drain=True) with sequences up to the target still ahead of us: their
                 # producers are about to publish them, or a consumer we depend on is
                 # finishing them. Let them run.
@@ -354,6 +368,9 @@ cdef class Driver:
                 # Disruptor batching: read the cursor (or dependencies) once per batch.
                 avail = rb_sequencer_barrier_available(&self._q, c._deps, c._ndeps, next)
                 if avail < next:
+                    if self._unblock_check > 0 and self._stalled(c, next):
+                        next = rb_sequence_get_own(&c._c.sequence) + 1
+                        continue
                     n = self._idle(c)
                     if n == 0:
                         break

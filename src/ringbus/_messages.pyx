@@ -169,7 +169,6 @@ A bounded ring of variable-length messages, from producers to handlers.
     cdef readonly Py_ssize_t capacity_bytes
     cdef readonly Py_ssize_t max_message   # bytes
     cdef readonly object codec             # None: raw bytes
-    cdef readonly double unblock_timeout
     cdef object _encode
     cdef object _decode
     cdef object _storage                   # memoryview over the message storage
@@ -246,7 +245,6 @@ A bounded ring of variable-length messages, from producers to handlers.
         cdef rb_record_header *h = <rb_record_header *>region.base
         self.capacity_bytes = h.capacity * RB_FRAME_UNIT
         self.max_message = rb_message_max(h.capacity)
-        self.unblock_timeout = h.unblock_timeout
         self.codec = codec
         self._encode = None if codec is None else codec.encode
         self._decode = None if codec is None else codec.decode
@@ -312,6 +310,8 @@ A bounded ring of variable-length messages, from producers to handlers.
         ``timeout`` seconds, then the overflow policy acts, as for RecordRing.publish.
         """
         self._ready()
+        if not self._producing:
+            self._produce_here()
         cdef double t = timeout_arg(timeout)
         cdef Py_buffer buf
         self._message_in(data, &buf)
@@ -324,6 +324,8 @@ A bounded ring of variable-length messages, from producers to handlers.
         """Copy one message into the ring if there is room now; never blocks, never counts
         a drop. Returns whether it was published."""
         self._ready()
+        if not self._producing:
+            self._produce_here()
         cdef Py_buffer buf
         cdef int64_t got, hi = 0
         self._message_in(data, &buf)
@@ -342,6 +344,8 @@ A bounded ring of variable-length messages, from producers to handlers.
         went in (fewer only under ``overflow="drop"``). :class:`RingFull` carries
         ``published``; ``timeout`` bounds the whole call."""
         self._ready()
+        if not self._producing:
+            self._produce_here()
         cdef double t = timeout_arg(timeout)
         cdef double deadline = deadline_after(t)
         cdef Py_ssize_t done = 0
@@ -470,10 +474,21 @@ A bounded ring of variable-length messages, from producers to handlers.
     cdef int64_t _dispatched(self) noexcept:
         return rb_sequence_get(&self._rr.header.consumed)
 
+    cdef int64_t _queued(self) noexcept:
+        # Counted once published (an abandoned claim never is); the consumer may count a
+        # message a moment before its producer does.
+        cdef int64_t consumed = rb_sequence_get(&self._rr.header.consumed)
+        cdef int64_t n = rb_sequence_get(&self._rr.header.messages) - consumed
+        return n if n > 0 else 0
+
+    cdef int64_t _abandoned_count(self, int64_t lo, int64_t hi) noexcept:
+        return 1                              # claims: how many messages is unknown
+
     def stats(self):
         """Counters as a dict: published, dispatched, dropped, pending (messages),
         pending_bytes (the slots they take), batches (releases), errors."""
         d = RegionRing.stats(self)
+        d["published"] = max(d["published"], d["dispatched"])
         d["pending_bytes"] = ((rb_sequence_get(self._rr.seq.cursor)
                                - rb_sequence_get(&self._rr.header.consumer.sequence))
                               * RB_FRAME_UNIT)

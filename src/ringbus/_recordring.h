@@ -96,9 +96,10 @@ typedef struct rb_record_header {
     RB_PAD(pad_sp, 16);
     rb_sequence gating_cache;    /* multi producer: lower bound of the consumer's sequence */
     rb_sequence dropped;         /* records refused by overflow="drop" */
-    /* A message ring counts messages, not slots: producers add to `messages` before they
-     * publish one (so it never trails what the consumer has seen), the consumer to
-     * `consumed` before it releases their slots. */
+    /* A message ring counts messages, not slots: producers add to `messages` once they
+     * published one (a claim abandoned by a killed producer is never counted), the consumer
+     * to `consumed` before it releases their slots; so `consumed` may pass `messages` for a
+     * moment. */
     rb_sequence messages;
     rb_sequence consumed;
 
@@ -119,11 +120,19 @@ typedef struct rb_record_header {
      * it above: what the next consumer delivers up to it again may have been handled, and
      * is marked redelivered (at-least-once across a consumer crash). */
     rb_sequence inflight;
+    /* The producer lease of a shared ring with a single producer: the pid of the process
+     * whose handle publishes (0: none). Its claims are its own plain fields (sp_next); a new
+     * producer takes over once that pid is dead, from the cursor (what the dead one claimed
+     * and never published is not there). */
+    rb_sequence producer_pid;
 
     /* Where parked consumers and producers wait: in a region other processes map, a
      * process-shared mutex and condition variable, so that they park and wake on the same
      * objects (rb_record_region_init's `shared`). */
     rb_parker parker;
+    /* Shared rings with several producers: who holds which claim (_claimants.h). */
+    rb_sequence abandoned;       /* slots (records) or claims (messages) skipped as abandoned */
+    rb_claimants claimants;
 } rb_record_header;
 
 /* The process-local handle of a ring: where its region is in this process, and the policies
@@ -145,37 +154,6 @@ struct rb_record_ring {
 };
 typedef struct rb_record_ring rb_record_ring;
 
-#if !defined(RINGBUS_RELACY)
-#include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <stdio.h>
-#include <unistd.h>
-
-/* Whether process `pid` (> 0) is known to be gone: no such process, or a zombie (it runs
- * nothing, only its parent has not reaped it yet). 0 is no process: never gone. */
-static inline int rb_pid_gone(int64_t pid)
-{
-    char path[48], buf[256], *p;
-    ssize_t n;
-    int fd;
-    if (pid <= 0)
-        return 0;
-    if (kill((pid_t)pid, 0) != 0)
-        return errno == ESRCH;
-    snprintf(path, sizeof path, "/proc/%lld/stat", (long long)pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
-    p = strrchr(buf, ')');      /* the state follows the command name, which may hold ')' */
-    return p != NULL && p[1] == ' ' && p[2] == 'Z';
-}
-#endif
 
 /* ------------------------------------------------------------------------------ layout */
 
@@ -225,12 +203,15 @@ static inline void rb_record_region_init(void *region, int64_t capacity, int64_t
     rb_store_relaxed_i32(&h->consumer_gone, 0);
     rb_sequence_init(&h->consumer_pid, 0);
     rb_sequence_init(&h->inflight, -1);
+    rb_sequence_init(&h->producer_pid, 0);
     if (multi) {
         rb_atomic_i32 *available = (rb_atomic_i32 *)((char *)region + h->available_offset);
         for (i = 0; i < capacity; i++)
             rb_store_relaxed_i32(&available[i], -1);   /* no lap published yet */
     }
     rb_parker_init(&h->parker, shared);
+    rb_sequence_init(&h->abandoned, 0);
+    rb_claimants_init(&h->claimants);
     /* Last: the ring is whole (and so are wait, descr and creator_pid, which the caller
      * writes before calling this). */
     rb_store_release_i64(&h->magic, RB_RECORD_MAGIC);
@@ -315,7 +296,18 @@ static inline int rb_record_ring_attach(rb_record_ring *rr, void *region, int ov
     rr->seq.parker = &h->parker;
     rr->seq.framed = h->kind == RB_KIND_MESSAGES;
     rr->seq.frames = (const unsigned char *)rr->records;
+    rr->seq.claimants = 0;           /* tracked by shared rings alone: rb_record_track_claims */
+    rr->shared = 0;
     return 0;
+}
+
+/* Other processes map the region: record every claim (several producers), so that a dead
+ * producer's can be skipped, and let waiting producers watch the consumer process. */
+static inline void rb_record_share(rb_record_ring *rr)
+{
+    rr->shared = 1;
+    if (rr->seq.multi)
+        rr->seq.claimants = &rr->header->claimants;
 }
 
 static inline int64_t rb_record_ring_record_size(const rb_record_ring *rr) { return rr->record_size; }
@@ -484,6 +476,7 @@ static inline int rb_record_publish(rb_record_ring *rr, const void *record, doub
             return (int)got;
     }
     rb_record_write(rr, hi, hi, record);
+    RB_MAY_DIE(4);
     rb_record_publish_range(rr, hi, hi);
     return RB_RECORD_PUBLISHED;
 }
@@ -561,8 +554,8 @@ static inline void rb_message_write(const rb_record_ring *rr, int64_t lo, int64_
  * as records are. */
 static inline void rb_message_publish(const rb_record_ring *rr, int64_t lo, int64_t hi)
 {
-    rb_fetch_add_relaxed_i64(&rr->header->messages.value, 1);
     rb_record_publish_range(rr, lo, hi);
+    rb_fetch_add_relaxed_i64(&rr->header->messages.value, 1);
 }
 
 /* Read the header of the frame at published sequence `s`: its slots and its message's

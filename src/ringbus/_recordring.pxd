@@ -42,7 +42,11 @@ cdef extern from "_recordring.h" nogil:
         rb_sequence consumed
         rb_sequence consumer_pid
         rb_sequence inflight
+        rb_sequence abandoned
+        rb_sequence producer_pid
         rb_sequence cursor
+        int64_t sp_next
+        int64_t sp_cached_gating
         rb_sequence dropped
         rb_consumer consumer
         rb_sequence stop_target
@@ -90,3 +94,4 @@ cdef extern from "_recordring.h" nogil:
     const unsigned char *rb_message_frame(const rb_record_ring *rr, int64_t s, int64_t hi,
                                           int64_t *units, int64_t *length) noexcept
     int rb_pid_gone(int64_t pid) noexcept
+    void rb_record_share(rb_record_ring *rr) noexcept

@@ -27,6 +27,10 @@ cdef class RegionRing(Driver):
     # Taken over from a consumer process that died: up to this sequence, what is delivered
     # may have been handled by it (current_event().redelivered); -1: nothing.
     cdef int64_t _redeliver_upto
+    cdef readonly double unblock_timeout
+    cdef int64_t _stuck_at          # the sequence the consumer found claimed, not published
+    cdef double _stuck_since        # since when (rb_monotonic)
+    cdef bint _producing            # a single-producer shared ring: this handle's lease
 
     cdef int _bind_region(self, Region region, str overflow, object on_error,
                           object shared, str unit) except -1
@@ -40,6 +44,8 @@ cdef class RegionRing(Driver):
     cdef object _call_handlers(self, tuple handlers, object item, int64_t sequence,
                                Py_ssize_t n, str unit, bint *failed)
     cdef Py_ssize_t _drain(self, str arg, object max_n) except -1
+    cdef int _produce_here(self) except -1
+    cdef int64_t _abandoned_count(self, int64_t lo, int64_t hi) noexcept
     cdef int64_t _published(self) noexcept
     cdef int64_t _dispatched(self) noexcept
 

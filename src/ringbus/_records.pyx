@@ -35,6 +35,7 @@ from ringbus._atomic cimport (
 )
 from ringbus._ringbuffer cimport (
     RB_WAIT_BLOCK, RB_WAIT_SPIN, RB_WAIT_YIELD, RB_WAIT_SLEEP, rb_consuming_bind,
+    rb_sequencer_unblock_gap,
 )
 from ringbus._dispatch cimport call_in_ring
 from ringbus._driver cimport Consumer, Driver, consuming_head, deadline_after, time_left
@@ -45,7 +46,8 @@ from ringbus._recordring cimport (
     rb_record_region_init, rb_record_region_destroy, rb_record_ring_attach, rb_record_write,
     rb_record_publish_range, rb_record_try_publish, rb_record_release, rb_record_wait_for,
     rb_record_run_end, rb_record_claim, rb_record_slot, rb_record_header_check,
-    RB_RECORD_DESCR_MAX, RB_KIND_RECORDS, RB_KIND_MESSAGES, rb_pid_gone,
+    RB_RECORD_DESCR_MAX, RB_KIND_RECORDS, RB_KIND_MESSAGES, rb_pid_gone, rb_record_share,
+    rb_frame_units, rb_message_write, rb_message_publish,
 )
 from ringbus._ring cimport timeout_arg
 from ringbus._region cimport (Region, SharedRegion, heap_region, shared_region_attach,
@@ -198,6 +200,8 @@ cdef rb_record_ring *_capi_ring_of(object obj) except NULL:
     if not isinstance(obj, RecordRing):
         raise TypeError(f"expected a ringbus.RecordRing, got {type(obj).__name__}")
     (<RecordRing>obj)._ready()
+    if not (<RecordRing>obj)._producing:
+        (<RecordRing>obj)._produce_here()
     return (<RecordRing>obj)._rr
 
 
@@ -296,7 +300,8 @@ cdef class RegionRing(Driver):
             raise MemoryError()
         if rb_record_ring_attach(self._rr, region.base, self._overflow, self._wait) != 0:
             raise RuntimeError("ring layout check failed")   # checked before
-        self._rr.shared = not region.private
+        if not region.private:
+            rb_record_share(self._rr)
         # The driver's view: every piece of state it touches is in the region's header.
         h = self._rr.header
         self._q = self._rr.seq
@@ -305,6 +310,13 @@ cdef class RegionRing(Driver):
         self._gone = &h.consumer_gone
         self._poll_before_park = POLL_BEFORE_PARK
         self._unit = unit
+        self.unblock_timeout = h.unblock_timeout
+        self._stuck_at = -1
+        if not region.private and h.multi:
+            # How often a waiting consumer looks for abandoned claims: often enough to skip
+            # one soon after unblock_timeout, rarely enough to cost nothing when idle.
+            self._unblock_check = min(max(h.unblock_timeout / 4, 0.001), 0.25)
+        self._producing = region.private or h.multi       # else: the producer lease
         cdef Consumer c = Consumer.__new__(Consumer)
         free(c._c)
         c._c = &h.consumer
@@ -393,6 +405,58 @@ cdef class RegionRing(Driver):
                 f"attaches; what is queued stays in the segment")
         return 0
 
+    cdef int _stalled(self, Consumer c, int64_t next) except -1:
+        """The consumer waits for ``next``, claimed and not published: once for
+        unblock_timeout, and only if its claimant is known dead (the claimants of
+        _claimants.h), skip the abandoned slots and count them."""
+        cdef double now = rb_monotonic()
+        cdef int64_t end
+        if next != self._stuck_at:
+            self._stuck_at = next
+            self._stuck_since = now
+            return 0
+        if now - self._stuck_since < self.unblock_timeout:
+            return 0
+        end = rb_sequencer_unblock_gap(&self._q, next, rb_pid_gone)
+        if end < next:
+            return 0
+        rb_fetch_add_relaxed_i64(&self._rr.header.abandoned.value, self._abandoned_count(next, end))
+        rb_record_release(self._rr, end)
+        self._stuck_at = -1
+        _log.warning("ringbus: %s %r skipped sequences %d..%d: claimed by a producer that "
+                     "died before publishing them (unblock_timeout=%ss)",
+                     type(self).__name__, self.shared, next, end, self.unblock_timeout)
+        return 1
+
+    cdef int64_t _abandoned_count(self, int64_t lo, int64_t hi) noexcept:
+        return hi - lo + 1
+
+    cdef int _produce_here(self) except -1:
+        """A shared ring with a single producer: this handle is about to publish. One
+        producer per ring: the pid in the header (a lease, as the consumer's); taken over
+        from a dead process, from the cursor, since what it claimed it never published."""
+        cdef rb_record_header *h = self._rr.header
+        cdef int64_t me = os.getpid(), holder
+        while True:
+            holder = 0
+            if rb_cas_relaxed_i64(&h.producer_pid.value, &holder, me):
+                break
+            if holder == me:
+                break
+            if not _pid_alive(holder):
+                if rb_cas_relaxed_i64(&h.producer_pid.value, &holder, me):
+                    break
+                continue
+            raise RuntimeError(f"shared ring {self.shared!r} has a single producer already: "
+                               f"process {holder} (producers='single'; it is taken over once "
+                               f"that process is gone)")
+        if holder != me:
+            # Claims start from what was published, not from the last producer's own count.
+            h.sp_next = rb_sequence_get(&h.cursor)
+            h.sp_cached_gating = -1
+        self._producing = True
+        return 0
+
     @property
     def creator_pid(self):
         """The pid of the process that made the ring."""
@@ -411,11 +475,14 @@ cdef class RegionRing(Driver):
         queued stays queued, for the next consumer), give up the consumer lease, and refuse
         every later call on this handle. The memory is unmapped once no view of it is left.
         Never removes the segment (that is :meth:`unlink`). Idempotent."""
+        cdef int64_t me = os.getpid()
         if not self._open:
             return
         if self._started:
             self.stop_consumers(False, -1)
         self._drop_lease()
+        if self._producing and not self._region.private and not self._rr.seq.multi:
+            rb_cas_relaxed_i64(&self._rr.header.producer_pid.value, &me, 0)
         self._open = False
         self._handlers = ()
 
@@ -508,7 +575,9 @@ cdef class RegionRing(Driver):
     # -- the consumer ----------------------------------------------------------------------
 
     cdef int64_t _queued(self) noexcept:
-        return self._published() - self._dispatched()
+        # Slots claimed and not yet released (skipped abandoned slots are released).
+        return (rb_sequence_get(&self._rr.header.cursor)
+                - rb_sequence_get(&self._rr.header.consumer.sequence))
 
     cdef int _close_at_exit(self) except -1:
         # What a shared ring still holds stays in its segment for the next consumer: not
@@ -582,7 +651,9 @@ cdef class RegionRing(Driver):
         return rb_sequence_get(&self._rr.header.cursor) + 1
 
     cdef int64_t _dispatched(self) noexcept:
-        return rb_sequence_get(&self._rr.header.consumer.sequence) + 1
+        # Released, less what was released unhandled (abandoned by a dead producer).
+        return (rb_sequence_get(&self._rr.header.consumer.sequence) + 1
+                - rb_sequence_get(&self._rr.header.abandoned))
 
     @property
     def published(self):
@@ -608,17 +679,23 @@ cdef class RegionRing(Driver):
         self._ready()
         return self._queued()
 
-    def stats(self):
-        """Counters as a dict: published, dispatched, dropped, pending, batches, errors."""
+    @property
+    def abandoned(self):
+        """Skipped unhandled: claimed by a producer process that died before publishing
+        (records: slots; messages: claims). Only shared rings with several producers."""
         self._ready()
-        # The consumer's count first: it never passes what producers counted before.
-        dispatched = self._dispatched()
-        published = self._published()
+        return rb_sequence_get(&self._rr.header.abandoned)
+
+    def stats(self):
+        """Counters as a dict: published, dispatched, dropped, abandoned, pending, batches,
+        errors."""
+        self._ready()
         return {
-            "published": published,
-            "dispatched": dispatched,
+            "published": self._published(),
+            "dispatched": self._dispatched(),
             "dropped": self.dropped,
-            "pending": published - dispatched,
+            "abandoned": rb_sequence_get(&self._rr.header.abandoned),
+            "pending": self._queued(),
             "batches": self.batches,
             "errors": self.errors,
         }
@@ -915,6 +992,8 @@ A bounded ring of fixed-size records, from producers to batch handlers.
         forever under ``"block"``, none under ``"raise"`` and ``"drop"``.
         """
         self._ready()
+        if not self._producing:
+            self._produce_here()
         cdef double t = timeout_arg(timeout)
         cdef Py_buffer buf
         PyObject_GetBuffer(self._record_in(record), &buf, PyBUF_SIMPLE)
@@ -927,6 +1006,8 @@ A bounded ring of fixed-size records, from producers to batch handlers.
         """Copy one record into the ring if there is room now; never blocks, never counts a
         drop. Returns whether it was published."""
         self._ready()
+        if not self._producing:
+            self._produce_here()
         cdef Py_buffer buf
         cdef int rc
         PyObject_GetBuffer(self._record_in(record), &buf, PyBUF_SIMPLE)
@@ -943,6 +1024,8 @@ A bounded ring of fixed-size records, from producers to batch handlers.
         as for :meth:`publish`; ``timeout`` bounds the whole call.
         """
         self._ready()
+        if not self._producing:
+            self._produce_here()
         cdef double t = timeout_arg(timeout)
         arr = self._records_in(records)
         cdef Py_ssize_t n = arr.shape[0]
@@ -1039,6 +1122,40 @@ A bounded ring of fixed-size records, from producers to batch handlers.
         return (f"<ringbus RecordRing dtype={self.dtype} capacity={self.capacity} "
                 f"producers={self.producers!r} overflow={self.overflow!r} wait={self.wait!r} "
                 f"pending={self.pending}>")
+
+
+# -- half a publish (test hook) ------------------------------------------------------------
+# What a producer killed between claiming and publishing leaves, on purpose: the faults
+# tests claim with the first, then kill (or stop, then let publish) the process.
+
+def _claim_unpublished(RegionRing ring, Py_ssize_t n):
+    """Claim ``n`` slots (a MessageRing: the frame of an ``n``-byte message) and publish
+    nothing; returns ``(lo, hi)``. RingFull when there is no room now."""
+    ring._ready()
+    if not ring._producing:
+        ring._produce_here()
+    cdef int64_t hi = 0
+    cdef int64_t units = rb_frame_units(n) if ring._rr.header.kind == RB_KIND_MESSAGES else n
+    cdef int64_t got = rb_record_claim(ring._rr, units, &hi)
+    if got == 0:
+        raise RingFull("no room for the claim")
+    return hi - got + 1, hi
+
+
+def _publish_claimed(RegionRing ring, int64_t lo, int64_t hi, const unsigned char[::1] data):
+    """Publish a claim of _claim_unpublished: ``data`` is the claim's records (packed) or
+    its message."""
+    ring._ready()
+    if ring._rr.header.kind == RB_KIND_MESSAGES:
+        if rb_frame_units(data.shape[0]) > hi - lo + 1:
+            raise ValueError("data is longer than the claimed message")
+        rb_message_write(ring._rr, lo, hi, &data[0], data.shape[0])
+        rb_message_publish(ring._rr, lo, hi)
+    else:
+        if data.shape[0] != (hi - lo + 1) * ring._rr.record_size:
+            raise ValueError("data must hold the claim's records")
+        rb_record_write(ring._rr, lo, hi, &data[0])
+        rb_record_publish_range(ring._rr, lo, hi)
 
 
 # -- nogil producer (test and benchmark hook) ---------------------------------------------

@@ -20,6 +20,7 @@
 #define RINGBUS_RINGBUFFER_H
 
 #include "_atomic.h"
+#include "_claimants.h"
 
 /* Gating sequences and barrier dependencies are kept in fixed arrays: a pipeline is a handful
  * of stages, and the hot path then reads no pointer it has to chase twice. */
@@ -154,6 +155,9 @@ typedef struct rb_sequencer {
      * flag. 0 for rings of one event per slot. */
     int32_t framed;
     const unsigned char *frames; /* framed: the storage, capacity * RB_FRAME_UNIT bytes */
+    /* Several producers in several processes: every claim is recorded there (_claimants.h),
+     * so that a dead producer's can be skipped. NULL: not tracked. */
+    rb_claimants *claimants;
 } rb_sequencer;
 
 /* A message ring's storage is in slots of RB_FRAME_UNIT bytes; a frame is its header and the
@@ -191,6 +195,7 @@ static inline rb_sequencer rb_ring_sequencer(rb_ring *r)
     q.parker = &r->parker;
     q.framed = 0;
     q.frames = 0;
+    q.claimants = 0;
     return q;
 }
 
@@ -300,10 +305,38 @@ static inline int64_t rb_sequencer_sp_claim_upto(const rb_sequencer *q, int64_t 
 
 /* Multi producer: check room, then claim with a CAS on the cursor. (A fetch-add could not
  * refuse a claim when the ring is full, and "raise", "drop" and timeouts need to.) */
+/* The CAS of a claim of `n` after `*current`, recorded in this thread's claimant entry `e`
+ * when claims are tracked (see _claimants.h): ATTEMPT before, WON after. Release when
+ * tracked: whoever acquires the cursor sees the ATTEMPT. */
+static inline int rb_sequencer_cas_claim(const rb_sequencer *q, rb_claimant *e, int64_t *current,
+                                         int64_t n)
+{
+    if (e == 0)
+        /* Relaxed: the cursor only hands out numbers. Which slot contents are visible is
+         * decided by the gating sequences (acquire) and the availability flags. */
+        return rb_cas_relaxed_i64(&q->cursor->value, current, *current + n);
+    rb_claimant_attempt(e, *current, n);
+    RB_MAY_DIE(1);
+    if (rb_cas_release_i64(&q->cursor->value, current, *current + n)) {
+        RB_MAY_DIE(2);
+        rb_claimant_won(e);
+        RB_MAY_DIE(3);
+        return 1;
+    }
+    return 0;
+}
+
+/* No room after all: an attempt that was recorded is withdrawn. */
+static inline int64_t rb_sequencer_no_room(rb_claimant *e)
+{
+    if (e != 0)
+        rb_claimant_idle(e);
+    return 0;
+}
+
 static inline int64_t rb_sequencer_mp_claim_upto(const rb_sequencer *q, int64_t max_n, int64_t *hi)
 {
-    /* Relaxed: the cursor only hands out numbers. Which slot contents are visible is decided
-     * by the gating sequences (acquire) and the availability flags (release/acquire). */
+    rb_claimant *e = RB_CLAIMANT_MINE(q->claimants);
     int64_t current = rb_load_relaxed_i64(&q->cursor->value);
     for (;;) {
         int64_t n = max_n;
@@ -316,12 +349,12 @@ static inline int64_t rb_sequencer_mp_claim_upto(const rb_sequencer *q, int64_t 
             int64_t m = rb_sequencer_min_gating(q, current);
             room = m + q->capacity - current;
             if (room <= 0)
-                return 0;
+                return rb_sequencer_no_room(e);
             rb_store_release_i64(&q->gating_cache->value, m);
             if (room < n)
                 n = room;
         }
-        if (rb_cas_relaxed_i64(&q->cursor->value, &current, current + n)) {
+        if (rb_sequencer_cas_claim(q, e, &current, n)) {
             *hi = current + n;
             return n;
         }
@@ -355,6 +388,7 @@ static inline int64_t rb_sequencer_sp_claim_frame(const rb_sequencer *q, int64_t
  * again from each cursor value a CAS attempt starts from. All or nothing. */
 static inline int64_t rb_sequencer_mp_claim_frame(const rb_sequencer *q, int64_t units, int64_t *hi)
 {
+    rb_claimant *e = RB_CLAIMANT_MINE(q->claimants);
     int64_t current = rb_load_relaxed_i64(&q->cursor->value);
     for (;;) {
         int64_t n = rb_frame_claim_size(q, current, units);
@@ -362,10 +396,10 @@ static inline int64_t rb_sequencer_mp_claim_frame(const rb_sequencer *q, int64_t
         if (cached + q->capacity - current < n) {
             int64_t m = rb_sequencer_min_gating(q, current);
             if (m + q->capacity - current < n)
-                return 0;
+                return rb_sequencer_no_room(e);
             rb_store_release_i64(&q->gating_cache->value, m);
         }
-        if (rb_cas_relaxed_i64(&q->cursor->value, &current, current + n)) {
+        if (rb_sequencer_cas_claim(q, e, &current, n)) {
             *hi = current + n;
             return n;
         }
@@ -401,14 +435,18 @@ static inline void rb_sequencer_publish(const rb_sequencer *q, int64_t lo, int64
             rb_store_release_i32(&q->available[lo & q->mask], (int32_t)(lo >> q->index_shift));
         rb_store_release_i32(&q->available[msg & q->mask], (int32_t)(msg >> q->index_shift));
         (void)hi;
-        return;
-    }
-    if (q->multi) {
+    } else if (q->multi) {
         int64_t s;
         for (s = lo; s <= hi; s++)
             rb_store_release_i32(&q->available[s & q->mask], (int32_t)(s >> q->index_shift));
     } else {
         rb_sequence_set(q->cursor, hi);
+    }
+    /* After the flags (release, both): a consumer that sees this entry IDLE sees them. */
+    if (q->claimants != 0 && q->multi) {
+        rb_claimant *e = RB_CLAIMANT_MINE(q->claimants);
+        if (e != 0)
+            rb_claimant_idle(e);
     }
 }
 
@@ -470,6 +508,70 @@ static inline int64_t rb_sequencer_barrier_available(const rb_sequencer *q, rb_s
     }
 }
 
+/* --------------------------------------------------------------------------- unblocking
+ * A shared ring's consumer stuck at `next` (claimed, not published) for unblock_timeout
+ * asks which sequences it may skip: the protocol of _claimants.h. `gone(pid)` tells a dead
+ * process (a parameter: the model decides it). Returns the last sequence of the abandoned
+ * gap that starts at `next`, or next - 1 when it must go on waiting: a live claimant may
+ * own `next`, or nothing is claimed there yet. */
+
+/* Whether sequence s shows published (a frame's first slot, for a framed ring). */
+static inline int rb_sequencer_shows_published(const rb_sequencer *q, int64_t s)
+{
+    return rb_load_acquire_i32(&q->available[s & q->mask]) == (int32_t)(s >> q->index_shift);
+}
+
+static inline int64_t rb_sequencer_unblock_gap(const rb_sequencer *q, int64_t next,
+                                               int (*gone)(int64_t pid))
+{
+    rb_claimants *t = q->claimants;
+    int64_t cursor, end = -1, later = INT64_MAX, s;
+    int i;
+    if (t == 0 || !q->multi)
+        return next - 1;
+    /* Acquire: every claim up to it has at least its ATTEMPT visible. */
+    cursor = rb_sequence_get(q->cursor);
+    if (next > cursor || rb_sequencer_shows_published(q, next))
+        return next - 1;
+    for (i = 0; i < RB_CLAIMANTS; i++) {
+        rb_claimant *e = &t->entry[i];
+        int64_t pid = rb_load_acquire_i64(&e->pid), state, lo = 0, hi = -1;
+        if (pid == 0)
+            continue;
+        state = rb_claimant_read(e, &lo, &hi);
+        if (state == RB_CLAIM_IDLE)
+            continue;
+        if (state == RB_CLAIM_ATTEMPT) {
+            if (!gone(pid))
+                return next - 1;        /* it may own `next`: its CAS may have won */
+            continue;                   /* dead: whether it won, the gap below tells */
+        }
+        if (lo <= next && next <= hi) {
+            if (!gone(pid))
+                return next - 1;        /* a live producer's claim: slow, not abandoned */
+            end = hi < cursor ? hi : cursor;   /* the rest of a dead producer's claim */
+        } else if (lo > next && lo < later) {
+            later = lo;
+        }
+    }
+    if (end < 0) {
+        /* Claimed by a producer that died before it recorded WON: up to the next claim on
+         * record, the next published slot (frame), or the cursor. */
+        end = later - 1 < cursor ? later - 1 : cursor;
+        for (s = next + 1; s <= end; s++)
+            if (rb_sequencer_shows_published(q, s)) {
+                end = s - 1;
+                break;
+            }
+    }
+    /* Read after the entries: a claimant that published and went IDLE meanwhile published
+     * first, so its slots show here. */
+    for (s = next; s <= end; s++)
+        if (rb_sequencer_shows_published(q, s))
+            return next - 1;
+    return end;
+}
+
 /* ----------------------------------------------------------------------------- park/wake
  * A waiter:                     a waker:
  *   lock; waiters += 1            advance a sequence (release store)
@@ -514,11 +616,11 @@ static inline void rb_parker_end(rb_parker *p)
 }
 
 /* Wait until a consumer (dependencies `deps`) can process `next`, or `*alert` becomes non-zero
- * (stop). Returns the highest available sequence; below `next` only when alerted. Runs
- * without the GIL. */
+ * (stop), or `until` passes (rb_no_deadline(): never). Returns the highest available
+ * sequence; below `next` only when alerted or past `until`. Runs without the GIL. */
 static inline int64_t rb_sequencer_wait_for(const rb_sequencer *q, rb_sequence **deps, int32_t ndeps,
                                             int64_t next, int strategy, rb_atomic_i32 *alert,
-                                            rb_deadline_t no_deadline)
+                                            rb_deadline_t until)
 {
     int64_t avail;
     int32_t tries = 0;
@@ -530,6 +632,10 @@ static inline int64_t rb_sequencer_wait_for(const rb_sequencer *q, rb_sequence *
         if (rb_load_acquire_i32(alert))
             return avail;
         tries++;
+#if !defined(RINGBUS_RELACY)
+        if ((tries & 63) == 0 && rb_deadline_passed(until))
+            return avail;
+#endif
         switch (strategy) {
         case RB_WAIT_SPIN:
             rb_cpu_pause();
@@ -558,8 +664,12 @@ static inline int64_t rb_sequencer_wait_for(const rb_sequencer *q, rb_sequence *
             rb_parker_begin(q->parker);
             avail = rb_sequencer_barrier_available(q, deps, ndeps, next);
             if (avail < next && !rb_load_acquire_i32(alert))
-                rb_parker_wait(q->parker, no_deadline);
+                rb_parker_wait(q->parker, until);
             rb_parker_end(q->parker);
+#if !defined(RINGBUS_RELACY)
+            if (avail < next && rb_deadline_passed(until))
+                return rb_sequencer_barrier_available(q, deps, ndeps, next);
+#endif
             break;
         }
     }

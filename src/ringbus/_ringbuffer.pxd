@@ -66,6 +66,8 @@ cdef extern from "_ringbuffer.h" nogil:
                               int64_t next, rb_atomic_i32 *alert, double seconds) noexcept
     int64_t rb_sequencer_claim_wait(const rb_sequencer *q, const void *ring, rb_atomic_i32 *gone,
                                     int64_t max_n, double timeout, int64_t *hi) noexcept
+    int64_t rb_sequencer_unblock_gap(const rb_sequencer *q, int64_t next,
+                                     int (*gone)(int64_t) noexcept nogil) noexcept
     void rb_parker_init(rb_parker *p, int shared) noexcept
     void rb_parker_wake(rb_parker *p) noexcept
 

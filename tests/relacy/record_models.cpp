@@ -11,7 +11,7 @@
 // Models: rec_spsc, rec_mpsc, rec_many, rec_wake. Exit status 0 when the model passes.
 #define RINGBUS_RELACY 1
 #include "_recordring.h"
-
+#include "model_main.hpp"
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -178,42 +178,15 @@ struct rec_wake_model : rl::test_suite<rec_wake_model, 2> {
     }
 };
 
-template <typename Model>
-bool run(unsigned long iterations, bool bound)
-{
-    rl::test_params p;
-    p.iteration_count = iterations;
-    if (bound) {
-        p.search_type = rl::fair_context_bound_scheduler_type;
-        p.context_bound = 2;
-    }
-    return rl::simulate<Model>(p);
-}
-
 }  // namespace
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        std::fprintf(stderr, "usage: %s rec_spsc|rec_mpsc|rec_many|rec_wake [iterations] "
-                             "[random|bound]\n", argv[0]);
-        return 2;
-    }
-    unsigned long iterations = argc > 2 ? std::strtoul(argv[2], 0, 10) : 100000;
-    bool bound = argc > 3 && std::strcmp(argv[3], "bound") == 0;
-    const char *m = argv[1];
-    bool ok;
-    if (!std::strcmp(m, "rec_spsc"))
-        ok = run<rec_spsc_model>(iterations, bound);
-    else if (!std::strcmp(m, "rec_mpsc"))
-        ok = run<rec_mpsc_model>(iterations, bound);
-    else if (!std::strcmp(m, "rec_many"))
-        ok = run<rec_many_model>(iterations, bound);
-    else if (!std::strcmp(m, "rec_wake"))
-        ok = run<rec_wake_model>(iterations, bound);
-    else {
-        std::fprintf(stderr, "unknown model %s\n", m);
-        return 2;
-    }
-    return ok ? 0 : 1;
+    static const rb_models::model_entry models[] = {
+        {"rec_spsc", rb_models::run<rec_spsc_model>},
+        {"rec_mpsc", rb_models::run<rec_mpsc_model>},
+        {"rec_many", rb_models::run<rec_many_model>},
+        {"rec_wake", rb_models::run<rec_wake_model>},
+    };
+    return rb_models::model_main(argc, argv, models);
 }

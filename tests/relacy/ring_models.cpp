@@ -9,7 +9,7 @@
 // Models: spsc, mpsc, batch, diamond, wake, stop, stop_target. Exit status 0 when the model passes.
 #define RINGBUS_RELACY 1
 #include "_ringbuffer.h"
-
+#include "model_main.hpp"
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -310,48 +310,18 @@ struct stop_target_model : rl::test_suite<stop_target_model, 3> {
     }
 };
 
-template <typename Model>
-bool run(unsigned long iterations, bool bound)
-{
-    rl::test_params p;
-    p.iteration_count = iterations;
-    if (bound) {
-        p.search_type = rl::fair_context_bound_scheduler_type;
-        p.context_bound = 2;
-    }
-    return rl::simulate<Model>(p);
-}
-
 }  // namespace
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        std::fprintf(stderr, "usage: %s spsc|mpsc|batch|diamond|wake|stop|stop_target [iterations] [random|bound]\n",
-                     argv[0]);
-        return 2;
-    }
-    unsigned long iterations = argc > 2 ? std::strtoul(argv[2], 0, 10) : 100000;
-    bool bound = argc > 3 && std::strcmp(argv[3], "bound") == 0;
-    const char *m = argv[1];
-    bool ok;
-    if (!std::strcmp(m, "spsc"))
-        ok = run<spsc_model>(iterations, bound);
-    else if (!std::strcmp(m, "mpsc"))
-        ok = run<mpsc_model>(iterations, bound);
-    else if (!std::strcmp(m, "diamond"))
-        ok = run<diamond_model>(iterations, bound);
-    else if (!std::strcmp(m, "batch"))
-        ok = run<batch_model>(iterations, bound);
-    else if (!std::strcmp(m, "wake"))
-        ok = run<wake_model>(iterations, bound);
-    else if (!std::strcmp(m, "stop"))
-        ok = run<stop_model>(iterations, bound);
-    else if (!std::strcmp(m, "stop_target"))
-        ok = run<stop_target_model>(iterations, bound);
-    else {
-        std::fprintf(stderr, "unknown model %s\n", m);
-        return 2;
-    }
-    return ok ? 0 : 1;
+    static const rb_models::model_entry models[] = {
+        {"spsc", rb_models::run<spsc_model>},
+        {"mpsc", rb_models::run<mpsc_model>},
+        {"diamond", rb_models::run<diamond_model>},
+        {"batch", rb_models::run<batch_model>},
+        {"wake", rb_models::run<wake_model>},
+        {"stop", rb_models::run<stop_model>},
+        {"stop_target", rb_models::run<stop_target_model>},
+    };
+    return rb_models::model_main(argc, argv, models);
 }

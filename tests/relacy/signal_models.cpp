@@ -12,7 +12,7 @@
 #define RINGBUS_RELACY 1
 #include "_ringbuffer.h"
 #include "_signal.h"
-
+#include "model_main.hpp"
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -218,40 +218,14 @@ struct room_model : rl::test_suite<room_model, 2> {
     }
 };
 
-template <typename Model>
-bool run(unsigned long iterations, bool bound)
-{
-    rl::test_params p;
-    p.iteration_count = iterations;
-    if (bound) {
-        p.search_type = rl::fair_context_bound_scheduler_type;
-        p.context_bound = 2;
-    }
-    return rl::simulate<Model>(p);
-}
-
 }  // namespace
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        std::fprintf(stderr, "usage: %s loop_wake|loop_wake_mp|room [iterations] [random|bound]\n",
-                     argv[0]);
-        return 2;
-    }
-    unsigned long iterations = argc > 2 ? std::strtoul(argv[2], 0, 10) : 100000;
-    bool bound = argc > 3 && std::strcmp(argv[3], "bound") == 0;
-    const char *m = argv[1];
-    bool ok;
-    if (!std::strcmp(m, "loop_wake"))
-        ok = run<loop_wake_model>(iterations, bound);
-    else if (!std::strcmp(m, "loop_wake_mp"))
-        ok = run<loop_wake_mp_model>(iterations, bound);
-    else if (!std::strcmp(m, "room"))
-        ok = run<room_model>(iterations, bound);
-    else {
-        std::fprintf(stderr, "unknown model %s\n", m);
-        return 2;
-    }
-    return ok ? 0 : 1;
+    static const rb_models::model_entry models[] = {
+        {"loop_wake", rb_models::run<loop_wake_model>},
+        {"loop_wake_mp", rb_models::run<loop_wake_mp_model>},
+        {"room", rb_models::run<room_model>},
+    };
+    return rb_models::model_main(argc, argv, models);
 }
