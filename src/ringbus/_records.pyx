@@ -49,6 +49,7 @@ from ringbus._recordring cimport (
     RB_RECORD_DESCR_MAX, RB_KIND_RECORDS, RB_KIND_MESSAGES, rb_pid_gone, rb_record_share,
     rb_frame_units, rb_message_write, rb_message_publish,
 )
+from ringbus._pack cimport PACK_BYTES_MAX, pack_plan, pack_plan_of, pack_record
 from ringbus._ring cimport timeout_arg
 from ringbus._region cimport (Region, SharedRegion, heap_region, shared_region_attach,
                              shared_region_create)
@@ -765,6 +766,7 @@ A bounded ring of fixed-size records, from producers to batch handlers.
     cdef readonly object dtype
     cdef readonly Py_ssize_t capacity
     cdef readonly Py_ssize_t record_size
+    cdef pack_plan _pack            # publish()'s path around numpy for plain numeric records
 
     def __init__(self, dtype, capacity=65536, *, producers="multi",
                  overflow="block", wait="block", unblock_timeout=1.0, on_error="log",
@@ -867,6 +869,7 @@ A bounded ring of fixed-size records, from producers to batch handlers.
         self.dtype = dt
         self.capacity = h.capacity
         self.record_size = h.record_size
+        pack_plan_of(&self._pack, dt)
         region.export(h.records_offset, h.capacity * h.record_size)
         self._bind_region(region, overflow, on_error, shared, "records")
         self._records = np.frombuffer(region, dtype=dt)
@@ -995,6 +998,10 @@ A bounded ring of fixed-size records, from producers to batch handlers.
         if not self._producing:
             self._produce_here()
         cdef double t = timeout_arg(timeout)
+        cdef unsigned char packed[PACK_BYTES_MAX]
+        memset(packed, 0, self._pack.record_size if self._pack.fields >= 0 else 0)
+        if pack_record(&self._pack, record, packed):
+            return self._publish_from(packed, 1, t) == 1
         cdef Py_buffer buf
         PyObject_GetBuffer(self._record_in(record), &buf, PyBUF_SIMPLE)
         try:
@@ -1010,6 +1017,10 @@ A bounded ring of fixed-size records, from producers to batch handlers.
             self._produce_here()
         cdef Py_buffer buf
         cdef int rc
+        cdef unsigned char packed[PACK_BYTES_MAX]
+        memset(packed, 0, self._pack.record_size if self._pack.fields >= 0 else 0)
+        if pack_record(&self._pack, record, packed):
+            return rb_record_try_publish(self._rr, packed) == RB_RECORD_PUBLISHED
         PyObject_GetBuffer(self._record_in(record), &buf, PyBUF_SIMPLE)
         rc = rb_record_try_publish(self._rr, buf.buf)
         PyBuffer_Release(&buf)
