@@ -244,6 +244,23 @@ def test_shm_ls_and_rm_for_what_a_killed_process_left(name):
     assert again.returncode == 1 and "no ringbus segment" in again.stderr
 
 
+def test_shm_ls_reads_headers_only_and_needs_no_numpy(name):
+    """`shm ls` lists record rings from a process without numpy (a leak check hides it),
+    and takes no lease: the ring's consumer is whoever it was."""
+    ring = RecordRing(np.dtype([("seq", "<i8")]), 8, shared=name)
+    ring.publish((5,))
+    code = ("import sys; sys.modules['numpy'] = None; from ringbus import shm; "
+            "sys.exit(shm.main('ls'))")
+    ls = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                        timeout=60)
+    assert ls.returncode == 0, ls.stderr
+    line = next(l for l in ls.stdout.splitlines() if l.startswith(name))
+    assert line.split()[1:5] == ["records", str(_segment(name).stat().st_size), "8", "1"], line
+    assert ring.consumer_pid == 0
+    ring.unlink()
+    ring.close()
+
+
 def test_exit_leaves_a_shared_rings_records_for_the_next_consumer(name):
     """What a shared ring holds at exit is not lost (it stays in the segment): no warning,
     and the consumer lease is let go."""

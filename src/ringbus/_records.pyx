@@ -47,7 +47,7 @@ from ringbus._recordring cimport (
     rb_record_publish_range, rb_record_try_publish, rb_record_release, rb_record_wait_for,
     rb_record_run_end, rb_record_claim, rb_record_slot, rb_record_header_check,
     RB_RECORD_DESCR_MAX, RB_KIND_RECORDS, RB_KIND_MESSAGES, rb_pid_gone, rb_record_share,
-    rb_frame_units, rb_message_write, rb_message_publish,
+    rb_frame_units, rb_message_write, rb_message_publish, RB_FRAME_UNIT,
 )
 from ringbus._pack cimport PACK_BYTES_MAX, pack_plan, pack_plan_of, pack_record
 from ringbus._ring cimport timeout_arg
@@ -266,6 +266,24 @@ cdef SharedRegion attach_region(object name, int kind):
                          f"not a {cls}: attach it with {_KIND_NAMES[other][1]}.attach")
     return region
 
+def _header_info(name):
+    """What ``python -m ringbus shm ls`` shows of segment ``name``, read from its header
+    once attach's checks pass (ValueError otherwise), without numpy or a handle: (kind,
+    capacity in records or bytes, creator pid, consumer pid, pending)."""
+    cdef SharedRegion region = shared_region_attach(name)
+    cdef const char *why = rb_record_header_check(region.base, region.size)
+    if why != NULL:
+        raise ValueError(f"shared-memory segment {name!r} is not a usable ring: "
+                         f"{why.decode()}")
+    cdef rb_record_header *h = <rb_record_header *>region.base
+    cdef int64_t pending
+    if h.kind == RB_KIND_RECORDS:
+        pending = rb_sequence_get(&h.cursor) - rb_sequence_get(&h.consumer.sequence)
+        return ("records", h.capacity, h.creator_pid, rb_sequence_get(&h.consumer_pid),
+                pending)
+    pending = rb_sequence_get(&h.messages) - rb_sequence_get(&h.consumed)
+    return ("messages", h.capacity * RB_FRAME_UNIT, h.creator_pid,
+            rb_sequence_get(&h.consumer_pid), pending if pending > 0 else 0)
 
 
 @cython.no_gc_clear

@@ -44,36 +44,24 @@ def _alive(pid: int) -> bool:
 
 def segments() -> list[Segment]:
     """Every ``/dev/shm/ringbus.*`` segment, by name; each header is checked as attach
-    checks it, and an unusable one is listed with the reason."""
-    from ringbus import MessageRing, RecordRing
+    checks it, and an unusable one is listed with the reason. Only the header is read (no
+    handle, no lease, no numpy)."""
+    from ringbus._records import _header_info
     out: list[Segment] = []
     if not SHM_DIR.is_dir():
         return out
     for path in sorted(SHM_DIR.glob(PREFIX + "*")):
         name = path.name[len(PREFIX):]
+        size = 0
         try:
             size = path.stat().st_size
+            kind, capacity, creator, consumer, pending = _header_info(name)
         except FileNotFoundError:
             continue                  # removed meanwhile
-        ring: "RecordRing | MessageRing"
-        try:
-            try:
-                ring = RecordRing.attach(name)
-                kind, capacity = "records", ring.capacity
-            except ValueError as exc:
-                if "holds a MessageRing" not in str(exc):
-                    raise
-                # Whatever its codec: only the counters are read.
-                ring = MessageRing.attach(name, codec="bytes")
-                kind, capacity = "messages", ring.capacity_bytes
         except (ValueError, OSError) as exc:
             out.append(Segment(name, size, "unknown", problem=str(exc)))
             continue
-        try:
-            out.append(Segment(name, size, kind, ring.creator_pid, ring.consumer_pid,
-                               capacity, ring.pending))
-        finally:
-            ring.close()
+        out.append(Segment(name, size, kind, creator, consumer, capacity, pending))
     return out
 
 
