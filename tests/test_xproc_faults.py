@@ -141,24 +141,48 @@ def test_a_new_consumer_resumes_and_the_batch_in_flight_comes_again_marked(name,
         reap(child)
     for i in range(first, first + 5):
         ring.publish((i, 0.0) if kind == "records" else str(i).encode())
+    if kind == "messages":
+        # A second consumer dies on the same message: redelivered messages are released one
+        # by one, so only that message is left unreleased of what came again.
+        assert ring.pending == 15
+        child = run(CONSUMER, kind, name, "3")
+        try:
+            assert child.stdout.readline().split()[0] == "leased"
+            assert child.stdout.readline().split()[0] == "stuck", child.stderr.read()
+            _kill(child)
+        finally:
+            reap(child)
+        assert ring.pending == 15 - 3 and ring.redelivered == 4
     got = []
+    # What a ring handler emits on a bus is marked as its item is (a worker's bus).
+    bus = ringbus.Bus()
+    seen = bus.event_type("seen")
+    emitted = []
+    bus.subscribe(seen, lambda s: emitted.append((s, ringbus.current_event().redelivered)))
 
     def handler(item):
         ev = ringbus.current_event()
         seqs = (item["seq"].tolist() if kind == "records" else [int(bytes(item).decode())])
         got.extend((s, ev.redelivered) for s in seqs)
+        bus.emit(seen, seqs[0])
 
     ring.subscribe(handler)                 # takes the dead consumer's lease over
     ring.drain()
+    if kind == "messages":
+        assert emitted == got
+    else:                                   # one emit per batch: the redelivered one first
+        assert emitted[0] == (0, True) and emitted[-1][1] is False
     seqs = [s for s, _ in got]
     if kind == "records":
         # One batch of 10 was in flight: all of it comes again, then the rest, unmarked.
         assert seqs == list(range(15))
         assert [again for _, again in got] == [True] * 10 + [False] * 5
     else:
-        # Messages 0..3 were handled (3 was in hand) and none released: they come again.
-        assert seqs == list(range(15))
-        assert [again for _, again in got] == [True] * 4 + [False] * 11
+        # Messages 0..3 were handled (3 was in hand) and none released: they came again,
+        # 0..2 were released by the second consumer, 3 comes a third time.
+        assert seqs == list(range(3, 15))
+        assert [again for _, again in got] == [True] + [False] * 11
+    assert ring.stats()["redelivered"] == ring.redelivered == (10 if kind == "records" else 5)
     ring.subscribe(lambda item: None)
     ring.publish((99, 0.0) if kind == "records" else b"99")
     got.clear()

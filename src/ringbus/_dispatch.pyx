@@ -540,7 +540,8 @@ cdef class EventInfo:
     that waited in the backlog, requests); ``published_at``: None, the ring does not
     time-stamp events yet; ``payload``: the payload handed to the handler; ``redelivered``:
     True when a RecordRing or MessageRing handler gets records or a message that a consumer
-    process which died may have handled already (at-least-once across a consumer crash).
+    process which died may have handled already (at-least-once across a consumer crash),
+    and for the events such a handler emits (a worker process's handlers, say).
 
     In a RecordRing or MessageRing handler, ``type`` and ``name`` are None, ``sequence`` is
     the ring sequence of the batch's first record (of the message's frame) and ``payload``
@@ -604,7 +605,19 @@ def current_event():
                          redelivered=f.type_id == RING_ITEM_REDELIVERED)
     return EventInfo(f.type_id, name=_event_name(<object>f.table, f.type_id),
                      sequence=None if f.sequence == RB_NO_SEQUENCE else f.sequence,
-                     payload=<object>f.payload)
+                     payload=<object>f.payload, redelivered=_within_redelivery(f))
+
+
+cdef bint _within_redelivery(rb_frame *f) noexcept:
+    """Whether dispatch frame ``f`` runs inside a ring handler's call on a redelivered item:
+    an event emitted while a redelivered message is handled (a worker process's bus) is part
+    of doing that again."""
+    f = f.outer
+    while f != NULL:
+        if f.type_id <= RING_ITEM:
+            return f.type_id == RING_ITEM_REDELIVERED
+        f = f.outer
+    return False
 
 
 # rb_frame.type_id of a ring handler's call (call_in_ring): no event type, a ring item.

@@ -384,7 +384,8 @@ A bounded ring of variable-length messages, from producers to handlers.
 
     cdef Py_ssize_t _handle(self, Consumer c, int64_t lo, int64_t hi) except -1:
         """The messages of the frames that start in lo..hi (each ends by the cursor: frames
-        are claimed whole), released every RELEASE_EVERY messages and at the end. A
+        are claimed whole), released every RELEASE_EVERY messages and at the end, and each
+        on its own while they are redelivered. A
         BaseException from a handler stops after the message it interrupted (released)."""
         cdef int64_t s = lo, units = 0, length = 0, done = lo - 1, bound
         cdef int64_t mask = self._rr.seq.mask, handled = 0, unreleased = 0
@@ -417,7 +418,9 @@ A bounded ring of variable-length messages, from producers to handlers.
                 else:
                     done = s + units - 1
                 s += units
-                if unreleased >= RELEASE_EVERY:
+                # A redelivered message is released on its own: should it kill this consumer
+                # too, the next one knows which message did (inflight just past the release).
+                if unreleased >= RELEASE_EVERY or done <= self._redeliver_upto:
                     self._release(unreleased, done)
                     unreleased = 0
         finally:
@@ -441,8 +444,8 @@ A bounded ring of variable-length messages, from producers to handlers.
         first = None
         try:
             item = view if decode is None else decode(view)
-            first = self._call_handlers(handlers, item, sequence, length, "bytes of a message",
-                                        &failed)
+            first = self._call_handlers(handlers, item, sequence, length,
+                                        "bytes of a message", 1, &failed)
         finally:
             item = None
             try:

@@ -29,7 +29,7 @@
 /* Bumped whenever the header or the region's layout changes. */
 /* 3: the wait strategy, the dtype's descriptor, the creator and the consumer lease.
  * 4: the ring's kind (records or messages), unblock_timeout, the message counters. */
-#define RB_RECORD_LAYOUT_VERSION 4
+#define RB_RECORD_LAYOUT_VERSION 5
 /* Bytes of the dtype descriptor a header holds (the text numpy.lib.format writes). */
 #define RB_RECORD_DESCR_MAX 2048
 
@@ -120,6 +120,8 @@ typedef struct rb_record_header {
      * it above: what the next consumer delivers up to it again may have been handled, and
      * is marked redelivered (at-least-once across a consumer crash). */
     rb_sequence inflight;
+    /* Items (records, messages) delivered marked redelivered, by every consumer so far. */
+    rb_sequence redelivered;
     /* The producer lease of a shared ring with a single producer: the pid of the process
      * whose handle publishes (0: none). Its claims are its own plain fields (sp_next); a new
      * producer takes over once that pid is dead, from the cursor (what the dead one claimed
@@ -203,6 +205,7 @@ static inline void rb_record_region_init(void *region, int64_t capacity, int64_t
     rb_store_relaxed_i32(&h->consumer_gone, 0);
     rb_sequence_init(&h->consumer_pid, 0);
     rb_sequence_init(&h->inflight, -1);
+    rb_sequence_init(&h->redelivered, 0);
     rb_sequence_init(&h->producer_pid, 0);
     if (multi) {
         rb_atomic_i32 *available = (rb_atomic_i32 *)((char *)region + h->available_offset);

@@ -42,6 +42,7 @@ cdef extern from "_recordring.h" nogil:
         rb_sequence consumed
         rb_sequence consumer_pid
         rb_sequence inflight
+        rb_sequence redelivered
         rb_sequence abandoned
         rb_sequence producer_pid
         rb_sequence cursor

@@ -42,7 +42,7 @@ cdef class RegionRing(Driver):
     cdef int _drop_lease(self) noexcept
     cdef int _failed(self, object handler, object item, object exc, str what) except -1
     cdef object _call_handlers(self, tuple handlers, object item, int64_t sequence,
-                               Py_ssize_t n, str unit, bint *failed)
+                               Py_ssize_t n, str unit, int64_t items, bint *failed)
     cdef Py_ssize_t _drain(self, str arg, object max_n) except -1
     cdef int _produce_here(self) except -1
     cdef int64_t _abandoned_count(self, int64_t lo, int64_t hi) noexcept

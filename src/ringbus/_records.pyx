@@ -564,12 +564,14 @@ cdef class RegionRing(Driver):
         return self._handlers
 
     cdef object _call_handlers(self, tuple handlers, object item, int64_t sequence,
-                               Py_ssize_t n, str unit, bint *failed):
-        """Every handler with ``item`` (``n`` ``unit`` from ring sequence ``sequence`` on),
-        each Exception isolated and reported; returns the first one to raise afterwards
-        (on_error="raise"), else None. Marks it redelivered where a dead consumer may have
-        handled it, and records it as in flight for the next consumer should this one die."""
+                               Py_ssize_t n, str unit, int64_t items, bint *failed):
+        """Every handler with ``item`` (``n`` ``unit`` from ring sequence ``sequence`` on,
+        ``items`` records or messages), each Exception isolated and reported; returns the
+        first one to raise afterwards (on_error="raise"), else None. Marks it redelivered
+        (and counts it) where a dead consumer may have handled it."""
         cdef bint again = sequence <= self._redeliver_upto
+        if again:
+            rb_fetch_add_relaxed_i64(&self._rr.header.redelivered.value, items)
         first = None
         failed[0] = False
         for h in handlers:
@@ -705,15 +707,23 @@ cdef class RegionRing(Driver):
         self._ready()
         return rb_sequence_get(&self._rr.header.abandoned)
 
+    @property
+    def redelivered(self):
+        """Delivered again, marked ``current_event().redelivered``: what a consumer process
+        that died had in hand (records, or messages), summed over every consumer."""
+        self._ready()
+        return rb_sequence_get(&self._rr.header.redelivered)
+
     def stats(self):
-        """Counters as a dict: published, dispatched, dropped, abandoned, pending, batches,
-        errors."""
+        """Counters as a dict: published, dispatched, dropped, abandoned, redelivered,
+        pending, batches, errors."""
         self._ready()
         return {
             "published": self._published(),
             "dispatched": self._dispatched(),
             "dropped": self.dropped,
             "abandoned": rb_sequence_get(&self._rr.header.abandoned),
+            "redelivered": rb_sequence_get(&self._rr.header.redelivered),
             "pending": self._queued(),
             "batches": self.batches,
             "errors": self.errors,
@@ -1108,7 +1118,7 @@ A bounded ring of fixed-size records, from producers to batch handlers.
             failed = False
             try:
                 first = self._call_handlers(handlers, view, a, end - a + 1, "records",
-                                            &failed)
+                                            end - a + 1, &failed)
             finally:
                 view = None
                 # The storage's references as before the view: more, and a handler kept
