@@ -25,13 +25,15 @@ from ringbus._messages import MessageRing, MsgspecCodec, PickleCodec
 from ringbus.aio import NoHandlerError, NoReplyError, Request, current_request
 from ringbus.ordering import OrderCycleError
 from ringbus.subscription import Subscription
+from ringbus.workers import PoisonEvent, Workers
 
 __version__ = "0.1.0"
 
 # Errors show their public names in tracebacks and reprs (ringbus.RingFull, not the private
 # module each is defined in). Plain Python classes only: the compiled types keep theirs.
 for _cls in (RingFull, ConsumerGone, EmitDepthError, OrderCycleError, NoHandlerError,
-             NoReplyError, Request, Subscription, PickleCodec, MsgspecCodec):
+             NoReplyError, Request, Subscription, PickleCodec, MsgspecCodec, Workers,
+             PoisonEvent):
     _cls.__module__ = "ringbus"
 del _cls
 
@@ -39,5 +41,6 @@ __all__ = [
     "Bus", "Subscription", "RingBuffer", "Stage", "RingFull", "ConsumerGone", "EmitDepthError",
     "OrderCycleError", "NoHandlerError", "NoReplyError", "Request", "current_request",
     "current_event", "EventInfo",
-    "RecordRing", "MessageRing", "PickleCodec", "MsgspecCodec", "get_include", "__version__",
+    "RecordRing", "MessageRing", "PickleCodec", "MsgspecCodec", "Workers", "PoisonEvent",
+    "get_include", "__version__",
 ]

@@ -469,6 +469,20 @@ A bounded ring of variable-length messages, from producers to handlers.
             "messages; keep bytes(view) instead", RuntimeWarning, stacklevel=1)
         return 0
 
+    def _front(self):
+        """Not API (ringbus.workers' supervisor): (the consumer's committed sequence, the
+        in-flight mark, the last sequence of the first unreleased frame or -1): a consumer
+        process that died holding exactly that frame has inflight equal to its end."""
+        self._ready()
+        cdef rb_record_header *h = self._rr.header
+        cdef int64_t committed = rb_sequence_get(&h.consumer.sequence)
+        cdef int64_t cursor = rb_sequence_get(self._rr.seq.cursor)
+        cdef int64_t units = 0, length = 0, end = -1
+        if cursor > committed and rb_message_frame(self._rr, committed + 1, cursor, &units,
+                                                   &length) != NULL:
+            end = committed + units
+        return committed, rb_sequence_get(&h.inflight), end
+
     # -- counters --------------------------------------------------------------------------
 
     cdef int64_t _published(self) noexcept:

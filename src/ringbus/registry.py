@@ -188,7 +188,15 @@ class Registry:
         is an async handler, wrapped here into the plain callable the table calls (see
         ringbus.aio); ``concurrent=True`` (at most DEFAULT_CONCURRENCY tasks in flight) or
         ``concurrent=N`` runs it as tasks instead of awaiting it in order.
+
+        A handler with a ``_ringbus_router(bus, event_type)`` method (ringbus.Workers) is
+        subscribed as the router it returns for that type.
         """
+        group = None
+        router = getattr(handler, "_ringbus_router", None)
+        if router is not None and not isinstance(handler, type):
+            group = handler
+            handler = router(self.table, self._known(event_type, "event_type"))
         _check_handler(handler)
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise TypeError(f"priority must be an int, got {type(priority).__name__}")
@@ -227,6 +235,8 @@ class Registry:
             sub.before = self._resolve(t, current, before, "before", sub)
             self._install(t, current + [sub])      # raises, unchanged, on a cycle
             current.append(sub)
+            if group is not None:
+                group._routed(t, sub)
             return sub
 
     def batch_event_type(self, bus) -> int:

@@ -1,0 +1,195 @@
+"""The inside of a worker process (ringbus.workers): its own Bus, fed from its inbox ring,
+publishing back through its outbox ring, talking to the supervisor over one control pipe.
+
+The process runs :func:`main`, started by multiprocessing (spawn or forkserver). What it
+must never do: outlive the parent (the control pipe's end of file means the parent is gone:
+the worker removes its rings and exits), take Ctrl-C for itself (the parent stops it), or
+release a message it did not finish (a BaseException in a handler ends the process at once,
+so the message comes again to the replacement, marked redelivered).
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import signal
+import sys
+import threading
+import traceback
+from typing import Any, Callable
+
+from ringbus._bus import Bus
+from ringbus._messages import MessageRing
+
+_log = logging.getLogger("ringbus")
+
+#: The exit status of a worker whose handler raised a BaseException (SystemExit, say).
+EXIT_HANDLER_BASE_EXCEPTION = 70
+
+
+def resolve(setup: str) -> Callable[[Bus], Any]:
+    """``"module:function"`` -> the function (ImportError, AttributeError, TypeError)."""
+    module, _, attr = setup.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise TypeError(f"{setup!r} is {type(obj).__name__}, not a function")
+    return obj
+
+
+class _Control:
+    """The worker's end of the control pipe: one reader thread (stop, names, parent gone),
+    sends from any thread under a lock."""
+
+    def __init__(self, conn, on_parent_gone: Callable[[], None]):
+        self._conn = conn
+        self._send_lock = threading.Lock()
+        self._on_parent_gone = on_parent_gone
+        self.stop = threading.Event()
+        self._replies: dict[str, Any] = {}
+        self._replied = threading.Condition()
+        self._reader = threading.Thread(target=self._read, name="ringbus-worker-control",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._reader.start()
+
+    def send(self, *message: Any) -> None:
+        with self._send_lock:
+            self._conn.send(message)
+
+    def ask(self, kind: str, *args: Any) -> Any:
+        """Send a request and wait for the supervisor's reply of the same kind."""
+        with self._replied:
+            self._replies.pop(kind, None)
+        self.send(kind, *args)
+        with self._replied:
+            while kind not in self._replies:
+                if not self._replied.wait(30.0):
+                    raise TimeoutError(f"the supervisor did not answer {kind!r} in 30 s")
+            return self._replies.pop(kind)
+
+    def _read(self) -> None:
+        while True:
+            try:
+                message = self._conn.recv()
+            except (EOFError, OSError):
+                self._on_parent_gone()
+                return
+            kind = message[0]
+            if kind == "stop":
+                self.stop.set()
+            else:
+                with self._replied:
+                    self._replies[kind] = message[1]
+                    self._replied.notify_all()
+
+
+class WorkerBus(Bus):
+    """A worker's Bus: ``emit`` runs its handlers here; ``publish`` (and ``publish_many``)
+    send the event to the parent's bus, in order; an event-type name it does not know yet is
+    allocated by the parent, so an id means the same name in every process of the group."""
+
+    def __init__(self, outbox: MessageRing, control: _Control, names: list, **options: Any):
+        super().__init__(**options)
+        self._outbox = outbox
+        self._control = control
+        self._names_lock = threading.Lock()
+        self._replicate(names)
+
+    def _replicate(self, names: list) -> None:
+        # The parent's table in id order: a name takes the next id, a bare id extends the
+        # table to itself, so registering them in order gives every one its parent's id.
+        known = len(self._names_here())
+        for t in range(known, len(names)):
+            got = Bus.event_type(self, names[t] if names[t] is not None else t)
+            if got != t:
+                raise RuntimeError(f"worker's event type table diverged at id {t} ({got})")
+
+    def _names_here(self) -> list:
+        out = []
+        while True:
+            try:
+                out.append(self.event_name(len(out)))
+            except ValueError:
+                return out
+
+    def event_type(self, name_or_id):
+        if not isinstance(name_or_id, str) or name_or_id in self.event_types:
+            return Bus.event_type(self, name_or_id)
+        with self._names_lock:
+            if name_or_id not in self.event_types:
+                self._replicate(self._control.ask("names", name_or_id))
+        return Bus.event_type(self, name_or_id)
+
+    def publish(self, event_type, payload=None, timeout=None):
+        return self._outbox.publish((self._id(event_type), payload), timeout)
+
+    def publish_many(self, event_type, payloads, timeout=None):
+        t = self._id(event_type)
+        return self._outbox.publish_many([(t, p) for p in payloads], timeout)
+
+    def _id(self, event_type) -> int:
+        if isinstance(event_type, str):
+            return self.event_type(event_type)
+        self.event_name(event_type)             # ValueError for an id the table lacks
+        return event_type
+
+
+def main(spec: dict) -> None:
+    """A worker process's life: attach, set up, consume until told to stop or orphaned."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)     # Ctrl-C is the parent's to act on
+    codec = spec["codec"]
+    inbox = MessageRing.attach(spec["inbox"], codec=codec)
+    outbox = MessageRing.attach(spec["outbox"], codec=codec)
+
+    def parent_gone() -> None:
+        # Nobody will stop, restart or clean up after this process: remove the rings.
+        for ring in (inbox, outbox):
+            try:
+                ring.unlink()
+            except OSError:
+                pass
+        os._exit(0)
+
+    control = _Control(spec["control"], parent_gone)
+    control.start()
+
+    def on_error(event_type, payload, subscription, exc) -> None:
+        _log.error("ringbus worker %d: handler %r failed on event type %s", spec["index"],
+                   subscription, event_type, exc_info=exc)
+        control.send("error", 1)
+
+    bus = WorkerBus(outbox, control, spec["names"], on_error=on_error)
+    try:
+        resolve(spec["setup"])(bus)
+    except Exception:
+        control.send("failed", traceback.format_exc())
+        inbox.close()
+        outbox.close()
+        sys.exit(1)
+    emit = bus.emit
+
+    def deliver(item: Any) -> None:
+        try:
+            emit(item[0], item[1])
+        except Exception:
+            raise                      # the ring's on_error: counted, logged, isolated
+        except BaseException:
+            # Not finished: the message must come again, so it must not be released.
+            traceback.print_exc()
+            sys.stderr.flush()
+            os._exit(EXIT_HANDLER_BASE_EXCEPTION)
+
+    inbox.subscribe(deliver)
+    inbox.start()
+    control.send("ready", os.getpid())
+    while not control.stop.wait(0.2):
+        if inbox._is_consumer_gone():
+            inbox.stop()               # re-raises what ended the consumer thread
+            raise RuntimeError("the worker's consumer thread ended")
+    inbox.stop(drain=True)
+    control.send("stopped", bus.stats())
+    inbox.close()
+    outbox.close()

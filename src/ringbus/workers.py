@@ -1,0 +1,546 @@
+"""Worker processes: handlers that run in parallel, each event in the worker that owns its
+key, supervised, nothing lost when one dies.
+
+    workers = ringbus.Workers("myapp.strategy:setup", processes=4, key=lambda p: p["sym"])
+    bus.subscribe(TICK, workers)         # TICK's events go to the worker that owns the key
+    with workers.running(bus):           # start, supervise, stop with drain
+        ...
+
+The parent routes each event (on whichever thread dispatches it: ``emit``'s, or the bus's
+consumer) into the inbox of worker ``hash(key) % processes``, a shared MessageRing the
+worker consumes; what the worker's handlers publish comes back through its outbox ring and
+is published on the parent's bus by one thread per worker, in order. A supervisor thread
+starts the workers, answers their requests (event-type names), restarts the ones that die
+and stops them. See README.md, "Worker processes", for the guarantees.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import multiprocessing
+import os
+import threading
+import time
+import uuid
+import zlib
+from contextlib import contextmanager
+from multiprocessing.connection import wait as _wait_any
+from operator import itemgetter
+from typing import Any, Callable, Iterator, Optional, Union
+
+from ringbus import _worker
+from ringbus._messages import MessageRing, PickleCodec
+
+__all__ = ["Workers", "PoisonEvent"]
+
+_log = logging.getLogger("ringbus")
+
+Key = Union[None, str, Callable[[Any], Any]]
+
+# A replacement that dies before it is ready this many times in a row is not started again.
+_MAX_EARLY_DEATHS = 3
+
+
+class PoisonEvent(RuntimeError):
+    """An event that ended ``attempts`` worker processes in a row: it was taken out of the
+    worker's inbox and handed to the bus's error policy instead of another worker."""
+
+    def __init__(self, message: str, event_type: Optional[int], payload: Any, worker: int,
+                 attempts: int):
+        super().__init__(message)
+        self.event_type = event_type
+        self.payload = payload
+        self.worker = worker
+        self.attempts = attempts
+
+
+def worker_index(key: Any, processes: int) -> int:
+    """The worker that owns ``key``: stable across runs for ints, str and bytes (an int is
+    its own hash, text and bytes hash by CRC-32), ``hash(key)`` for anything else."""
+    if type(key) is int:
+        return key % processes
+    if type(key) is str:
+        return zlib.crc32(key.encode("utf-8", "surrogatepass")) % processes
+    if isinstance(key, (bytes, bytearray, memoryview)):
+        return zlib.crc32(key) % processes
+    return hash(key) % processes
+
+
+def _setup_arg(setup: Any) -> str:
+    """The setup as ``"module:function"``, importable here (else the error says why)."""
+    if callable(setup) and not isinstance(setup, str):
+        module = getattr(setup, "__module__", None)
+        qualname = getattr(setup, "__qualname__", "")
+        if module is None or "<" in qualname:
+            raise TypeError(f"setup must be importable by the worker processes: a module-level "
+                            f"function or a 'module:function' string, got {setup!r}")
+        setup = f"{module}:{qualname}"
+    if not isinstance(setup, str) or setup.count(":") != 1 or not all(setup.split(":")):
+        raise TypeError(f"setup must be a 'module:function' string (or a module-level "
+                        f"function), got {setup!r}")
+    try:
+        _worker.resolve(setup)
+    except ImportError as exc:
+        raise ImportError(f"setup {setup!r}: cannot import its module: {exc}") from exc
+    except AttributeError as exc:
+        raise ValueError(f"setup {setup!r}: no such function: {exc}") from None
+    return setup
+
+
+def _key_arg(key: Key) -> Optional[Callable[[Any], Any]]:
+    if key is None or callable(key):
+        return key
+    if isinstance(key, str):
+        return itemgetter(key)                  # a dict's key or a record's field
+    raise TypeError(f"key must be None, a callable payload -> key or a field name (str), "
+                    f"got {type(key).__name__}: {key!r}")
+
+
+class _Slot:
+    """One worker: its rings (kept across restarts), its current process, its counters."""
+
+    def __init__(self, index: int, inbox: MessageRing, outbox: MessageRing):
+        self.index = index
+        self.inbox = inbox
+        self.outbox = outbox
+        self.process: Any = None
+        self.pid: Optional[int] = None          # the current (or last) process's
+        self.conn: Any = None
+        self.send_lock = threading.Lock()
+        self.ready = threading.Event()
+        self.failure: Optional[str] = None
+        self.stopped = threading.Event()
+        self.stopping = False
+        self.given_up = False
+        self.errors = 0
+        self.restarts = 0
+        self.poisoned = 0
+        self.early_deaths = 0
+        self.attempts: dict[int, int] = {}      # inflight mark -> worker deaths holding it
+
+    def send(self, *message: Any) -> None:
+        with self.send_lock:
+            if self.conn is not None:
+                try:
+                    self.conn.send(message)
+                except (OSError, EOFError):
+                    pass                        # the process is gone: its sentinel says so
+
+
+class Workers:
+    """Workers(setup, processes=None, key=None, *, capacity_bytes=4194304, codec='pickle', max_attempts=3, start_method='spawn', stop_timeout=10.0)
+    --
+
+    A group of worker processes that handle the events routed to them by key.
+
+    setup : "module:function" (or a module-level function)
+        Run once in each worker process with that worker's own :class:`ringbus.Bus`, on which
+        it subscribes the handlers. Every event-type name of the parent has the same id there.
+        Checked here, in the parent: a setup that cannot be imported raises at once.
+    processes : int >= 1 (default: the number of CPUs)
+    key : None, a callable ``payload -> key``, or a field name
+        The worker of an event is ``worker_index(key(payload), processes)``: events with
+        the same key are handled by one worker, in publish order. A str is a field (a dict's
+        key, a record's field). None: round robin, no order between events.
+    capacity_bytes : int
+        Each worker's inbox and outbox ring (MessageRing, shared memory).
+    codec : "pickle" (default), "msgspec" or a codec object: how payloads cross.
+    max_attempts : int >= 1 (3)
+        An event that ends this many worker processes in a row is a poison event: taken out
+        and handed to the bus's error policy as :class:`PoisonEvent`, counted.
+    start_method : "spawn" (default) or "forkserver"
+    stop_timeout : seconds (10.0): how long leaving ``running()`` waits for the drain.
+    """
+
+    def __init__(self, setup: Any, processes: Optional[int] = None, key: Key = None, *,
+                 capacity_bytes: int = 1 << 22, codec: Any = "pickle", max_attempts: int = 3,
+                 start_method: str = "spawn", stop_timeout: Optional[float] = 10.0):
+        self.setup = _setup_arg(setup)
+        if processes is None:
+            processes = os.cpu_count() or 1
+        if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
+            raise ValueError(f"processes must be an int >= 1, got {processes!r}")
+        self.processes = processes
+        self._key = _key_arg(key)
+        self.key = key
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) \
+                or max_attempts < 1:
+            raise ValueError(f"max_attempts must be an int >= 1, got {max_attempts!r}")
+        self.max_attempts = max_attempts
+        if start_method not in ("spawn", "forkserver"):
+            raise ValueError(f"start_method must be 'spawn' or 'forkserver' (fork is unsafe "
+                             f"with threads), got {start_method!r}")
+        self.start_method = start_method
+        if stop_timeout is not None and not (isinstance(stop_timeout, (int, float))
+                                             and stop_timeout >= 0):
+            raise ValueError(f"stop_timeout must be None or a number >= 0, got "
+                             f"{stop_timeout!r}")
+        self.stop_timeout = stop_timeout
+        # Made once here so a wrong capacity or codec fails at construction, not at start.
+        probe = MessageRing(capacity_bytes, codec=codec)
+        self.capacity_bytes = probe.capacity_bytes
+        probe.close()
+        self.codec = codec
+        self._bus: Any = None
+        self._routes: dict[int, Any] = {}       # event type -> its Subscription (poison)
+        self._publish: list[Callable[[Any], Any]] = []  # per worker, filled while running
+        self._slots: list[_Slot] = []
+        self._state = "new"
+        self._lock = threading.Lock()
+        self._supervisor: Optional[threading.Thread] = None
+        self._context = multiprocessing.get_context(start_method)
+
+    # -- routing -------------------------------------------------------------------------
+
+    def worker_of(self, key: Any) -> int:
+        """The index of the worker that owns ``key``."""
+        return worker_index(key, self.processes)
+
+    def _ringbus_router(self, bus: Any, event_type: int) -> Callable[[Any], None]:
+        """Not API (Registry.subscribe): the handler that routes ``event_type``'s events."""
+        if self._bus is not None and self._bus is not bus:
+            raise ValueError("these Workers already serve another Bus")
+        self._bus = bus
+        publish = self._publish                 # the list itself: filled by start()
+        n = self.processes
+        key = self._key
+        t = event_type
+
+        def not_running() -> None:
+            raise RuntimeError(f"Workers({self.setup!r}) are not running: route events "
+                               f"inside 'with workers.running(bus):'")
+
+        if key is None:
+            counter = itertools.count()
+
+            def route(payload: Any) -> None:
+                if not publish:
+                    not_running()
+                publish[next(counter) % n]((t, payload))
+        else:
+            def route(payload: Any) -> None:
+                if not publish:
+                    not_running()
+                publish[worker_index(key(payload), n)]((t, payload))
+
+        route.__qualname__ = f"Workers[{self.setup}].route"
+        return route
+
+    def _routed(self, event_type: int, subscription: Any) -> None:
+        self._routes[event_type] = subscription
+
+    # -- lifetime ------------------------------------------------------------------------
+
+    @contextmanager
+    def running(self, bus: Any) -> Iterator["Workers"]:
+        """``with workers.running(bus):`` starts the workers, supervises them, and on leaving
+        (Ctrl-C included) stops them with drain within ``stop_timeout``."""
+        self.start(bus)
+        try:
+            yield self
+        finally:
+            self.stop(drain=True, timeout=self.stop_timeout)
+
+    def start(self, bus: Any, timeout: float = 60.0) -> None:
+        """Start the worker processes and wait until each ran its setup (RuntimeError with
+        the worker's traceback if one failed)."""
+        with self._lock:
+            if self._state == "running":
+                raise RuntimeError("these Workers are already running")
+            if self._bus is not None and self._bus is not bus:
+                raise ValueError("these Workers serve another Bus (the one they were "
+                                 "subscribed on)")
+            self._bus = bus
+            self._state = "running"
+            self._closing = False
+        token = f"rbw{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        try:
+            for i in range(self.processes):
+                inbox = MessageRing(self.capacity_bytes, shared=f"{token}-{i}i",
+                                    codec=self.codec)
+                outbox = MessageRing(self.capacity_bytes, shared=f"{token}-{i}o",
+                                     codec=self.codec, producers="multi")
+                slot = _Slot(i, inbox, outbox)
+                self._slots.append(slot)
+                outbox.subscribe(self._forwarder())
+                outbox.start()
+                self._spawn(slot)
+            self._supervisor = threading.Thread(target=self._supervise, daemon=True,
+                                                name="ringbus-workers-supervisor")
+            self._supervisor.start()
+            deadline = time.monotonic() + timeout
+            for slot in self._slots:
+                if not slot.ready.wait(max(0.0, deadline - time.monotonic())):
+                    raise RuntimeError(f"worker {slot.index} did not finish its setup within "
+                                       f"{timeout} s")
+                if slot.failure is not None:
+                    raise RuntimeError(f"worker {slot.index}'s setup {self.setup!r} failed:\n"
+                                       f"{slot.failure}")
+                if slot.given_up:
+                    raise RuntimeError(f"worker {slot.index} died before its setup finished "
+                                       f"(its output is above, on stderr)")
+            self._publish[:] = [slot.inbox.publish for slot in self._slots]
+            if not getattr(self, "_closer_added", False):
+                bus._add_closer(lambda left: self.stop(drain=True, timeout=left))
+                self._closer_added = True
+        except BaseException:
+            self._teardown()
+            raise
+
+    def _forwarder(self) -> Callable[[Any], None]:
+        publish = self._bus.publish
+
+        def forward(item: Any) -> None:
+            publish(item[0], item[1])
+        return forward
+
+    def _names(self) -> list:
+        bus = self._bus
+        names = []
+        while True:
+            try:
+                names.append(bus.event_name(len(names)))
+            except ValueError:
+                return names
+
+    def _spawn(self, slot: _Slot) -> None:
+        parent_end, child_end = self._context.Pipe(duplex=True)
+        spec = {"setup": self.setup, "index": slot.index, "inbox": slot.inbox.shared,
+                "outbox": slot.outbox.shared, "codec": self.codec, "names": self._names(),
+                "control": child_end}
+        process = self._context.Process(target=_worker.main, args=(spec,), daemon=True,
+                                        name=f"ringbus-worker-{slot.index}")
+        slot.ready.clear()
+        slot.failure = None
+        process.start()
+        child_end.close()
+        with slot.send_lock:
+            slot.conn = parent_end
+        slot.process = process
+        slot.pid = process.pid
+
+    # -- supervision ---------------------------------------------------------------------
+
+    def _supervise(self) -> None:
+        while not self._closing:
+            live = [s for s in self._slots if s.process is not None]
+            waitables: dict[Any, tuple[_Slot, str]] = {}
+            for s in live:
+                waitables[s.process.sentinel] = (s, "exit")
+                if s.conn is not None:
+                    waitables[s.conn] = (s, "message")
+            for ready in _wait_any(list(waitables), timeout=0.5):
+                slot, what = waitables[ready]
+                try:
+                    if what == "message":
+                        self._on_message(slot)
+                    else:
+                        self._on_exit(slot)
+                except Exception:
+                    _log.exception("ringbus: the workers' supervisor failed on worker %d",
+                                   slot.index)
+
+    def _on_message(self, slot: _Slot) -> None:
+        try:
+            message = slot.conn.recv()
+        except (EOFError, OSError):
+            with slot.send_lock:
+                slot.conn.close()
+                slot.conn = None            # the exit comes through the sentinel
+            return
+        kind = message[0]
+        if kind == "ready":
+            slot.early_deaths = 0
+            slot.ready.set()
+            if slot.stopping:               # a replacement started during the stop
+                slot.send("stop")
+        elif kind == "failed":
+            slot.failure = message[1]
+            slot.ready.set()
+        elif kind == "error":
+            slot.errors += message[1]
+        elif kind == "names":
+            self._bus.event_type(message[1])
+            slot.send("names", self._names())
+        elif kind == "stopped":
+            slot.stopped.set()
+
+    def _on_exit(self, slot: _Slot) -> None:
+        process = slot.process
+        process.join()
+        with slot.send_lock:
+            if slot.conn is not None:
+                slot.conn.close()
+                slot.conn = None
+        if slot.stopped.is_set() or self._closing:
+            slot.process = None             # stopped as asked
+            return
+        if slot.failure is not None:
+            slot.process = None             # its setup raised: start() reports it
+            return
+        if not slot.ready.is_set():
+            slot.early_deaths += 1
+        if slot.early_deaths >= _MAX_EARLY_DEATHS:
+            _log.error("ringbus: worker %d died before it was ready %d times in a row; not "
+                       "restarted (its events stay in its inbox)", slot.index,
+                       slot.early_deaths)
+            slot.given_up = True
+            slot.process = None
+            slot.ready.set()
+            return
+        _log.warning("ringbus: worker %d (pid %s) exited with code %s; restarting it",
+                     slot.index, process.pid, process.exitcode)
+        self._count_attempt(slot)
+        slot.restarts += 1
+        self._spawn(slot)
+
+    def _count_attempt(self, slot: _Slot) -> None:
+        """The dead worker held the message that ends at its inbox's inflight mark: one more
+        death on it; at max_attempts, and once it is the first unreleased message (the
+        previous replacement released what came before it one by one), it is poison."""
+        committed, inflight, front_end = slot.inbox._front()
+        if inflight <= committed:
+            return                          # nothing was in hand
+        n = slot.attempts[inflight] = slot.attempts.get(inflight, 0) + 1
+        if n >= self.max_attempts and front_end == inflight:
+            del slot.attempts[inflight]
+            self._take_poison(slot, n)
+
+    def _take_poison(self, slot: _Slot, attempts: int) -> None:
+        raw: list[bytes] = []
+        handle = MessageRing.attach(slot.inbox.shared, codec="bytes")
+        try:
+            handle.subscribe(lambda view: raw.append(bytes(view)))
+            handle.drain(max_messages=1)        # takes the dead worker's lease, then gives it up
+        finally:
+            handle.close()
+        slot.poisoned += 1
+        event_type, payload = None, raw[0] if raw else None
+        try:
+            event_type, payload = self._decode(raw[0])
+        except Exception:
+            pass
+        exc = PoisonEvent(f"event of type {event_type} ended worker {slot.index} {attempts} "
+                          f"times in a row: taken out of its inbox, not handled",
+                          event_type, payload, slot.index, attempts)
+        subscription = self._routes.get(event_type)
+        if event_type is None or subscription is None:
+            _log.error("ringbus: %s", exc)
+            return
+        if self._bus._handler_error(event_type, payload, subscription, exc) is not None:
+            _log.error("ringbus: %s", exc)      # on_error="raise": nobody to raise it to
+
+    def _decode(self, data: bytes) -> Any:
+        codec = self.codec
+        if codec == "pickle":
+            codec = PickleCodec()
+        elif isinstance(codec, str):
+            from ringbus._messages import MsgspecCodec
+            codec = MsgspecCodec()
+        return codec.decode(memoryview(data))
+
+    # -- stopping ------------------------------------------------------------------------
+
+    _closing = False            # the teardown: no more restarts
+
+    def stop(self, drain: bool = True, timeout: Optional[float] = None) -> None:
+        """Stop the workers. ``drain=True``: every event routed before the call is handled
+        (a worker that dies meanwhile is replaced to finish), and what the workers published
+        is on the parent's bus when this returns. Past ``timeout`` seconds (None: no bound),
+        or with ``drain=False``, the workers are terminated. Then the rings are removed.
+        Stopping stopped Workers does nothing."""
+        with self._lock:
+            if self._state != "running":
+                return
+            self._state = "stopping"
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            self._publish.clear()               # routing ends: new events raise
+            for slot in self._slots:
+                slot.stopping = True
+                if drain:
+                    slot.send("stop")
+            if drain:
+                for slot in self._slots:
+                    while not slot.stopped.is_set() and not slot.given_up:
+                        left = None if deadline is None else deadline - time.monotonic()
+                        if left is not None and left <= 0:
+                            break
+                        slot.stopped.wait(0.1 if left is None else min(0.1, left))
+        finally:
+            self._teardown(deadline)
+
+    def _teardown(self, deadline: Optional[float] = None) -> None:
+        self._publish.clear()
+        self._closing = True
+        if self._supervisor is not None:
+            self._supervisor.join()             # within its wait's 0.5 s
+            self._supervisor = None
+        for slot in self._slots:
+            slot.stopping = True
+            process = slot.process
+            if process is None:
+                continue
+            left = 1.0 if deadline is None else max(0.1, deadline - time.monotonic())
+            process.join(left)
+            if process.is_alive():
+                process.kill()
+                process.join(5.0)
+        for slot in self._slots:
+            with slot.send_lock:
+                if slot.conn is not None:
+                    slot.conn.close()
+                    slot.conn = None
+            try:
+                slot.outbox.stop(drain=True, timeout=5.0)
+            except Exception:
+                _log.exception("ringbus: worker %d's outbox", slot.index)
+        self._kept = self._snapshot()
+        for slot in self._slots:
+            for ring in (slot.inbox, slot.outbox):
+                try:
+                    ring.unlink()
+                except OSError:
+                    pass
+                ring.close()
+            slot.process = None
+        self._slots = []
+        self._closing = False
+        self._state = "stopped"
+
+    # -- counters ------------------------------------------------------------------------
+
+    def _snapshot(self) -> list[dict[str, Any]]:
+        out = []
+        for s in self._slots:
+            inbox = s.inbox.stats()
+            out.append({
+                "worker": s.index,
+                "pid": s.pid,
+                "alive": not self._closing and s.process is not None and s.process.is_alive(),
+                "events_in": inbox["published"],
+                "handled": inbox["dispatched"],
+                "errors": s.errors,
+                "restarts": s.restarts,
+                "redelivered": inbox["redelivered"],
+                "poisoned": s.poisoned,
+                "lag": inbox["pending"],
+                "published_back": s.outbox.stats()["published"],
+            })
+        return out
+
+    def stats(self) -> dict[str, Any]:
+        """Per worker (``stats()["workers"]``, by index): events_in (routed to it), handled,
+        errors (handler exceptions), restarts, redelivered, poisoned, lag (routed, not yet
+        handled), published_back; and their sums. After stop: the last counts."""
+        per = self._snapshot() if self._slots else list(getattr(self, "_kept", []))
+        total: dict[str, Any] = {k: sum(w[k] for w in per)
+                                 for k in ("events_in", "handled", "errors", "restarts",
+                                           "redelivered", "poisoned", "lag",
+                                           "published_back")}
+        total["workers"] = per
+        return total
+
+    def __repr__(self) -> str:
+        return (f"<ringbus.Workers {self.setup!r} processes={self.processes} "
+                f"{self._state}>")
