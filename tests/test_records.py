@@ -173,7 +173,7 @@ def test_records_without_handlers_are_dispatched_to_nobody():
     ring.publish_many(ticks(0, 5))
     assert ring.drain() == 5
     assert ring.stats() == {"published": 5, "dispatched": 5, "dropped": 0, "abandoned": 0,
-                            "pending": 0, "batches": 1, "errors": 0}
+                            "redelivered": 0, "pending": 0, "batches": 1, "errors": 0}
 
 
 # -- flow control -------------------------------------------------------------------------

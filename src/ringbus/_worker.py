@@ -16,7 +16,7 @@ import signal
 import sys
 import threading
 import traceback
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from ringbus._bus import Bus
 from ringbus._messages import MessageRing
@@ -108,7 +108,7 @@ class WorkerBus(Bus):
                 raise RuntimeError(f"worker's event type table diverged at id {t} ({got})")
 
     def _names_here(self) -> list:
-        out = []
+        out: list[Optional[str]] = []
         while True:
             try:
                 out.append(self.event_name(len(out)))

@@ -192,7 +192,7 @@ class Registry:
         A handler with a ``_ringbus_router(bus, event_type)`` method (ringbus.Workers) is
         subscribed as the router it returns for that type.
         """
-        group = None
+        group: Any = None
         router = getattr(handler, "_ringbus_router", None)
         if router is not None and not isinstance(handler, type):
             group = handler

@@ -188,7 +188,7 @@ class Workers:
         self._state = "new"
         self._lock = threading.Lock()
         self._supervisor: Optional[threading.Thread] = None
-        self._context = multiprocessing.get_context(start_method)
+        self._context: Any = multiprocessing.get_context(start_method)
 
     # -- routing -------------------------------------------------------------------------
 
@@ -296,7 +296,7 @@ class Workers:
 
     def _names(self) -> list:
         bus = self._bus
-        names = []
+        names: list[Optional[str]] = []
         while True:
             try:
                 names.append(bus.event_name(len(names)))
@@ -341,6 +341,8 @@ class Workers:
                                    slot.index)
 
     def _on_message(self, slot: _Slot) -> None:
+        if slot.conn is None:
+            return                          # closed by its exit, handled just before
         try:
             message = slot.conn.recv()
         except (EOFError, OSError):
@@ -408,7 +410,7 @@ class Workers:
 
     def _take_poison(self, slot: _Slot, attempts: int) -> None:
         raw: list[bytes] = []
-        handle = MessageRing.attach(slot.inbox.shared, codec="bytes")
+        handle = MessageRing.attach(str(slot.inbox.shared), codec="bytes")
         try:
             handle.subscribe(lambda view: raw.append(bytes(view)))
             handle.drain(max_messages=1)        # takes the dead worker's lease, then gives it up
@@ -423,7 +425,7 @@ class Workers:
         exc = PoisonEvent(f"event of type {event_type} ended worker {slot.index} {attempts} "
                           f"times in a row: taken out of its inbox, not handled",
                           event_type, payload, slot.index, attempts)
-        subscription = self._routes.get(event_type)
+        subscription = None if event_type is None else self._routes.get(event_type)
         if event_type is None or subscription is None:
             _log.error("ringbus: %s", exc)
             return

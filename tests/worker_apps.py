@@ -1,0 +1,71 @@
+"""Setup functions for the worker-process tests (tests/test_workers.py): importable by the
+workers, which the tests start with multiprocessing's spawn."""
+import os
+import time
+
+import ringbus
+
+
+def echo(bus):
+    """Each tick comes back as ``done``: (key, n, worker pid, redelivered)."""
+    tick, done = bus.event_type("tick"), bus.event_type("done")
+
+    def on_tick(p):
+        bus.publish(done, (p["sym"], p["n"], os.getpid(), ringbus.current_event().redelivered))
+    bus.subscribe(tick, on_tick)
+
+
+def slow_echo(bus):
+    """echo, 200 µs a tick: a stream long enough to kill a worker in the middle of it."""
+    tick, done = bus.event_type("tick"), bus.event_type("done")
+
+    def on_tick(p):
+        end = time.perf_counter() + 200e-6
+        while time.perf_counter() < end:
+            pass
+        bus.publish(done, (p["sym"], p["n"], os.getpid(), ringbus.current_event().redelivered))
+    bus.subscribe(tick, on_tick)
+
+
+def poisoned(bus):
+    """A payload "poison" kills the process handling it; "raise" raises; others echo."""
+    tick, done = bus.event_type("tick"), bus.event_type("done")
+
+    def on_tick(p):
+        if p == "poison":
+            os._exit(3)
+        if p == "raise":
+            raise ValueError("a handler error, isolated")
+        bus.publish(done, (p, ringbus.current_event().redelivered))
+    bus.subscribe(tick, on_tick)
+
+
+def names_later(bus):
+    """Registers a name the parent does not know yet, at setup and while handling."""
+    fresh = bus.event_type("made.in.worker")
+    tick = bus.event_type("tick")
+
+    def on_tick(p):
+        later = bus.event_type(f"later.{p}")
+        bus.publish(fresh, (p, later))
+    bus.subscribe(tick, on_tick)
+
+
+def exits(bus):
+    """A handler that raises SystemExit: the worker dies mid-event, the event comes again."""
+    tick, done = bus.event_type("tick"), bus.event_type("done")
+    seen_file = os.environ["RINGBUS_TEST_SEEN"]
+
+    def on_tick(p):
+        if p == 1 and not os.path.exists(seen_file):
+            open(seen_file, "w").close()
+            raise SystemExit(5)
+        bus.publish(done, (p, ringbus.current_event().redelivered))
+    bus.subscribe(tick, on_tick)
+
+
+def broken(bus):
+    raise KeyError("setup failed on purpose")
+
+
+not_a_function = 42
