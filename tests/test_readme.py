@@ -14,16 +14,24 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 FENCE = re.compile(r"^```python\n(.*?)^```$", re.S | re.M)
 
 
+# A block whose first line is "# file: NAME.py" is a module the other blocks import (worker
+# processes import their setup by name): it is written next to each block as it runs.
+FILE = re.compile(r"\A# file: (\w+\.py)\n")
+
+
 def _blocks():
     text = README.read_text(encoding="utf-8")
-    out = []
+    out, files = [], {}
     for m in FENCE.finditer(text):
         line = text.count("\n", 0, m.start()) + 1
+        named = FILE.match(m.group(1))
+        if named:
+            files[named.group(1)] = m.group(1)
         out.append(pytest.param(m.group(1), id=f"README.md:{line}"))
-    return out
+    return out, files
 
 
-BLOCKS = _blocks()
+BLOCKS, FILES = _blocks()
 
 
 def test_the_readme_has_python_examples():
@@ -35,6 +43,8 @@ def test_readme_block_runs_as_written(code, tmp_path):
     if re.search(r"^import numpy", code, re.M):
         # Record rings need numpy, which .ci/sanitize's leak check hides on purpose.
         pytest.importorskip("numpy", reason="the block uses numpy")
+    for name, text in FILES.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
     proc = subprocess.run([sys.executable, "-W", "error", "-c", code], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"

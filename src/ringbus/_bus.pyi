@@ -12,6 +12,7 @@ from ringbus._dispatch import DispatchTable
 from ringbus._ring import RingBuffer, Stage
 from ringbus.aio import ReplyFuture
 from ringbus.subscription import Subscription
+from ringbus.workers import Workers
 
 _H = TypeVar("_H", bound=Callable[..., Any])
 _Producers = Literal["single", "multi"]
@@ -38,7 +39,7 @@ class Bus(DispatchTable):
     def event_name(self, event_type: _EventType) -> str | None: ...
     @property
     def event_types(self) -> Mapping[str, int]: ...
-    def subscribe(self, event_type: _EventType, handler: Callable[[Any], object], *,
+    def subscribe(self, event_type: _EventType, handler: Callable[[Any], object] | Workers, *,
                   priority: int = 0, after: _Order = (), before: _Order = (),
                   name: str | None = None, weak: bool | None = None, once: bool = False,
                   concurrent: bool | int = False) -> Subscription: ...
