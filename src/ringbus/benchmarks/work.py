@@ -1,0 +1,49 @@
+"""The work the worker-process benchmarks hand out (ringbus.benchmarks.workers): plain
+functions, importable by worker processes and by multiprocessing's pools alike, so every
+contender runs exactly this code on exactly these items."""
+from __future__ import annotations
+
+#: Iterations of :func:`burn`'s loop: about 20 µs of pure-Python work on this class of
+#: machine (the benchmark prints what one call measured).
+BURN_LOOPS = 600
+
+
+def burn(x: int) -> int:
+    """CPU-bound: about 20 µs of interpreter work, then a result that depends on x."""
+    s = x
+    for i in range(BURN_LOOPS):
+        s = (s * 31 + i) & 0xFFFF
+    return s
+
+
+def tiny(x: int) -> int:
+    """The smallest handler: what is measured is the hand-off."""
+    return x + 1
+
+
+def _answering(fn):
+    def setup(bus) -> None:
+        item, result = bus.event_type("bench.item"), bus.event_type("bench.result")
+        publish = bus.publish
+
+        def on_item(x: int) -> None:
+            publish(result, fn(x))
+        bus.subscribe(item, on_item)
+    return setup
+
+
+#: Worker setups: each item's result goes back to the parent's bus, as Pool.imap returns it.
+burn_setup = _answering(burn)
+tiny_setup = _answering(tiny)
+
+
+def echo_setup(bus) -> None:
+    """Latency: the worker sends the parent's time stamp straight back."""
+    ping, pong = bus.event_type("bench.ping"), bus.event_type("bench.pong")
+    publish = bus.publish
+    bus.subscribe(ping, lambda stamp: publish(pong, stamp))
+
+
+def burn_silent_setup(bus) -> None:
+    item = bus.event_type("bench.item")
+    bus.subscribe(item, burn)
