@@ -12,7 +12,7 @@ def test_the_worker_benchmark_measures_every_contender():
         assert any(label.startswith("Pool(2).imap best") for label in rows)
         assert all(s["median"] > 0 for s in rows.values())
     assert 0 < result["latency"]["p50"] <= result["latency"]["p99"]
-    assert len(result["targets"]) == 4
+    assert len(result["targets"]) == 5
     text = bench.render(result)
     assert "target >= 1.7x in-process on CPU-bound" in text
 

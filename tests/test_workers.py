@@ -181,6 +181,33 @@ def test_names_a_worker_registers_are_allocated_by_the_parent():
     assert bus.event_types["made.in.worker"] == fresh
 
 
+def test_batches_of_rows_are_split_by_key_in_one_pass_and_keep_their_order():
+    np = pytest.importorskip("numpy")
+    bus, tick, done = _bus()
+    got = []
+    bus.subscribe(done, got.append)
+    workers = ringbus.Workers("worker_apps:batch_echo", processes=2, key="sym")
+    bus.subscribe_batch(tick, workers)      # the rows of a batch, routed as batches
+    dt = np.dtype([("sym", "<i8"), ("n", "<i8")])
+    blocks, size = 20, 1000
+    with workers.running(bus):
+        for b in range(blocks):
+            rows = np.zeros(size, dt)
+            rows["n"] = np.arange(b * size, (b + 1) * size)
+            rows["sym"] = rows["n"] * 7 % 13
+            bus.emit_batch(np.full(size, tick), rows)
+    bus.drain()
+    per, pids = collections.defaultdict(list), {}
+    for syms, ns, pid in got:
+        for sym, n in zip(syms, ns):
+            per[sym].append(n)
+            assert pids.setdefault(sym, pid) == pid     # a key stays on one worker
+    assert sorted(n for ns in per.values() for n in ns) == list(range(blocks * size))
+    assert all(ns == sorted(ns) for ns in per.values()) and len(per) == 13
+    for sym, pid in pids.items():             # the worker a single event of it would get
+        assert workers.stats()["workers"][workers.worker_of(np.int64(sym))]["pid"] == pid
+
+
 def test_bad_setup_is_refused_in_the_parent():
     with pytest.raises(ImportError, match="no_such_module"):
         ringbus.Workers("no_such_module:setup")

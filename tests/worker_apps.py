@@ -69,3 +69,12 @@ def broken(bus):
 
 
 not_a_function = 42
+
+
+def batch_echo(bus):
+    """Batches of rows: each comes back as (syms, ns, worker pid)."""
+    tick, done = bus.event_type("tick"), bus.event_type("done")
+
+    def on_rows(rows):
+        bus.publish(done, (rows["sym"].tolist(), rows["n"].tolist(), os.getpid()))
+    bus.subscribe_batch(tick, on_rows)

@@ -46,7 +46,8 @@ class Bus(DispatchTable):
     def on(self, event_type: _EventType, *, priority: int = 0, after: _Order = (),
            before: _Order = (), name: str | None = None, weak: bool | None = None,
            once: bool = False, concurrent: bool | int = False) -> Callable[[_H], _H]: ...
-    def subscribe_batch(self, event_type: _EventType, handler: Callable[[Any], object], *,
+    def subscribe_batch(self, event_type: _EventType,
+                        handler: Callable[[Any], object] | Workers, *,
                         priority: int = 0, after: _Order = (), before: _Order = (),
                         name: str | None = None, weak: bool | None = None) -> Subscription: ...
     def subscriptions(self, event_type: _EventType) -> tuple[Subscription, ...]: ...

@@ -169,11 +169,15 @@ def main(spec: dict) -> None:
         inbox.close()
         outbox.close()
         sys.exit(1)
-    emit = bus.emit
+    emit, emit_batch = bus.emit, bus.emit_batch
 
     def deliver(item: Any) -> None:
         try:
-            emit(item[0], item[1])
+            if len(item) == 3:              # a batch of rows (workers.BATCH)
+                import numpy as np
+                emit_batch(np.full(len(item[1]), item[0], np.int64), item[1])
+            else:
+                emit(item[0], item[1])
         except Exception:
             raise                      # the ring's on_error: counted, logged, isolated
         except BaseException:

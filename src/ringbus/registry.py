@@ -196,7 +196,7 @@ class Registry:
         router = getattr(handler, "_ringbus_router", None)
         if router is not None and not isinstance(handler, type):
             group = handler
-            handler = router(self.table, self._known(event_type, "event_type"))
+            handler = router(self.table, self._known(event_type, "event_type"), batch=batch)
         _check_handler(handler)
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise TypeError(f"priority must be an int, got {type(priority).__name__}")

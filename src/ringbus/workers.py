@@ -55,15 +55,34 @@ class PoisonEvent(RuntimeError):
 
 
 def worker_index(key: Any, processes: int) -> int:
-    """The worker that owns ``key``: stable across runs for ints, str and bytes (an int is
-    its own hash, text and bytes hash by CRC-32), ``hash(key)`` for anything else."""
-    if type(key) is int:
-        return key % processes
-    if type(key) is str:
+    """The worker that owns ``key``: stable across runs for integers, str and bytes (an
+    integer, numpy's too, is its own hash; text and bytes hash by CRC-32), ``hash(key)``
+    for anything else. A batch's rows go where each row alone would go."""
+    if isinstance(key, str):
         return zlib.crc32(key.encode("utf-8", "surrogatepass")) % processes
     if isinstance(key, (bytes, bytearray, memoryview)):
         return zlib.crc32(key) % processes
+    index = getattr(type(key), "__index__", None)
+    if index is not None:
+        return index(key) % processes
     return hash(key) % processes
+
+
+#: The third field of an inbox message that carries a batch of rows, not one payload.
+BATCH = 1
+
+
+def _row_workers(rows: Any, key: Any, field: Optional[str], processes: int) -> Any:
+    """The worker of each row of ``rows`` (a numpy array), as worker_index would pick it."""
+    import numpy as np
+    if field is not None:
+        column = rows[field]
+        if column.dtype.kind in "iub":
+            return (column.astype(np.int64, copy=False) % processes).astype(np.intp)
+        values = column.tolist()
+    else:
+        values = [key(row) for row in rows]
+    return np.fromiter((worker_index(v, processes) for v in values), np.intp, len(values))
 
 
 def _setup_arg(setup: Any) -> str:
@@ -160,7 +179,7 @@ class Workers:
     def __init__(self, setup: Any, processes: Optional[int] = None, key: Key = None, *,
                  capacity_bytes: int = 1 << 22, codec: Any = "pickle", max_attempts: int = 3,
                  start_method: str = "spawn", stop_timeout: Optional[float] = 10.0,
-                 outbox_wait: str = "sleep"):
+                 outbox_wait: Any = "sleep"):
         self.setup = _setup_arg(setup)
         if processes is None:
             processes = os.cpu_count() or 1
@@ -206,8 +225,10 @@ class Workers:
         """The index of the worker that owns ``key``."""
         return worker_index(key, self.processes)
 
-    def _ringbus_router(self, bus: Any, event_type: int) -> Callable[[Any], None]:
-        """Not API (Registry.subscribe): the handler that routes ``event_type``'s events."""
+    def _ringbus_router(self, bus: Any, event_type: int,
+                        batch: bool = False) -> Callable[[Any], None]:
+        """Not API (Registry.subscribe): the handler that routes ``event_type``'s events
+        (``batch``: its batches, for subscribe_batch)."""
         if self._bus is not None and self._bus is not bus:
             raise ValueError("these Workers already serve another Bus")
         self._bus = bus
@@ -220,6 +241,8 @@ class Workers:
             raise RuntimeError(f"Workers({self.setup!r}) are not running: route events "
                                f"inside 'with workers.running(bus):'")
 
+        if batch:
+            return self._batch_router(t, not_running)
         if key is None:
             counter = itertools.count()
 
@@ -235,6 +258,39 @@ class Workers:
 
         route.__qualname__ = f"Workers[{self.setup}].route"
         return route
+
+    def _batch_router(self, t: int, not_running: Callable[[], None]) -> Callable[[Any], None]:
+        """A batch's rows, split by worker in one pass (order kept within each part), one
+        inbox message per part (or per slice of a part that would not fit a message)."""
+        import numpy as np
+        publish, n, key = self._publish, self.processes, self._key
+        field = self.key if isinstance(self.key, str) else None
+        counter = itertools.count()
+        # A message holds at most half the ring, less the codec's framing.
+        room = self.capacity_bytes // 2 - 4096
+
+        def send(w: int, rows: Any) -> None:
+            step = max(1, room // max(1, rows.dtype.itemsize))
+            for lo in range(0, len(rows), step):
+                publish[w]((t, rows[lo:lo + step], BATCH))
+
+        def route_batch(rows: Any) -> None:
+            if not publish:
+                not_running()
+            if not len(rows):
+                return
+            if key is None:
+                send(next(counter) % n, rows)
+                return
+            owner = _row_workers(rows, key, field, n)
+            order = np.argsort(owner, kind="stable")
+            bounds = np.searchsorted(owner[order], np.arange(n + 1))
+            for w in range(n):
+                if bounds[w] < bounds[w + 1]:
+                    send(w, rows[order[bounds[w]:bounds[w + 1]]])
+
+        route_batch.__qualname__ = f"Workers[{self.setup}].route_batch"
+        return route_batch
 
     def _routed(self, event_type: int, subscription: Any) -> None:
         self._routes[event_type] = subscription

@@ -47,3 +47,14 @@ def echo_setup(bus) -> None:
 def burn_silent_setup(bus) -> None:
     item = bus.event_type("bench.item")
     bus.subscribe(item, burn)
+
+
+def tiny_rows_setup(bus) -> None:
+    """tiny on a batch of records: ``value + 1`` for every row, the results back as one
+    array per batch."""
+    item, result = bus.event_type("bench.item"), bus.event_type("bench.result")
+    publish = bus.publish
+
+    def on_rows(rows) -> None:
+        publish(result, rows["value"] + 1)
+    bus.subscribe_batch(item, on_rows)
