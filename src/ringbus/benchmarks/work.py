@@ -58,3 +58,8 @@ def tiny_rows_setup(bus) -> None:
     def on_rows(rows) -> None:
         publish(result, rows["value"] + 1)
     bus.subscribe_batch(item, on_rows)
+
+
+def noop_setup(bus) -> None:
+    """Handlers that do nothing: what is left is the router's and the hand-off's cost."""
+    bus.subscribe(bus.event_type("bench.item"), lambda x: None)
