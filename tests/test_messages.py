@@ -416,3 +416,26 @@ def test_shm_ls_lists_message_rings(name):
 
 def test_no_segment_is_left_behind():
     assert left_behind() == []
+
+
+@needs_shm
+def test_a_producer_process_that_closes_and_exits_reports_nothing_at_exit(name):
+    """What it published waits in the segment for the consumer: not lost, so no warning
+    (a worker process leaves its results so to the parent)."""
+    ring = MessageRing(1024, shared=name)
+    child = run("""
+        import sys, ringbus
+        ring = ringbus.MessageRing.attach(sys.argv[1])
+        ring.publish(b"result")
+        ring.close()
+        """, name)
+    try:
+        _, err = child.communicate(timeout=60)
+        assert child.returncode == 0 and err == "", err
+    finally:
+        reap(child)
+    got = []
+    ring.subscribe(lambda view: got.append(bytes(view)))
+    assert ring.drain() == 1 and got == [b"result"]
+    ring.unlink()
+    ring.close()

@@ -208,6 +208,24 @@ def test_batches_of_rows_are_split_by_key_in_one_pass_and_keep_their_order():
         assert workers.stats()["workers"][workers.worker_of(np.int64(sym))]["pid"] == pid
 
 
+def test_a_worker_answers_bus_request():
+    bus = ringbus.Bus()
+    ask = bus.event_type("ask")
+    workers = ringbus.Workers("worker_apps:answers", processes=2, key=lambda x: x)
+    bus.subscribe(ask, workers)
+    with workers.running(bus), bus.running():
+        futures = {x: bus.request(ask, x, timeout=30) for x in range(10)}
+        failing = bus.request(ask, -1, timeout=30)
+        answers = {x: f.result(30) for x, f in futures.items()}
+        with pytest.raises(ValueError, match="negative: -1"):
+            failing.result(30)
+    assert {x: a[0] for x, a in answers.items()} == {x: 2 * x for x in range(10)}
+    pids = {a[1] for a in answers.values()}
+    assert len(pids) == 2                   # answered by the worker that owns the key
+    for x, (_, pid) in answers.items():
+        assert workers.stats()["workers"][workers.worker_of(x)]["pid"] == pid
+
+
 def test_bad_setup_is_refused_in_the_parent():
     with pytest.raises(ImportError, match="no_such_module"):
         ringbus.Workers("no_such_module:setup")

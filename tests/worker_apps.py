@@ -78,3 +78,14 @@ def batch_echo(bus):
     def on_rows(rows):
         bus.publish(done, (rows["sym"].tolist(), rows["n"].tolist(), os.getpid()))
     bus.subscribe_batch(tick, on_rows)
+
+
+def answers(bus):
+    """Requests: doubles a number, fails on a negative one."""
+    ask = bus.event_type("ask")
+
+    def on_ask(x):
+        if x < 0:
+            raise ValueError(f"negative: {x}")
+        return (x * 2, os.getpid())
+    bus.subscribe(ask, on_ask)

@@ -603,7 +603,11 @@ cdef class RegionRing(Driver):
     cdef int _close_at_exit(self) except -1:
         # What a shared ring still holds stays in its segment for the next consumer: not
         # lost, so not reported; this process only stops its consumer and lets the lease go.
-        if self.shared is None or not self._open:
+        # A handle closed before exit was let go by its owner: nothing to report for it
+        # (a shared ring's other processes may still be filling or draining it).
+        if not self._open:
+            return 0
+        if self.shared is None:
             return Driver._close_at_exit(self)
         cdef list errors = []
         self.close_consumers(_EXIT_TIMEOUT, errors)        # bounded, as for every ring

@@ -137,6 +137,35 @@ class WorkerBus(Bus):
         return event_type
 
 
+def _answering(bus: Bus, outbox: MessageRing) -> Callable[[int, Any, int], None]:
+    """answer(t, payload, rid): serve a parent's bus.request() with this worker's handlers,
+    as the parent's bus would (in order, the first value other than None answers, async
+    handlers awaited), and send the answer back to the parent."""
+    import asyncio
+
+    from ringbus.aio import ReplyFuture, Request, _serve
+
+    def send(rid: int, future: Any) -> None:
+        error = future.exception()
+        value = None if error is not None else future.result()
+        try:
+            outbox.publish((REPLY, rid, value, error))
+        except Exception as exc:            # an answer the codec cannot carry
+            outbox.publish((REPLY, rid, None, RuntimeError(
+                f"the worker's answer could not be sent: {type(exc).__name__}: {exc}")))
+
+    def answer(t: int, payload: Any, rid: int) -> None:
+        req = Request(t, payload, ReplyFuture(), None)
+        asyncio.run(_serve(bus, req))       # settles it, unless a handler took it
+        # Taken: the handler answers later, through current_request(); sent then.
+        req.future.add_done_callback(lambda f: send(rid, f))
+    return answer
+
+
+#: The first field of an outbox message that answers a request (workers.REPLY).
+REPLY = -1
+
+
 def main(spec: dict) -> None:
     """A worker process's life: attach, set up, consume until told to stop or orphaned."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)     # Ctrl-C is the parent's to act on
@@ -170,10 +199,13 @@ def main(spec: dict) -> None:
         outbox.close()
         sys.exit(1)
     emit, emit_batch = bus.emit, bus.emit_batch
+    answer = _answering(bus, outbox)
 
     def deliver(item: Any) -> None:
         try:
-            if len(item) == 3:              # a batch of rows (workers.BATCH)
+            if len(item) == 4:              # a request (workers.REQUEST), its id last
+                answer(item[0], item[1], item[3])
+            elif len(item) == 3:            # a batch of rows (workers.BATCH)
                 import numpy as np
                 emit_batch(np.full(len(item[1]), item[0], np.int64), item[1])
             else:

@@ -29,6 +29,7 @@ from operator import itemgetter
 from typing import Any, Callable, Iterator, Optional, Union
 
 from ringbus import _worker
+from ringbus.aio import _current as requests_in_flight, current_request
 from ringbus._messages import MessageRing, PickleCodec
 
 __all__ = ["Workers", "PoisonEvent"]
@@ -68,8 +69,12 @@ def worker_index(key: Any, processes: int) -> int:
     return hash(key) % processes
 
 
-#: The third field of an inbox message that carries a batch of rows, not one payload.
+#: The third field of an inbox message that carries a batch of rows, not one payload, or a
+#: request (its fourth field: the request's id in the parent).
 BATCH = 1
+REQUEST = 2
+#: The first field of an outbox message that answers a request: (REPLY, id, value, error).
+REPLY = -1
 
 
 def _row_workers(rows: Any, key: Any, field: Optional[str], processes: int) -> Any:
@@ -218,6 +223,8 @@ class Workers:
         self._lock = threading.Lock()
         self._supervisor: Optional[threading.Thread] = None
         self._context: Any = multiprocessing.get_context(start_method)
+        self._requests: dict[int, Any] = {}     # id -> bus.request() a worker will answer
+        self._request_ids = itertools.count()
 
     # -- routing -------------------------------------------------------------------------
 
@@ -249,15 +256,40 @@ class Workers:
             def route(payload: Any) -> None:
                 if not publish:
                     not_running()
-                publish[next(counter) % n]((t, payload))
+                req = requests_in_flight.get()
+                if req is not None and req.payload is payload and req.event_type == t:
+                    publish[next(counter) % n]((t, payload, REQUEST, self._take(req)))
+                else:
+                    publish[next(counter) % n]((t, payload))
         else:
             def route(payload: Any) -> None:
                 if not publish:
                     not_running()
-                publish[worker_index(key(payload), n)]((t, payload))
+                w = worker_index(key(payload), n)
+                req = requests_in_flight.get()
+                if req is not None and req.payload is payload and req.event_type == t:
+                    publish[w]((t, payload, REQUEST, self._take(req)))
+                else:
+                    publish[w]((t, payload))
 
         route.__qualname__ = f"Workers[{self.setup}].route"
         return route
+
+    def _take(self, req: Any) -> int:
+        """Hold ``req`` (a bus.request() being served) until a worker's reply; its id."""
+        current_request()                   # taken: it stays open after the router returns
+        rid = next(self._request_ids)
+        self._requests[rid] = req
+        return rid
+
+    def _answer(self, rid: int, value: Any, error: Optional[BaseException]) -> None:
+        req = self._requests.pop(rid, None)
+        if req is None:
+            return                          # answered already: a redelivered request
+        if error is not None:
+            req.fail(error)
+        else:
+            req.reply(value)
 
     def _batch_router(self, t: int, not_running: Callable[[], None]) -> Callable[[Any], None]:
         """A batch's rows, split by worker in one pass (order kept within each part), one
@@ -355,10 +387,13 @@ class Workers:
             raise
 
     def _forwarder(self) -> Callable[[Any], None]:
-        publish = self._bus.publish
+        publish, answer = self._bus.publish, self._answer
 
         def forward(item: Any) -> None:
-            publish(item[0], item[1])
+            if item[0] == REPLY:
+                answer(item[1], item[2], item[3])
+            else:
+                publish(item[0], item[1])
         return forward
 
     def _names(self) -> list:
@@ -565,6 +600,9 @@ class Workers:
             except Exception:
                 _log.exception("ringbus: worker %d's outbox", slot.index)
         self._kept = self._snapshot()
+        while self._requests:
+            _rid, req = self._requests.popitem()
+            req.fail(RuntimeError("the workers stopped before answering this request"))
         for slot in self._slots:
             for ring in (slot.inbox, slot.outbox):
                 try:
