@@ -16,7 +16,8 @@ from ringbus.benchmarks.targets import TARGETS, Target, evaluate
 
 TINY = ["bench", "--events", "200", "--fan-out-events", "20", "--repeat", "2", "--warmup", "0",
         "--types", "10", "50", "--thread-events", "3000", "--thread-repeat", "2",
-        "--latency-events", "40", "--batch-rows", "5000", "--quiet"]
+        "--latency-events", "40", "--batch-rows", "5000", "--xproc-messages", "2000",
+        "--xproc-repeat", "1", "--xproc-latency-messages", "100", "--quiet"]
 PEER_MODULES = ["blinker", "pyee", "psygnal", "pubsub", "pubsub.core"]
 RING_CASES = ["one_thread_publish_drain", "one_to_one_threads", "three_to_one_threads",
               "latency", "emit_batch_1m"]

@@ -5,6 +5,7 @@
     python -m ringbus bench --markdown      # the tables for the README
     python -m ringbus bench --only one_to_one blinker
     python -m ringbus bench --only one_to_one_threads latency janus
+    python -m ringbus bench --only xproc_records xproc_messages xproc_latency
     python -m ringbus shm ls                # shared-memory rings on this machine
     python -m ringbus shm rm NAME           # remove one (say, what a kill -9 left)
 
@@ -71,11 +72,21 @@ def _parser() -> argparse.ArgumentParser:
                                             "latency cases (default: block yield spin sleep)")
     bench.add_argument("--batch-rows", type=_positive, metavar="N",
                        help="rows per batch in emit_batch_1m (default 1000000)")
+    bench.add_argument("--xproc-messages", type=_positive, metavar="N",
+                       help="messages per run of a ~1 us/message row of the process "
+                            "cases; faster rows send proportionally more (default 250000, "
+                            "--quick 60000)")
+    bench.add_argument("--xproc-repeat", type=_positive, metavar="N",
+                       help="timed rounds of the process cases (default 7, --quick 3)")
+    bench.add_argument("--xproc-latency-messages", type=_positive, metavar="N",
+                       help="messages per xproc_latency run, one every 50 us (default 4000, "
+                            "--quick 1500)")
     bench.add_argument("--only", nargs="+", metavar="NAME",
                        help="run only these cases and/or peers (the floor, ringbus and "
                             "SimpleQueue always run); cases: one_to_one fan_out_10 types_K "
                             "no_subscriber one_thread_publish_drain one_to_one_threads "
-                            "three_to_one_threads latency emit_batch_1m; peers: dict blinker "
+                            "three_to_one_threads latency emit_batch_1m xproc_records "
+                            "xproc_messages xproc_latency; peers: dict blinker "
                             "pyee psygnal pypubsub deque janus")
     bench.add_argument("--setup-budget", type=float, metavar="SECONDS",
                        help="seconds a peer may spend wiring one case before it is reported "
@@ -116,6 +127,12 @@ def _bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         settings.waits = tuple(dict.fromkeys(args.waits))
     if args.batch_rows is not None:
         settings.batch_rows = args.batch_rows
+    if args.xproc_messages is not None:
+        settings.xproc_messages = args.xproc_messages
+    if args.xproc_repeat is not None:
+        settings.xproc_rounds = args.xproc_repeat
+    if args.xproc_latency_messages is not None:
+        settings.xproc_latency_messages = args.xproc_latency_messages
 
     only_cases = None
     if args.only:

@@ -10,7 +10,12 @@ interleaved, and reported as medians and ratios of medians:
   :mod:`.one_to_one_threads`, :mod:`.three_to_one_threads` (thread handoff) and
   :mod:`.latency`, against ``queue.SimpleQueue``, ``collections.deque`` + ``threading.Event``
   and janus (:mod:`.handoff`);
-- numpy batches (issue 4): :mod:`.emit_batch`, against an ``np.argsort`` baseline.
+- numpy batches (issue 4): :mod:`.emit_batch`, against an ``np.argsort`` baseline;
+- across processes (issue 10): :mod:`.xproc_records`, :mod:`.xproc_messages` and
+  :mod:`.xproc_latency`, one producer process -> this process, against a pure-Python
+  shared-memory ring, ``multiprocessing.Pipe`` and ``Queue``, faster-fifo and iceoryx2
+  (:mod:`.xproc`, :mod:`.xproc_channels`). A script that runs them needs the
+  ``if __name__ == "__main__":`` guard (the producer process is spawned).
 
 >>> from ringbus.benchmarks import Settings, run, render
 >>> report = run(Settings(events=200, fan_out_events=50, rounds=1, type_counts=(10,)),
@@ -25,7 +30,7 @@ from typing import Callable, Iterable, Optional
 
 from ringbus.benchmarks import (
     emit_batch, event_types, fan_out, latency, no_subscriber, one_thread, one_to_one,
-    one_to_one_threads, three_to_one_threads,
+    one_to_one_threads, three_to_one_threads, xproc_latency, xproc_messages, xproc_records,
 )
 from ringbus.benchmarks.handoff import QUEUE_PEER_NAMES
 from ringbus.benchmarks.measure import Case, Contender, compile_loop, run_rounds
@@ -53,6 +58,9 @@ _FIXED = {
     three_to_one_threads.NAME: three_to_one_threads,
     latency.NAME: latency,
     emit_batch.NAME: emit_batch,
+    xproc_records.NAME: xproc_records,
+    xproc_messages.NAME: xproc_messages,
+    xproc_latency.NAME: xproc_latency,
 }
 _EMIT_FIXED = {one_to_one.NAME: one_to_one, fan_out.NAME: fan_out,
                no_subscriber.NAME: no_subscriber}
@@ -100,24 +108,32 @@ def run(settings: Optional[Settings] = None, only: Optional[Iterable[str]] = Non
                              f"known: {', '.join(names)}")
         names = [n for n in names if n in wanted]
     env = environment()
-    cases = []
-    for name in names:
-        if progress is not None:
-            progress(f"setting up {name}")
-        cases.append(build_case(name, settings, progress))
-    # The loop's own cost matters to the emit table only.
-    overhead = _loop_overhead_case(settings) if any(c.table == "emit" for c in cases) else None
-    # Cases with the same number of rounds are interleaved with one another.
-    by_rounds: dict[int, list[Case]] = {}
-    for case in cases + ([overhead] if overhead is not None else []):
-        by_rounds.setdefault(case.rounds or settings.rounds, []).append(case)
-    for rounds, group in by_rounds.items():
-        if progress is not None and len(by_rounds) > 1:
-            progress(f"{', '.join(c.name for c in group if c.shown_in_table)}: "
-                     f"{rounds} rounds")
-        run_rounds(group, rounds, settings.warmup, progress)
+    cases: list[Case] = []
+    try:
+        for name in names:
+            if progress is not None:
+                progress(f"setting up {name}")
+            cases.append(build_case(name, settings, progress))
+        # The loop's own cost matters to the emit table only.
+        overhead = (_loop_overhead_case(settings) if any(c.table == "emit" for c in cases)
+                    else None)
+        # Cases with the same number of rounds are interleaved with one another.
+        by_rounds: dict[int, list[Case]] = {}
+        for case in cases + ([overhead] if overhead is not None else []):
+            by_rounds.setdefault(case.rounds or settings.rounds, []).append(case)
+        for rounds, group in by_rounds.items():
+            if progress is not None and len(by_rounds) > 1:
+                progress(f"{', '.join(c.name for c in group if c.shown_in_table)}: "
+                         f"{rounds} rounds")
+            run_rounds(group, rounds, settings.warmup, progress)
+    finally:
+        # The process cases' producer processes and shared segments go, even on Ctrl-C.
+        for case in cases:
+            close = getattr(case, "close", None)
+            if close is not None:
+                close()
     report = Report(settings, cases, [], env,
                     loop_overhead=overhead.contenders[0].median if overhead else None)
-    report.outcomes = evaluate(report.medians(), TARGETS)
+    report.outcomes = evaluate(report.values(), TARGETS)
     report.seconds = time.perf_counter() - started
     return report

@@ -3,7 +3,9 @@
 One table per kind of case (:attr:`Case.table`): ``emit`` (inline dispatch against the
 floor and the peers, ns/event), ``ring`` (queued publish and thread handoff against
 ``queue.SimpleQueue``, ns/event and events/s), ``latency`` (publish-to-handler percentiles
-in µs) and ``batch`` (numpy batches, ns/row). A run prints the tables of the cases it ran.
+in µs), ``batch`` (numpy batches, ns/row), ``processes`` (one producer process -> this
+process, ns/message, [min–max] and M messages/s) and ``processes_latency`` (one-way
+percentiles in µs). A run prints the tables of the cases it ran.
 """
 from __future__ import annotations
 
@@ -98,6 +100,18 @@ class Report:
         """(case, row label) -> median ns/event, for every contender in the run."""
         return {(case.name, c.label): c.median for case in self.cases for c in case.contenders}
 
+    def values(self) -> dict[tuple[str, str], Optional[float]]:
+        """:meth:`medians`, plus ``(case, row + " p50")`` -> the p50 in µs of every row of
+        a latency table (what the latency targets read)."""
+        out = self.medians()
+        for case in self.cases:
+            if case.table in ("latency", "processes_latency"):
+                for c in case.contenders:
+                    out[(case.name, c.label + " p50")] = (
+                        percentile(sorted(c.observations), 0.5) / 1e3 if c.observations
+                        else None)
+        return out
+
     def failures(self) -> list[tuple[Case, Contender]]:
         """The contenders whose runs went wrong (lost events, timeouts)."""
         return [(case, c) for case in self.cases for c in case.contenders
@@ -191,17 +205,54 @@ def _throughput_rows(report: Report, table: str, faster: bool) -> list[list[str]
     return rows
 
 
-def _latency_rows(report: Report) -> list[list[str]]:
+def _outcomes_by_row(report: Report) -> dict[tuple[str, str], list[Outcome]]:
+    out: dict[tuple[str, str], list[Outcome]] = {}
+    for o in report.outcomes:
+        out.setdefault((o.target.case, o.target.row), []).append(o)
+    return out
+
+
+def _latency_rows(report: Report, table: str = "latency") -> list[list[str]]:
+    targets = _outcomes_by_row(report)
     rows = []
-    for case in _cases(report, "latency"):
+    for case in _cases(report, table):
         for i, c in enumerate(case.contenders):
             cells = [case.name if i == 0 else "", c.shown]
+            notes = [str(o) for o in targets.get((case.name, c.label), [])]
             if not c.observations:
-                cells += ["-", "", "", "", "", c.status or "no samples"]
+                cells += ["-", "", "", "", ""]
+                notes.append(c.status or "no samples")
             else:
                 v = sorted(c.observations)
                 cells += [_us(percentile(v, q)) for q in (0.5, 0.99, 0.999)]
-                cells += [_us(v[-1]), f"{len(v):,}", c.status]
+                cells += [_us(v[-1]), f"{len(v):,}"]
+                if c.status:
+                    notes.append(c.status)
+            cells.append("; ".join(notes))
+            rows.append(cells)
+    return rows
+
+
+def _process_rows(report: Report) -> list[list[str]]:
+    """The processes table: ns/message, its range, M messages/s, speed-up over the case's
+    reference row (its ns/message over the row's: > 1 = faster), targets."""
+    targets = _outcomes_by_row(report)
+    rows = []
+    for case in _cases(report, "processes"):
+        ref = case.median(case.reference) if case.reference else None
+        for i, c in enumerate(case.contenders):
+            m = c.median
+            cells = [case.name if i == 0 else "", c.shown]
+            notes = [str(o) for o in targets.get((case.name, c.label), [])]
+            if c.label == case.reference:
+                notes.insert(0, "reference")
+            if m is None:
+                cells += ["-", "", "", ""]
+                notes.append(c.status or "no samples")
+            else:
+                cells += [_ns(m), f"{_ns(min(c.samples))}–{_ns(max(c.samples))}",
+                          f"{1e3 / m:,.2f}", _ratio(ref / m) if ref else ""]
+            cells.append("; ".join(notes))
             rows.append(cells)
     return rows
 
@@ -226,6 +277,14 @@ TABLES: tuple[_Table, ...] = (
     _Table("batch", "batch: numpy rows routed by event type to batch handlers",
            ("case", "implementation", "ns/row", "±", "M rows/s", "vs ringbus",
             "target / note"), frozenset({2, 3, 4, 5})),
+    _Table("processes", "processes: one producer process -> this process, every message "
+                        "checked",
+           ("case", "implementation", "ns/msg", "min–max", "M msg/s", "vs ref",
+            "target / note"), frozenset({2, 3, 4, 5})),
+    _Table("processes_latency", "processes: one-way latency, producer process -> this "
+                                "process",
+           ("case", "implementation", "p50 µs", "p99 µs", "p99.9 µs", "max µs", "messages",
+            "target / note"), frozenset({2, 3, 4, 5, 6})),
 )
 
 
@@ -234,8 +293,10 @@ def _table_rows(report: Report, kind: str) -> list[list[str]]:
         return _emit_rows(report)
     if kind == "ring":
         return _throughput_rows(report, "ring", faster=True)
-    if kind == "latency":
-        return _latency_rows(report)
+    if kind in ("latency", "processes_latency"):
+        return _latency_rows(report, kind)
+    if kind == "processes":
+        return _process_rows(report)
     return _throughput_rows(report, "batch", faster=False)
 
 
@@ -299,6 +360,31 @@ def _table_method(report: Report, kind: str) -> list[str]:
             "with the GIL the consumer runs its handler only once the producer lets go of the "
             f"GIL, which a busy thread does every switch interval (here "
             f"{sys.getswitchinterval() * 1e3:g} ms); the 'sys.setswitchinterval' rows shorten it",
+        ]
+    if kind == "processes":
+        refs = ", ".join(f"{c.name}: {c.reference}" for c in _cases(report, kind)
+                         if c.reference)
+        return [
+            f"ns per message: median {rounds}, implementations interleaved per round; "
+            f"min–max over the rounds; M msg/s = 1000 / (ns/msg); vs ref = the reference "
+            f"row's ns/msg over the row's (> 1 = faster; {refs})",
+            "one producer process (spawned once per case, start-up not timed) is told over a "
+            "control pipe to send messages 0..n-1; the clock runs from that order until "
+            "this process has handled the last one (a ringbus ring: stop(drain=True) "
+            "returned); every message is checked, count and order, or the row says FAILED",
+            "ringbus rings: producers='single', wait='block', a consumer thread here calling "
+            "a handler per batch view (records) or per message; the peers' consumers "
+            "receive on this thread; 'a thread here': the producer is a thread of this "
+            "process (a heap ring), for the ratios",
+        ]
+    if kind == "processes_latency":
+        return [
+            f"percentiles of all messages {rounds}, in µs, from the producer process's "
+            f"perf_counter_ns() stamp in the message to perf_counter_ns() on receipt here "
+            f"(CLOCK_MONOTONIC: one clock for all processes); one message every "
+            f"{s.xproc_period_us:g} µs, the producer busy-waiting in between",
+            "spin/yield/busy-poll consumers and the busy producer need a core each: on a "
+            "shared 2-core machine, other work shows in the upper percentiles",
         ]
     return [
         f"ns per row: median {rounds}; M rows/s = 1000 / (ns/row); vs ringbus = ratio of "

@@ -2,7 +2,9 @@
 
 Each target is a ratio of two medians from the same run and a bound (or, for an absolute
 target such as "<= 10 ns/row", one median and a bound); the table prints it on the row it
-is about. Foundation issue: the emit cases; issue 3: the ring cases; issue 4: the batch case.
+is about. Foundation issue: the emit cases; issue 3: the ring cases; issue 4: the batch case;
+issue 10: the process cases. A latency target reads the row's p50 (the key ``(case,
+row + " p50")``, in µs: :meth:`.report.Report.values`).
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Callable, Mapping, Optional
 
 from ringbus.benchmarks import (
     emit_batch, event_types, fan_out, no_subscriber, one_thread, one_to_one, one_to_one_threads,
+    xproc_latency, xproc_messages, xproc_records,
 )
 from ringbus.benchmarks.handoff import SIMPLEQUEUE
 from ringbus.benchmarks.peers import (
@@ -60,6 +63,8 @@ _T100K = event_types.name(100_000)
 _P, _T1, _B = one_thread.NAME, one_to_one_threads.NAME, emit_batch.NAME
 _RB_BLOCK = one_to_one_threads.ring_label("block")
 _RB_MANY = one_to_one_threads.ring_label("block", many=True)
+_R, _M, _L = xproc_records, xproc_messages, xproc_latency
+_XR, _XM, _XL = _R.NAME, _M.NAME, _L.NAME
 
 TARGETS: tuple[Target, ...] = (
     Target(_O, RINGBUS, "<= 1.5x floor", (_O, RINGBUS), (_O, FLOOR), "<=", 1.5),
@@ -85,6 +90,24 @@ TARGETS: tuple[Target, ...] = (
            unit="ns/row"),
     Target(_B, emit_batch.ARGSORT, ">= 3x ringbus", (_B, emit_batch.ARGSORT),
            (_B, emit_batch.RINGBUS), ">=", 3.0),
+    # Issue 10: across processes. "x peer" = the peer's ns/message over ringbus's.
+    Target(_XR, _R.PUBLISH, ">= 3x pure-Python ring per record", (_XR, _R.PY_RING),
+           (_XR, _R.PUBLISH), ">=", 3.0),
+    Target(_XR, _R.MANY, ">= the numpy-block Python ring", (_XR, _R.PY_BLOCKS),
+           (_XR, _R.MANY), ">=", 1.0),
+    Target(_XR, _R.MANY, ">= 0.8x in-process publish_many", (_XR, _R.MANY_THREAD),
+           (_XR, _R.MANY), ">=", 0.8),
+    Target(_XR, _R.NOGIL, ">= 0.8x the same producer in-process", (_XR, _R.NOGIL_THREAD),
+           (_XR, _R.NOGIL), ">=", 0.8),
+    Target(_XM, _M.BYTES, ">= 10x faster-fifo put_many", (_XM, _M.FF_MANY), (_XM, _M.BYTES),
+           ">=", 10.0),
+    Target(_XM, _M.PICKLE, ">= 5x mp.Queue", (_XM, _M.QUEUE), (_XM, _M.PICKLE), ">=", 5.0),
+    Target(_XL, _L.ring_label("spin"), "p50 <= 5 µs", (_XL, _L.ring_label("spin") + " p50"),
+           None, "<=", 5.0, unit="µs"),
+    Target(_XL, _L.ring_label("yield"), "p50 <= 5 µs", (_XL, _L.ring_label("yield") + " p50"),
+           None, "<=", 5.0, unit="µs"),
+    Target(_XL, _L.ring_label("block"), "p50 <= 15 µs",
+           (_XL, _L.ring_label("block") + " p50"), None, "<=", 15.0, unit="µs"),
     # Issue 4, RecordRing (to come with RecordRing's own case, see benchmarks/__init__.py):
     # nogil C-API producer -> batch consumer >= 20M records/s (<= 50 ns/record, absolute)
     # and >= 5x the object ring's per-event events/s.

@@ -50,6 +50,13 @@ class Settings:
     batch_rows: int = 1_000_000     # rows per emit_batch (emit_batch_1m)
     batch_types: int = 16
     loop_rows: int = 100_000        # rows of the per-row Python emit loop (scaled per row)
+    # -- process cases (issue 10): one producer process -> this process
+    xproc_messages: int = 250_000   # messages per run of a row of ~1 µs/message; faster
+                                    # rows send more, slower ones fewer (xproc.scaled)
+    xproc_rounds: int = 7           # timed rounds of the process cases
+    xproc_latency_messages: int = 4_000   # messages per latency run (pooled over the rounds)
+    xproc_period_us: float = 50.0   # the latency producer sends one message this often
+    xproc_skip: Optional[int] = None      # tests: the producers leave this sequence out
     # Peers that failed to import or to pass the self-check, by name, so each is tried once.
     _unavailable: dict[str, str] = field(default_factory=dict, init=False, repr=False)
     _verified: set[str] = field(default_factory=set, init=False, repr=False)
@@ -59,7 +66,8 @@ class Settings:
         """The ``--quick`` run: the same tables in < 60 s, with wider error bars."""
         return cls(events=20_000, fan_out_events=4_000, rounds=5, warmup=1,
                    setup_budget=10.0, thread_events=100_000, thread_rounds=3,
-                   latency_events=1_000, loop_rows=20_000)
+                   latency_events=1_000, loop_rows=20_000, xproc_messages=60_000,
+                   xproc_rounds=3, xproc_latency_messages=1_500)
 
 
 LoopFor = Callable[[Wiring], Callable[[], int]]
