@@ -58,8 +58,9 @@ class PythonRing:
         # tracker (Python < 3.13 registers attached segments too): the creator's unlink()
         # unregisters the name for both, so the attaching side must not unregister it.
         self.name = self.shm.name
-        self.q = self.shm.buf.cast("q")
-        self.d = self.shm.buf.cast("d")
+        buf: Any = self.shm.buf
+        self.q = buf.cast("q")
+        self.d = buf.cast("d")
         if create:
             self.q[_CURSOR] = 0
             self.q[_CONSUMER] = 0

@@ -210,7 +210,7 @@ class RecordRingChannel(_RingChannel):
     a heap ring fed by a producer thread of this process; the handler checks every batch
     view's sequence numbers."""
 
-    def __init__(self, label: str, shown: str, mode: str = "publish", wait: str = "block",
+    def __init__(self, label: str, shown: str, mode: str = "publish", wait: Any = "block",
                  local: bool = False, capacity: int = 65536):
         super().__init__(label, shown)
         from ringbus import RecordRing
@@ -242,7 +242,7 @@ class MessageRingProducer:
         self.ring, self.payload = ring, payload
 
     @classmethod
-    def open(cls, name: str, codec: Optional[str], payload: str) -> "MessageRingProducer":
+    def open(cls, name: str, codec: Any, payload: str) -> "MessageRingProducer":
         from ringbus import MessageRing
         return cls(MessageRing.attach(name, codec=codec), payload)
 
@@ -265,7 +265,7 @@ class MessageRingChannel(_RingChannel):
     (or the decoded object) and checks its sequence number."""
 
     def __init__(self, label: str, shown: str, payload: str = BYTES64,
-                 codec: Optional[str] = None, capacity_bytes: int = 1 << 20):
+                 codec: Any = None, capacity_bytes: int = 1 << 20):
         super().__init__(label, shown)
         from ringbus import MessageRing
         if codec == "msgspec":

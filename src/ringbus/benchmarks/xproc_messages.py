@@ -34,7 +34,7 @@ PIPE = "mp.Pipe bytes"
 def build(settings: Settings, progress: Optional[Callable[[str], None]] = None) -> Case:
     """The ``xproc_messages`` case."""
     base = settings.xproc_messages
-    rows = [
+    rows: list = [
         (BYTES, "ringbus MessageRing publish(64 bytes)",
          p(MessageRingChannel, payload=BYTES64), scaled(base, 4)),
         (PICKLE, "ringbus MessageRing(codec='pickle') publish(obj)",

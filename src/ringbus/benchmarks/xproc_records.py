@@ -44,7 +44,7 @@ ICEORYX2 = "iceoryx2"
 def build(settings: Settings, progress: Optional[Callable[[str], None]] = None) -> Case:
     """The ``xproc_records`` case."""
     base = settings.xproc_messages
-    rows = [
+    rows: list = [
         (PUBLISH, "ringbus RecordRing publish((i, x))", p(RecordRingChannel, mode="publish"),
          scaled(base, 12)),
         (MANY, "ringbus RecordRing publish_many(1,024)", p(RecordRingChannel, mode="many"),
