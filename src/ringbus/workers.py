@@ -461,6 +461,7 @@ class Workers:
         elif kind == "failed":
             slot.failure = message[1]
             slot.ready.set()
+            self._hang_up(slot)                 # its last message
         elif kind == "error":
             slot.errors += message[1]
         elif kind == "names":
@@ -468,6 +469,14 @@ class Workers:
             slot.send("names", self._names())
         elif kind == "stopped":
             slot.stopped.set()
+            self._hang_up(slot)                 # its last message
+
+    @staticmethod
+    def _hang_up(slot: _Slot) -> None:
+        with slot.send_lock:
+            if slot.conn is not None:
+                slot.conn.close()
+                slot.conn = None
 
     def _on_exit(self, slot: _Slot) -> None:
         process = slot.process

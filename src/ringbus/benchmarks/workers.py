@@ -148,15 +148,17 @@ def _pool_round(mapper: Callable[..., Any], fn: Callable[[int], int], items: int
 def _throughput(fn: Callable[[int], int], setup: str, items: int, rounds: int,
                 processes: int, batches: bool = False) -> dict[str, Any]:
     ctx = multiprocessing.get_context("spawn")
-    sides: dict[str, _BusSide] = {
-        "ringbus in-process consumer": _BusSide(None, processes, fn),
-        f"ringbus Workers({processes})": _BusSide(setup, processes, fn)}
-    if batches:
-        sides[f"ringbus Workers({processes}), record batches of 8192"] = _BatchSide(processes)
+    sides: dict[str, _BusSide] = {}
     pool = ctx.Pool(processes)
     executor = concurrent.futures.ProcessPoolExecutor(processes, mp_context=ctx)
     samples: dict[str, list[float]] = {}
     try:
+        # Made inside the try: a side that fails to start (numpy missing) closes the others.
+        sides["ringbus in-process consumer"] = _BusSide(None, processes, fn)
+        sides[f"ringbus Workers({processes})"] = _BusSide(setup, processes, fn)
+        if batches:
+            sides[f"ringbus Workers({processes}), record batches of 8192"] = \
+                _BatchSide(processes)
         list(pool.imap(fn, range(processes * 4)))              # started and warm
         list(executor.map(fn, range(processes * 4)))
         for r in range(rounds + 1):
