@@ -44,9 +44,14 @@ def record_dtype() -> Any:
 def optional(module: str) -> Any:
     """Import a peer, or raise Unavailable("not installed")."""
     try:
-        return importlib.import_module(module)
+        mod = importlib.import_module(module)
     except ImportError:
         raise Unavailable("not installed") from None
+    if getattr(mod, "__file__", None) is None:
+        # A directory of that name in the working directory (a namespace package), not
+        # the library.
+        raise Unavailable(f"not installed ({module!r} is a folder here, not the package)")
+    return mod
 
 
 def _iceoryx2() -> Any:
