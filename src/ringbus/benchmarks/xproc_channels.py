@@ -326,6 +326,7 @@ class PythonRingChannel(_CheckedChannel):
     def __init__(self, label: str, shown: str, blocks: bool = False, busy: bool = False,
                  capacity: int = 65536):
         super().__init__(label, shown)
+        optional("numpy")           # its consumer reads runs of records as numpy views
         self.blocks, self.busy = blocks, busy
         self.ring = PythonRing(capacity)
 
