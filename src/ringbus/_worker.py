@@ -27,6 +27,16 @@ _log = logging.getLogger("ringbus")
 EXIT_HANDLER_BASE_EXCEPTION = 70
 
 
+def event_names(bus: Bus) -> list:
+    """``bus``'s event-type table in id order: each id's name, None for a bare int id."""
+    names: list[Optional[str]] = []
+    while True:
+        try:
+            names.append(bus.event_name(len(names)))
+        except ValueError:
+            return names
+
+
 def resolve(setup: str) -> Callable[[Bus], Any]:
     """``"module:function"`` -> the function (ImportError, AttributeError, TypeError)."""
     module, _, attr = setup.partition(":")
@@ -113,19 +123,11 @@ class WorkerBus(Bus):
     def _replicate(self, names: list) -> None:
         # The parent's table in id order: a name takes the next id, a bare id extends the
         # table to itself, so registering them in order gives every one its parent's id.
-        known = len(self._names_here())
+        known = len(event_names(self))
         for t in range(known, len(names)):
             got = Bus.event_type(self, names[t] if names[t] is not None else t)
             if got != t:
                 raise RuntimeError(f"worker's event type table diverged at id {t} ({got})")
-
-    def _names_here(self) -> list:
-        out: list[Optional[str]] = []
-        while True:
-            try:
-                out.append(self.event_name(len(out)))
-            except ValueError:
-                return out
 
     def event_type(self, name_or_id):
         if not isinstance(name_or_id, str) or name_or_id in self.event_types:

@@ -142,6 +142,13 @@ class _Slot:
         self.early_deaths = 0
         self.attempts: dict[int, int] = {}      # inflight mark -> worker deaths holding it
 
+    def hang_up(self) -> None:
+        """Close the control pipe (the worker reads end of file)."""
+        with self.send_lock:
+            if self.conn is not None:
+                self.conn.close()
+                self.conn = None
+
     def send(self, *message: Any) -> None:
         with self.send_lock:
             if self.conn is not None:
@@ -250,27 +257,17 @@ class Workers:
 
         if batch:
             return self._batch_router(t, not_running)
-        if key is None:
-            counter = itertools.count()
+        counter = itertools.count()
 
-            def route(payload: Any) -> None:
-                if not publish:
-                    not_running()
-                req = requests_in_flight.get()
-                if req is not None and req.payload is payload and req.event_type == t:
-                    publish[next(counter) % n]((t, payload, REQUEST, self._take(req)))
-                else:
-                    publish[next(counter) % n]((t, payload))
-        else:
-            def route(payload: Any) -> None:
-                if not publish:
-                    not_running()
-                w = worker_index(key(payload), n)
-                req = requests_in_flight.get()
-                if req is not None and req.payload is payload and req.event_type == t:
-                    publish[w]((t, payload, REQUEST, self._take(req)))
-                else:
-                    publish[w]((t, payload))
+        def route(payload: Any) -> None:
+            if not publish:
+                not_running()
+            w = next(counter) % n if key is None else worker_index(key(payload), n)
+            req = requests_in_flight.get()
+            if req is not None and req.payload is payload and req.event_type == t:
+                publish[w]((t, payload, REQUEST, self._take(req)))      # a bus.request()
+            else:
+                publish[w]((t, payload))
 
         route.__qualname__ = f"Workers[{self.setup}].route"
         return route
@@ -396,19 +393,10 @@ class Workers:
                 publish(item[0], item[1])
         return forward
 
-    def _names(self) -> list:
-        bus = self._bus
-        names: list[Optional[str]] = []
-        while True:
-            try:
-                names.append(bus.event_name(len(names)))
-            except ValueError:
-                return names
-
     def _spawn(self, slot: _Slot) -> None:
         parent_end, child_end = self._context.Pipe(duplex=True)
         spec = {"setup": self.setup, "index": slot.index, "inbox": slot.inbox.shared,
-                "outbox": slot.outbox.shared, "codec": self.codec, "names": self._names(),
+                "outbox": slot.outbox.shared, "codec": self.codec, "names": _worker.event_names(self._bus),
                 "control": child_end}
         process = self._context.Process(target=_worker.main, args=(spec,), daemon=True,
                                         name=f"ringbus-worker-{slot.index}")
@@ -448,9 +436,7 @@ class Workers:
         try:
             message = slot.conn.recv()
         except (EOFError, OSError):
-            with slot.send_lock:
-                slot.conn.close()
-                slot.conn = None            # the exit comes through the sentinel
+            slot.hang_up()                  # the exit comes through the sentinel
             return
         kind = message[0]
         if kind == "ready":
@@ -461,30 +447,20 @@ class Workers:
         elif kind == "failed":
             slot.failure = message[1]
             slot.ready.set()
-            self._hang_up(slot)                 # its last message
+            slot.hang_up()                      # its last message
         elif kind == "error":
             slot.errors += message[1]
         elif kind == "names":
             self._bus.event_type(message[1])
-            slot.send("names", self._names())
+            slot.send("names", _worker.event_names(self._bus))
         elif kind == "stopped":
             slot.stopped.set()
-            self._hang_up(slot)                 # its last message
-
-    @staticmethod
-    def _hang_up(slot: _Slot) -> None:
-        with slot.send_lock:
-            if slot.conn is not None:
-                slot.conn.close()
-                slot.conn = None
+            slot.hang_up()                      # its last message
 
     def _on_exit(self, slot: _Slot) -> None:
         process = slot.process
         process.join()
-        with slot.send_lock:
-            if slot.conn is not None:
-                slot.conn.close()
-                slot.conn = None
+        slot.hang_up()
         if slot.stopped.is_set() or self._closing:
             slot.process = None             # stopped as asked
             return
@@ -600,10 +576,7 @@ class Workers:
                 process.kill()
                 process.join(5.0)
         for slot in self._slots:
-            with slot.send_lock:
-                if slot.conn is not None:
-                    slot.conn.close()
-                    slot.conn = None
+            slot.hang_up()
             try:
                 slot.outbox.stop(drain=True, timeout=5.0)
             except Exception:
