@@ -89,3 +89,9 @@ def answers(bus):
             raise ValueError(f"negative: {x}")
         return (x * 2, os.getpid())
     bus.subscribe(ask, on_ask)
+
+
+def big_echo(bus):
+    """echo of bytes payloads: together, a dispatch batch of them is longer than one message."""
+    tick, done = bus.event_type("tick"), bus.event_type("done")
+    bus.subscribe(tick, lambda p: bus.publish(done, (len(p), p[:1])))

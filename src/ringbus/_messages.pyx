@@ -489,6 +489,24 @@ A bounded ring of variable-length messages, from producers to handlers.
             end = committed + units
         return committed, rb_sequence_get(&h.inflight), end
 
+    def _published_count(self):
+        """Not API (ringbus.workers): messages published so far, without a stats() dict."""
+        return self._published()
+
+    def _peek_front(self):
+        """Not API (ringbus.workers' supervisor, while no consumer runs): a copy of the
+        first unreleased message's bytes, or None when there is none."""
+        self._ready()
+        cdef int64_t first = rb_sequence_get(&self._rr.header.consumer.sequence) + 1
+        cdef int64_t cursor = rb_sequence_get(self._rr.seq.cursor)
+        cdef int64_t units = 0, length = 0
+        if cursor < first or rb_message_frame(self._rr, first, cursor, &units,
+                                              &length) == NULL or length < 0:
+            return None
+        cdef Py_ssize_t off = <Py_ssize_t>((first & self._rr.seq.mask) * RB_FRAME_UNIT
+                                           + RB_FRAME_UNIT)
+        return bytes(self._storage[off:off + length])
+
     # -- counters --------------------------------------------------------------------------
 
     cdef int64_t _published(self) noexcept:

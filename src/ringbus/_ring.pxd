@@ -94,6 +94,12 @@ cdef class RingBuffer(Driver):
     cdef int64_t _backlog_in        # entries ever queued (counted in published)
     cdef int64_t _backlog_out       # entries ever taken for dispatch (counted in dispatched)
     cdef bint _backlog_ok           # the ring has no stage but "dispatch" (see _link)
+    # End of batch (the Disruptor's endOfBatch flag): callables the "dispatch" stage runs on
+    # its thread after each batch it dispatched, so that a handler may gather what it sends
+    # on (ringbus.workers' router) and send it once per batch. None: no such callable, and
+    # the cost is one compare per batch.
+    cdef object _batch_end          # list or None
+    cdef unsigned long _batch_thread  # the thread inside such a batch; 0: none
     cdef bint _stopping_drain       # stop(drain=True) in progress: the consumer's own
                                     # publishes go to the backlog (the ring's stop target
                                     # would leave them queued)
@@ -112,6 +118,7 @@ cdef class RingBuffer(Driver):
     cdef int _write_one(self, int64_t seq, Py_ssize_t t, object payload) except -1
     cdef int _write(self, int64_t lo, int64_t hi, Py_ssize_t t, tuple items,
                     Py_ssize_t offset, object payload) except -1
+    cdef int _end_batch(self) except -1
     cdef Py_ssize_t _consume(self, Stage st, DispatchTable table, int64_t next,
                              int64_t hi) except -1
     cdef int64_t _cursor(self) noexcept

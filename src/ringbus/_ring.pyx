@@ -15,6 +15,7 @@ released by the producer that reuses the slot (or when the ring is freed).
 cimport cython
 from cpython.pyport cimport PY_SSIZE_T_MAX
 from cpython.exc cimport PyErr_CheckSignals
+from cpython.pythread cimport PyThread_get_thread_ident
 from cpython.long cimport PyLong_CheckExact, PyLong_AsSsize_t
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_DECREF
@@ -721,6 +722,9 @@ A bounded ring of ``(event_type, payload)`` events between publishers and consum
         cdef Py_ssize_t done = 0
         cdef Py_ssize_t check_at = SIGNAL_CHECK_EVERY  # a backlog flush adds many to `done`
         cdef list batch
+        cdef bint batch_end = table is not None and self._batch_end is not None
+        if batch_end:
+            self._batch_thread = PyThread_get_thread_ident()
         try:
             # Follow-ups due after an event whose handler raised out of the last batch.
             if next - 1 >= self._backlog_due:
@@ -779,11 +783,48 @@ A bounded ring of ``(event_type, payload)`` events between publishers and consum
                     check_at = done + SIGNAL_CHECK_EVERY
                     PyErr_CheckSignals()
         finally:
+            if batch_end:
+                self._batch_thread = 0
+                self._end_batch()
             # Once per batch: producers waiting for room, stages waiting for us.
             rb_wake(r)
             if self._room_callback is not None and rb_signal_take(self._room):
                 self._room_callback()       # coroutines waiting for room (ringbus.aio)
         return done
+
+    cdef int _end_batch(self) except -1:
+        cdef object first = None
+        if self._batch_end is None:
+            return 0                        # removed during the batch
+        for callback in tuple(self._batch_end):
+            try:
+                callback()
+            except BaseException as exc:
+                # Each one runs (what the others gathered must go out too); the first
+                # failure then propagates as a handler's would.
+                if first is None:
+                    first = exc
+        if first is not None:
+            raise first
+        return 0
+
+    def _add_batch_end(self, callback):
+        """Not API (ringbus.workers): run ``callback()`` on the dispatching thread after each
+        batch the "dispatch" stage dispatched (drain(), a consumer thread, the event loop)."""
+        if self._batch_end is None:
+            self._batch_end = []
+        self._batch_end.append(callback)
+
+    def _remove_batch_end(self, callback):
+        if self._batch_end is not None and callback in self._batch_end:
+            self._batch_end.remove(callback)
+            if not self._batch_end:
+                self._batch_end = None
+
+    def _in_batch(self):
+        """Not API: whether this thread is dispatching a batch whose end runs the
+        _add_batch_end callables (so what a handler gathers now goes out at its end)."""
+        return self._batch_thread != 0 and self._batch_thread == PyThread_get_thread_ident()
 
     cdef Py_ssize_t drain_c(self, DispatchTable table, Py_ssize_t max_events) except -1:
         if self._signal_fd >= 0 and not self._loop_draining:

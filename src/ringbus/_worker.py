@@ -19,6 +19,7 @@ import traceback
 from typing import Any, Callable, Optional
 
 from ringbus._bus import Bus
+from ringbus._dispatch import current_event
 from ringbus._messages import MessageRing
 
 _log = logging.getLogger("ringbus")
@@ -116,6 +117,9 @@ class WorkerBus(Bus):
     def __init__(self, outbox: MessageRing, control: _Control, names: list, **options: Any):
         super().__init__(**options)
         self._outbox = outbox
+        # While the worker handles a gathered inbox message (a list of events), what its
+        # handlers publish is gathered too and goes back as one outbox message at its end.
+        self._gathered: Optional[list] = None
         self._control = control
         self._names_lock = threading.Lock()
         self._replicate(names)
@@ -138,11 +142,33 @@ class WorkerBus(Bus):
         return Bus.event_type(self, name_or_id)
 
     def publish(self, event_type, payload=None, timeout=None):
+        gathered = self._gathered
+        if gathered is not None:
+            gathered.append((self._id(event_type), payload))
+            return True
         return self._outbox.publish((self._id(event_type), payload), timeout)
 
     def publish_many(self, event_type, payloads, timeout=None):
         t = self._id(event_type)
-        return self._outbox.publish_many([(t, p) for p in payloads], timeout)
+        items = [(t, p) for p in payloads]
+        if self._gathered is not None:
+            self._gathered.extend(items)
+            return len(items)
+        return self._outbox.publish_many(items, timeout)
+
+    def _send_gathered(self) -> None:
+        """What the handlers published during a gathered message: one outbox message (each
+        on its own when together they are too long for one, or one does not encode)."""
+        items, self._gathered = self._gathered, None
+        if not items:
+            return
+        if len(items) > 1:
+            try:
+                self._outbox.publish(items)
+                return
+            except (ValueError, TypeError):
+                pass
+        self._outbox.publish_many(items)
 
     def _id(self, event_type) -> int:
         if isinstance(event_type, str):
@@ -214,16 +240,51 @@ def main(spec: dict) -> None:
         sys.exit(1)
     emit, emit_batch = bus.emit, bus.emit_batch
     answer = _answering(bus, outbox)
+    # The items of gathered messages that the supervisor took out as poison: (the message's
+    # ring sequence, the item's index).
+    skip = set(spec.get("skip", ()))
+
+    def deliver_one(item: Any) -> None:
+        if len(item) == 4:                  # a request (workers.REQUEST), its id last
+            answer(item[0], item[1], item[3])
+        elif len(item) == 3:                # a batch of rows (workers.BATCH)
+            import numpy as np
+            emit_batch(np.full(len(item[1]), item[0], np.int64), item[1])
+        else:
+            emit(item[0], item[1])
+
+    def deliver_gathered(items: list) -> None:
+        """A list of events (the router gathered one dispatch batch's): each in order, what
+        they publish sent back at the end. Redelivered, it goes carefully: the supervisor
+        is told which item is in hand, so that a death is charged to that one event."""
+        event = current_event()
+        assert event is not None            # inside the inbox's handler
+        careful = event.redelivered
+        seq = event.sequence
+        if careful:
+            control.send("redelivered", len(items))
+        bus._gathered = []
+        try:
+            for i, item in enumerate(items):
+                if careful:
+                    if (seq, i) in skip:
+                        continue
+                    control.send("at", seq, i)
+                deliver_one(item)
+        except Exception:
+            bus._send_gathered()
+            raise
+        except BaseException:
+            bus._gathered = None            # the message comes again: its events redo these
+            raise
+        bus._send_gathered()
 
     def deliver(item: Any) -> None:
         try:
-            if len(item) == 4:              # a request (workers.REQUEST), its id last
-                answer(item[0], item[1], item[3])
-            elif len(item) == 3:            # a batch of rows (workers.BATCH)
-                import numpy as np
-                emit_batch(np.full(len(item[1]), item[0], np.int64), item[1])
+            if type(item) is list:
+                deliver_gathered(item)
             else:
-                emit(item[0], item[1])
+                deliver_one(item)
         except Exception:
             raise                      # the ring's on_error: counted, logged, isolated
         except BaseException:

@@ -15,6 +15,7 @@ and stops them. See README.md, "Worker processes", for the guarantees.
 """
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 import multiprocessing
@@ -40,6 +41,9 @@ Key = Union[None, str, Callable[[Any], Any]]
 
 # A replacement that dies before it is ready this many times in a row is not started again.
 _MAX_EARLY_DEATHS = 3
+# Events the router gathers for one worker before it sends them without waiting for the
+# end of the dispatch batch (a bound on one inbox message).
+_GATHER_MAX = 1024
 
 
 class PoisonEvent(RuntimeError):
@@ -141,6 +145,15 @@ class _Slot:
         self.poisoned = 0
         self.early_deaths = 0
         self.attempts: dict[int, int] = {}      # inflight mark -> worker deaths holding it
+        # A gathered message (a list of events) redelivered is handled carefully: the
+        # worker says which item it is at, so a death is charged to that event.
+        self.at: Optional[tuple[int, int]] = None           # (message sequence, item)
+        self.item_attempts: dict[tuple[int, int], int] = {}
+        self.skip: set[tuple[int, int]] = set()             # poison items, taken out
+        # The ring counts messages; a gathered one carries k events: k - 1 more than it
+        # counts. (published count just after it, k - 1) until the worker released it.
+        self.extra_in = self.extra_handled = self.extra_redelivered = self.extra_back = 0
+        self.extra_pending: collections.deque[tuple[int, int]] = collections.deque()
 
     def hang_up(self) -> None:
         """Close the control pipe (the worker reads end of file)."""
@@ -225,6 +238,10 @@ class Workers:
         self._bus: Any = None
         self._routes: dict[int, Any] = {}       # event type -> its Subscription (poison)
         self._publish: list[Callable[[Any], Any]] = []  # per worker, filled while running
+        # Per worker, the events routed during the bus's current dispatch batch: sent as one
+        # inbox message at the batch's end (the Disruptor's end of batch), not one by one.
+        self._gathering: list[list[Any]] = []
+        self._ring: Any = None                  # the bus's ring, whose batch ends we flush at
         self._slots: list[_Slot] = []
         self._state = "new"
         self._lock = threading.Lock()
@@ -258,6 +275,8 @@ class Workers:
         if batch:
             return self._batch_router(t, not_running)
         counter = itertools.count()
+        gathering, in_batch, send_gathered = self._gathering, bus.ring._in_batch, \
+            self._send_gathered
 
         def route(payload: Any) -> None:
             if not publish:
@@ -265,9 +284,17 @@ class Workers:
             w = next(counter) % n if key is None else worker_index(key(payload), n)
             req = requests_in_flight.get()
             if req is not None and req.payload is payload and req.event_type == t:
-                publish[w]((t, payload, REQUEST, self._take(req)))      # a bus.request()
+                item: tuple = (t, payload, REQUEST, self._take(req))     # a bus.request()
             else:
-                publish[w]((t, payload))
+                item = (t, payload)
+            if in_batch():
+                # On the bus's consumer, inside a batch: sent at its end, with the others.
+                gathered = gathering[w]
+                gathered.append(item)
+                if len(gathered) >= _GATHER_MAX:
+                    send_gathered(w)
+            else:
+                publish[w](item)
 
         route.__qualname__ = f"Workers[{self.setup}].route"
         return route
@@ -324,6 +351,54 @@ class Workers:
     def _routed(self, event_type: int, subscription: Any) -> None:
         self._routes[event_type] = subscription
 
+    def _end_of_batch(self) -> None:
+        for w, gathered in enumerate(self._gathering):
+            if gathered:
+                self._send_gathered(w)
+
+    def _send_gathered(self, w: int) -> None:
+        """Worker w's gathered events as one inbox message (a list; each on its own when
+        together they are too long for one message, or one does not encode). An event that
+        cannot be sent goes to the error policy, as a route that raised would."""
+        items = self._gathering[w]
+        self._gathering[w] = []
+        publish = self._publish
+        try:
+            if not publish:
+                raise RuntimeError(f"Workers({self.setup!r}) stopped before these events "
+                                   f"were sent to worker {w}")
+            if len(items) > 1:
+                try:
+                    publish[w](items)
+                except (ValueError, TypeError):
+                    pass                    # one by one: the error names the event
+                else:
+                    slot = self._slots[w]
+                    slot.extra_in += len(items) - 1
+                    slot.extra_pending.append((slot.inbox._published_count(), len(items) - 1))
+                    return
+        except Exception as exc:
+            for item in items:
+                self._not_routed(item, exc)
+            return
+        for item in items:
+            try:
+                publish[w](item)
+            except Exception as exc:
+                self._not_routed(item, exc)
+
+    def _not_routed(self, item: tuple, exc: Exception) -> None:
+        if len(item) == 4:                  # a request: its caller gets the error
+            req = self._requests.pop(item[3], None)
+            if req is not None:
+                req.fail(exc)
+            return
+        subscription = self._routes.get(item[0])
+        if subscription is None or self._bus._handler_error(item[0], item[1], subscription,
+                                                             exc) is not None:
+            _log.error("ringbus: an event of type %s was not routed to the workers: %s",
+                       item[0], exc)
+
     # -- lifetime ------------------------------------------------------------------------
 
     @contextmanager
@@ -358,7 +433,7 @@ class Workers:
                                      wait=self.outbox_wait)
                 slot = _Slot(i, inbox, outbox)
                 self._slots.append(slot)
-                outbox.subscribe(self._forwarder())
+                outbox.subscribe(self._forwarder(slot))
                 outbox.start()
                 self._spawn(slot)
             self._supervisor = threading.Thread(target=self._supervise, daemon=True,
@@ -375,7 +450,10 @@ class Workers:
                 if slot.given_up:
                     raise RuntimeError(f"worker {slot.index} died before its setup finished "
                                        f"(its output is above, on stderr)")
+            self._gathering[:] = [[] for _ in self._slots]
             self._publish[:] = [slot.inbox.publish for slot in self._slots]
+            self._ring = bus.ring
+            self._ring._add_batch_end(self._end_of_batch)
             if not getattr(self, "_closer_added", False):
                 bus._add_closer(lambda left: self.stop(drain=True, timeout=left))
                 self._closer_added = True
@@ -383,11 +461,15 @@ class Workers:
             self._teardown()
             raise
 
-    def _forwarder(self) -> Callable[[Any], None]:
+    def _forwarder(self, slot: _Slot) -> Callable[[Any], None]:
         publish, answer = self._bus.publish, self._answer
 
         def forward(item: Any) -> None:
-            if item[0] == REPLY:
+            if type(item) is list:          # what one gathered message published
+                slot.extra_back += len(item) - 1
+                for t, payload in item:
+                    publish(t, payload)
+            elif item[0] == REPLY:
                 answer(item[1], item[2], item[3])
             else:
                 publish(item[0], item[1])
@@ -396,7 +478,8 @@ class Workers:
     def _spawn(self, slot: _Slot) -> None:
         parent_end, child_end = self._context.Pipe(duplex=True)
         spec = {"setup": self.setup, "index": slot.index, "inbox": slot.inbox.shared,
-                "outbox": slot.outbox.shared, "codec": self.codec, "names": _worker.event_names(self._bus),
+                "outbox": slot.outbox.shared, "codec": self.codec,
+                "names": _worker.event_names(self._bus), "skip": sorted(slot.skip),
                 "control": child_end}
         process = self._context.Process(target=_worker.main, args=(spec,), daemon=True,
                                         name=f"ringbus-worker-{slot.index}")
@@ -419,7 +502,11 @@ class Workers:
                 waitables[s.process.sentinel] = (s, "exit")
                 if s.conn is not None:
                     waitables[s.conn] = (s, "message")
-            for ready in _wait_any(list(waitables), timeout=0.5):
+            # Messages first: what a worker said before it died ("at") is read before its
+            # exit is handled.
+            ready_list = sorted(_wait_any(list(waitables), timeout=0.5),
+                                key=lambda r: waitables[r][1] != "message")
+            for ready in ready_list:
                 slot, what = waitables[ready]
                 try:
                     if what == "message":
@@ -448,6 +535,10 @@ class Workers:
             slot.failure = message[1]
             slot.ready.set()
             slot.hang_up()                      # its last message
+        elif kind == "at":
+            slot.at = (message[1], message[2])
+        elif kind == "redelivered":         # a gathered message of this many events
+            slot.extra_redelivered += message[1] - 1
         elif kind == "error":
             slot.errors += message[1]
         elif kind == "names":
@@ -460,6 +551,8 @@ class Workers:
     def _on_exit(self, slot: _Slot) -> None:
         process = slot.process
         process.join()
+        while slot.conn is not None and slot.conn.poll():
+            self._on_message(slot)          # its last words (the item it was at)
         slot.hang_up()
         if slot.stopped.is_set() or self._closing:
             slot.process = None             # stopped as asked
@@ -486,14 +579,36 @@ class Workers:
     def _count_attempt(self, slot: _Slot) -> None:
         """The dead worker held the message that ends at its inbox's inflight mark: one more
         death on it; at max_attempts, and once it is the first unreleased message (the
-        previous replacement released what came before it one by one), it is poison."""
+        previous replacement released what came before it one by one), it is poison.
+
+        A gathered message (a list of events) is never poison as a whole: its replacement
+        handles it carefully, saying which item it is at, and a death then counts against
+        that item (with the death that first hit the message, before the item was known);
+        at max_attempts the item is left out (the next replacement skips it), the rest of
+        the message is handled."""
         committed, inflight, front_end = slot.inbox._front()
+        at, slot.at = slot.at, None
         if inflight <= committed:
             return                          # nothing was in hand
+        if at is not None and at[0] == committed + 1 and front_end == inflight:
+            n = slot.item_attempts[at] = slot.item_attempts.get(at, 0) + 1
+            n += slot.attempts.get(inflight, 0)
+            if n >= self.max_attempts:
+                slot.skip.add(at)
+                raw = slot.inbox._peek_front()
+                items = self._decode(raw) if raw is not None else None
+                self._poisoned(slot, items[at[1]] if items is not None else None, n)
+            return
         n = slot.attempts[inflight] = slot.attempts.get(inflight, 0) + 1
         if n >= self.max_attempts and front_end == inflight:
-            del slot.attempts[inflight]
-            self._take_poison(slot, n)
+            raw = slot.inbox._peek_front()
+            try:
+                gathered = raw is not None and type(self._decode(raw)) is list
+            except Exception:
+                gathered = False
+            if not gathered:
+                del slot.attempts[inflight]
+                self._take_poison(slot, n)
 
     def _take_poison(self, slot: _Slot, attempts: int) -> None:
         raw: list[bytes] = []
@@ -503,15 +618,24 @@ class Workers:
             handle.drain(max_messages=1)        # takes the dead worker's lease, then gives it up
         finally:
             handle.close()
-        slot.poisoned += 1
-        event_type, payload = None, raw[0] if raw else None
+        item = None
         try:
-            event_type, payload = self._decode(raw[0])
+            item = self._decode(raw[0])
         except Exception:
             pass
+        self._poisoned(slot, item, attempts)
+
+    def _poisoned(self, slot: _Slot, item: Any, attempts: int) -> None:
+        """Report ``item`` (the inbox message's (type, payload, ...), None if it could not be
+        read) as a PoisonEvent to the bus's error policy (a request: to its caller)."""
+        slot.poisoned += 1
+        event_type, payload = (item[0], item[1]) if isinstance(item, tuple) else (None, item)
         exc = PoisonEvent(f"event of type {event_type} ended worker {slot.index} {attempts} "
                           f"times in a row: taken out of its inbox, not handled",
                           event_type, payload, slot.index, attempts)
+        if isinstance(item, tuple) and len(item) == 4:
+            self._not_routed(item, exc)         # the request fails with it
+            return
         subscription = None if event_type is None else self._routes.get(event_type)
         if event_type is None or subscription is None:
             _log.error("ringbus: %s", exc)
@@ -561,6 +685,10 @@ class Workers:
 
     def _teardown(self, deadline: Optional[float] = None) -> None:
         self._publish.clear()
+        if self._ring is not None:
+            self._ring._remove_batch_end(self._end_of_batch)
+            self._ring = None
+            self._end_of_batch()            # gathered as the stop came: to the error policy
         self._closing = True
         if self._supervisor is not None:
             self._supervisor.join()             # within its wait's 0.5 s
@@ -603,18 +731,21 @@ class Workers:
         out = []
         for s in self._slots:
             inbox = s.inbox.stats()
+            handled = inbox["dispatched"]
+            while s.extra_pending and s.extra_pending[0][0] <= handled:
+                s.extra_handled += s.extra_pending.popleft()[1]
             out.append({
                 "worker": s.index,
                 "pid": s.pid,
                 "alive": not self._closing and s.process is not None and s.process.is_alive(),
-                "events_in": inbox["published"],
-                "handled": inbox["dispatched"],
+                "events_in": inbox["published"] + s.extra_in,
+                "handled": handled + s.extra_handled,
                 "errors": s.errors,
                 "restarts": s.restarts,
-                "redelivered": inbox["redelivered"],
+                "redelivered": inbox["redelivered"] + s.extra_redelivered,
                 "poisoned": s.poisoned,
-                "lag": inbox["pending"],
-                "published_back": s.outbox.stats()["published"],
+                "lag": inbox["pending"] + s.extra_in - s.extra_handled,
+                "published_back": s.outbox.stats()["published"] + s.extra_back,
             })
         return out
 
