@@ -6,6 +6,7 @@
     python -m ringbus bench --only one_to_one blinker
     python -m ringbus bench --only one_to_one_threads latency janus
     python -m ringbus bench --only xproc_records xproc_messages xproc_latency
+    python -m ringbus bench --only workers_cpu workers_tiny workers_latency
     python -m ringbus shm ls                # shared-memory rings on this machine
     python -m ringbus shm rm NAME           # remove one (say, what a kill -9 left)
 
@@ -86,7 +87,8 @@ def _parser() -> argparse.ArgumentParser:
                             "SimpleQueue always run); cases: one_to_one fan_out_10 types_K "
                             "no_subscriber one_thread_publish_drain one_to_one_threads "
                             "three_to_one_threads latency emit_batch_1m xproc_records "
-                            "xproc_messages xproc_latency; peers: dict blinker "
+                            "xproc_messages xproc_latency workers_cpu workers_tiny "
+                            "workers_latency; peers: dict blinker "
                             "pyee psygnal pypubsub deque janus")
     bench.add_argument("--setup-budget", type=float, metavar="SECONDS",
                        help="seconds a peer may spend wiring one case before it is reported "

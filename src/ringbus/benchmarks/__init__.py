@@ -15,7 +15,10 @@ interleaved, and reported as medians and ratios of medians:
   :mod:`.xproc_latency`, one producer process -> this process, against a pure-Python
   shared-memory ring, ``multiprocessing.Pipe`` and ``Queue``, faster-fifo and iceoryx2
   (:mod:`.xproc`, :mod:`.xproc_channels`). A script that runs them needs the
-  ``if __name__ == "__main__":`` guard (the producer process is spawned).
+  ``if __name__ == "__main__":`` guard (the producer process is spawned);
+- worker processes (issue 11): :mod:`.workers` (``workers_cpu``, ``workers_tiny``,
+  ``workers_latency``), ``ringbus.Workers`` against ``multiprocessing.Pool`` and
+  ``ProcessPoolExecutor`` on the same work (:mod:`.work`); the same guard.
 
 >>> from ringbus.benchmarks import Settings, run, render
 >>> report = run(Settings(events=200, fan_out_events=50, rounds=1, type_counts=(10,)),
@@ -30,7 +33,8 @@ from typing import Callable, Iterable, Optional
 
 from ringbus.benchmarks import (
     emit_batch, event_types, fan_out, latency, no_subscriber, one_thread, one_to_one,
-    one_to_one_threads, three_to_one_threads, xproc_latency, xproc_messages, xproc_records,
+    one_to_one_threads, three_to_one_threads, workers, xproc_latency, xproc_messages,
+    xproc_records,
 )
 from ringbus.benchmarks.handoff import QUEUE_PEER_NAMES
 from ringbus.benchmarks.measure import Case, Contender, compile_loop, run_rounds
@@ -62,6 +66,7 @@ _FIXED = {
     xproc_messages.NAME: xproc_messages,
     xproc_latency.NAME: xproc_latency,
 }
+_WORKER_CASES = workers.NAMES
 _EMIT_FIXED = {one_to_one.NAME: one_to_one, fan_out.NAME: fan_out,
                no_subscriber.NAME: no_subscriber}
 
@@ -70,7 +75,7 @@ def case_names(settings: Settings) -> list[str]:
     """The cases a full run measures, in table order."""
     return ([one_to_one.NAME, fan_out.NAME]
             + [event_types.name(k) for k in settings.type_counts]
-            + [no_subscriber.NAME] + list(_FIXED))
+            + [no_subscriber.NAME] + list(_FIXED) + list(_WORKER_CASES))
 
 
 def build_case(name: str, settings: Settings,
@@ -79,6 +84,8 @@ def build_case(name: str, settings: Settings,
     module = _EMIT_FIXED.get(name) or _FIXED.get(name)
     if module is not None:
         return module.build(settings, progress)
+    if name in _WORKER_CASES:
+        return workers.build(name, settings, progress)
     if name.startswith(event_types.PREFIX) and name[len(event_types.PREFIX):].isdigit():
         return event_types.build(settings, int(name[len(event_types.PREFIX):]), progress)
     raise ValueError(f"unknown benchmark case {name!r}; known: {', '.join(case_names(settings))}")
@@ -117,11 +124,11 @@ def run(settings: Optional[Settings] = None, only: Optional[Iterable[str]] = Non
         # The loop's own cost matters to the emit table only.
         overhead = (_loop_overhead_case(settings) if any(c.table == "emit" for c in cases)
                     else None)
-        # Cases with the same number of rounds are interleaved with one another.
-        by_rounds: dict[int, list[Case]] = {}
+        # Cases with the same number of rounds (and group) are interleaved.
+        by_rounds: dict[tuple[int, str], list[Case]] = {}
         for case in cases + ([overhead] if overhead is not None else []):
-            by_rounds.setdefault(case.rounds or settings.rounds, []).append(case)
-        for rounds, group in by_rounds.items():
+            by_rounds.setdefault((case.rounds or settings.rounds, case.group), []).append(case)
+        for (rounds, _), group in by_rounds.items():
             if progress is not None and len(by_rounds) > 1:
                 progress(f"{', '.join(c.name for c in group if c.shown_in_table)}: "
                          f"{rounds} rounds")

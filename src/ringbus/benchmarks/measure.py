@@ -162,6 +162,9 @@ class Case:
     # The reference row the table's ratio column divides by (None: the table's default).
     reference: Optional[str] = None
     notes: list[str] = field(default_factory=list)  # printed under the table
+    # Cases with the same rounds and group are interleaved with one another; a group of
+    # its own keeps a case's rounds apart from the others' (its processes' idle cost).
+    group: str = ""
 
     def contender(self, label: str) -> Optional[Contender]:
         """The contender with ``label``, or None."""

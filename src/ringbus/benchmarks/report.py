@@ -105,7 +105,7 @@ class Report:
         a latency table (what the latency targets read)."""
         out = self.medians()
         for case in self.cases:
-            if case.table in ("latency", "processes_latency"):
+            if case.table in _LATENCY_TABLES:
                 for c in case.contenders:
                     out[(case.name, c.label + " p50")] = (
                         percentile(sorted(c.observations), 0.5) / 1e3 if c.observations
@@ -233,12 +233,14 @@ def _latency_rows(report: Report, table: str = "latency") -> list[list[str]]:
     return rows
 
 
-def _process_rows(report: Report) -> list[list[str]]:
-    """The processes table: ns/message, its range, M messages/s, speed-up over the case's
-    reference row (its ns/message over the row's: > 1 = faster), targets."""
+def _process_rows(report: Report, table: str = "processes",
+                  per_second: float = 1e3) -> list[list[str]]:
+    """The processes (and workers) table: ns/message, its range, messages/s (in millions,
+    or per ``per_second`` ns: 1e6 = thousands), speed-up over the case's reference row (its
+    ns/message over the row's: > 1 = faster), targets."""
     targets = _outcomes_by_row(report)
     rows = []
-    for case in _cases(report, "processes"):
+    for case in _cases(report, table):
         ref = case.median(case.reference) if case.reference else None
         for i, c in enumerate(case.contenders):
             m = c.median
@@ -251,7 +253,7 @@ def _process_rows(report: Report) -> list[list[str]]:
                 notes.append(c.status or "no samples")
             else:
                 cells += [_ns(m), f"{_ns(min(c.samples))}–{_ns(max(c.samples))}",
-                          f"{1e3 / m:,.2f}", _ratio(ref / m) if ref else ""]
+                          f"{per_second / m:,.2f}", _ratio(ref / m) if ref else ""]
             cells.append("; ".join(notes))
             rows.append(cells)
     return rows
@@ -285,7 +287,15 @@ TABLES: tuple[_Table, ...] = (
                                 "process",
            ("case", "implementation", "p50 µs", "p99 µs", "p99.9 µs", "max µs", "messages",
             "target / note"), frozenset({2, 3, 4, 5, 6})),
+    _Table("workers", "workers: handlers in worker processes vs multiprocessing's pools, "
+                      "same work",
+           ("case", "implementation", "ns/item", "min–max", "k items/s", "vs in-process",
+            "target / note"), frozenset({2, 3, 4, 5})),
+    _Table("workers_latency", "workers: round trip, parent -> worker -> parent",
+           ("case", "implementation", "p50 µs", "p99 µs", "p99.9 µs", "max µs", "events",
+            "target / note"), frozenset({2, 3, 4, 5, 6})),
 )
+_LATENCY_TABLES = ("latency", "processes_latency", "workers_latency")
 
 
 def _table_rows(report: Report, kind: str) -> list[list[str]]:
@@ -293,10 +303,12 @@ def _table_rows(report: Report, kind: str) -> list[list[str]]:
         return _emit_rows(report)
     if kind == "ring":
         return _throughput_rows(report, "ring", faster=True)
-    if kind in ("latency", "processes_latency"):
+    if kind in _LATENCY_TABLES:
         return _latency_rows(report, kind)
     if kind == "processes":
         return _process_rows(report)
+    if kind == "workers":
+        return _process_rows(report, "workers", per_second=1e6)
     return _throughput_rows(report, "batch", faster=False)
 
 
@@ -385,6 +397,24 @@ def _table_method(report: Report, kind: str) -> list[str]:
             f"{s.xproc_period_us:g} µs, the producer busy-waiting in between",
             "spin/yield/busy-poll consumers and the busy producer need a core each: on a "
             "shared 2-core machine, other work shows in the upper percentiles",
+        ]
+    if kind == "workers":
+        return [
+            f"ns per item: median {rounds}, contenders interleaved per round, this group of "
+            f"cases on its own; min–max over the rounds; k items/s = 1e6 / (ns/item); vs "
+            f"in-process = the in-process row's ns/item over the row's (> 1 = faster)",
+            "the clock runs from the first item sent until the last result is back (ringbus: "
+            "a result event handled by the parent's bus; the pools: list(map) returned); "
+            "every run checks the count (the pools: the last value), or the row says FAILED",
+            "a target 'x Pool.imap (best)' divides by the fastest chunksize of the run; "
+            "chunksize-1 and -16 rows run fewer items (at least 1,000), all rows of a case "
+            "the same work per item; processes start before the first clock",
+        ]
+    if kind == "workers_latency":
+        return [
+            f"percentiles of all round trips {rounds}, in µs, from perf_counter_ns() before "
+            f"the publish (or Pool.apply) to the reply's handler on the parent (apply "
+            f"returned); one every ~250 µs (a 200 µs sleep between)",
         ]
     return [
         f"ns per row: median {rounds}; M rows/s = 1000 / (ns/row); vs ringbus = ratio of "

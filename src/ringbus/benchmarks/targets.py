@@ -3,8 +3,10 @@
 Each target is a ratio of two medians from the same run and a bound (or, for an absolute
 target such as "<= 10 ns/row", one median and a bound); the table prints it on the row it
 is about. Foundation issue: the emit cases; issue 3: the ring cases; issue 4: the batch case;
-issue 10: the process cases. A latency target reads the row's p50 (the key ``(case,
-row + " p50")``, in µs: :meth:`.report.Report.values`).
+issue 10: the process cases; issue 11: the worker cases. A latency target reads the row's
+p50 (the key ``(case, row + " p50")``, in µs: :meth:`.report.Report.values`). A row label
+ending in ``" *"`` means the fastest (lowest median) of the rows that start with the rest:
+a pool at its best chunksize of the run.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import Callable, Mapping, Optional
 
 from ringbus.benchmarks import (
     emit_batch, event_types, fan_out, no_subscriber, one_thread, one_to_one, one_to_one_threads,
-    xproc_latency, xproc_messages, xproc_records,
+    workers, xproc_latency, xproc_messages, xproc_records,
 )
 from ringbus.benchmarks.handoff import SIMPLEQUEUE
 from ringbus.benchmarks.peers import (
@@ -65,6 +67,8 @@ _RB_BLOCK = one_to_one_threads.ring_label("block")
 _RB_MANY = one_to_one_threads.ring_label("block", many=True)
 _R, _M, _L = xproc_records, xproc_messages, xproc_latency
 _XR, _XM, _XL = _R.NAME, _M.NAME, _L.NAME
+_W = workers
+_WC, _WT = _W.CPU, _W.TINY
 
 TARGETS: tuple[Target, ...] = (
     Target(_O, RINGBUS, "<= 1.5x floor", (_O, RINGBUS), (_O, FLOOR), "<=", 1.5),
@@ -108,6 +112,17 @@ TARGETS: tuple[Target, ...] = (
            None, "<=", 5.0, unit="µs"),
     Target(_XL, _L.ring_label("block"), "p50 <= 15 µs",
            (_XL, _L.ring_label("block") + " p50"), None, "<=", 15.0, unit="µs"),
+    # Issue 11: worker processes. "x peer" = the peer's ns/item over ringbus's.
+    Target(_WC, _W.WORKERS, ">= 1.7x in-process", (_WC, _W.IN_PROCESS), (_WC, _W.WORKERS),
+           ">=", 1.7),
+    Target(_WC, _W.WORKERS, ">= 0.95x Pool.imap (best)", (_WC, _W.POOL + " *"),
+           (_WC, _W.WORKERS), ">=", 0.95),
+    Target(_WT, _W.WORKERS, ">= 1x Pool.imap (best)", (_WT, _W.POOL + " *"), (_WT, _W.WORKERS),
+           ">=", 1.0),
+    Target(_WT, _W.WORKERS, ">= 3x ProcessPoolExecutor.map (best)", (_WT, _W.EXECUTOR + " *"),
+           (_WT, _W.WORKERS), ">=", 3.0),
+    Target(_WT, _W.BATCHES, ">= 5x Pool.imap (best)", (_WT, _W.POOL + " *"), (_WT, _W.BATCHES),
+           ">=", 5.0),
     # Issue 4, RecordRing (to come with RecordRing's own case, see benchmarks/__init__.py):
     # nogil C-API producer -> batch consumer >= 20M records/s (<= 50 ns/record, absolute)
     # and >= 5x the object ring's per-event events/s.
@@ -122,11 +137,22 @@ def evaluate(medians: Mapping[Key, Optional[float]],
     for t in targets:
         if t.case not in cases:
             continue
-        num = medians.get(t.num)
-        den = 1.0 if t.den is None else medians.get(t.den)
+        num = _value(medians, t.num)
+        den = 1.0 if t.den is None else _value(medians, t.den)
         if num is None or den is None or den <= 0:
             out.append(Outcome(t, None, None))
         else:
             ratio = num / den
             out.append(Outcome(t, ratio, _OPS[t.op](ratio, t.bound)))
     return out
+
+
+def _value(medians: Mapping[Key, Optional[float]], key: Key) -> Optional[float]:
+    """The median of row ``key``; for a label ending in " *", the lowest of its rows."""
+    case, label = key
+    if not label.endswith(" *"):
+        return medians.get(key)
+    prefix = label[:-1]
+    found = [v for (c, lab), v in medians.items()
+             if c == case and lab.startswith(prefix) and v is not None]
+    return min(found) if found else None

@@ -57,6 +57,12 @@ class Settings:
     xproc_latency_messages: int = 4_000   # messages per latency run (pooled over the rounds)
     xproc_period_us: float = 50.0   # the latency producer sends one message this often
     xproc_skip: Optional[int] = None      # tests: the producers leave this sequence out
+    # -- worker cases (issue 11): Workers vs multiprocessing's pools
+    worker_processes: int = 2
+    worker_cpu_items: int = 4_000   # burn() items per run (about 20 µs each)
+    worker_tiny_items: int = 100_000  # tiny() items per run (record batches: 25 times that)
+    worker_rounds: int = 5
+    worker_latency_events: int = 2_000    # round trips per latency run
     # Peers that failed to import or to pass the self-check, by name, so each is tried once.
     _unavailable: dict[str, str] = field(default_factory=dict, init=False, repr=False)
     _verified: set[str] = field(default_factory=set, init=False, repr=False)
@@ -67,7 +73,8 @@ class Settings:
         return cls(events=20_000, fan_out_events=4_000, rounds=5, warmup=1,
                    setup_budget=10.0, thread_events=100_000, thread_rounds=3,
                    latency_events=1_000, loop_rows=20_000, xproc_messages=60_000,
-                   xproc_rounds=3, xproc_latency_messages=1_500)
+                   xproc_rounds=3, xproc_latency_messages=1_500, worker_cpu_items=1_000,
+                   worker_tiny_items=20_000, worker_rounds=3, worker_latency_events=500)
 
 
 LoopFor = Callable[[Wiring], Callable[[], int]]

@@ -21,22 +21,6 @@ def tiny(x: int) -> int:
     return x + 1
 
 
-def _answering(fn):
-    def setup(bus) -> None:
-        item, result = bus.event_type("bench.item"), bus.event_type("bench.result")
-        publish = bus.publish
-
-        def on_item(x: int) -> None:
-            publish(result, fn(x))
-        bus.subscribe(item, on_item)
-    return setup
-
-
-#: Worker setups: each item's result goes back to the parent's bus, as Pool.imap returns it.
-burn_setup = _answering(burn)
-tiny_setup = _answering(tiny)
-
-
 def echo_setup(bus) -> None:
     """Latency: the worker sends the parent's time stamp straight back."""
     ping, pong = bus.event_type("bench.ping"), bus.event_type("bench.pong")
@@ -44,15 +28,20 @@ def echo_setup(bus) -> None:
     bus.subscribe(ping, lambda stamp: publish(pong, stamp))
 
 
-def burn_silent_setup(bus) -> None:
-    item = bus.event_type("bench.item")
-    bus.subscribe(item, burn)
+def bench_setup(bus) -> None:
+    """The benchmark's workers (ringbus.benchmarks.workers): ``bench.burn`` and
+    ``bench.tiny`` items answered with ``bench.result``, ``bench.ping`` with ``bench.pong``."""
+    result = bus.event_type("bench.result")
+    publish = bus.publish
+    for name, fn in (("bench.burn", burn), ("bench.tiny", tiny)):
+        bus.subscribe(bus.event_type(name), lambda x, fn=fn: publish(result, fn(x)))
+    echo_setup(bus)
 
 
 def tiny_rows_setup(bus) -> None:
     """tiny on a batch of records: ``value + 1`` for every row, the results back as one
     array per batch."""
-    item, result = bus.event_type("bench.item"), bus.event_type("bench.result")
+    item, result = bus.event_type("bench.tiny"), bus.event_type("bench.result")
     publish = bus.publish
 
     def on_rows(rows) -> None:

@@ -1,94 +1,112 @@
-"""Worker processes against multiprocessing's pools, same work, same run (issue 11).
+"""``workers_cpu``, ``workers_tiny``, ``workers_latency``: worker processes against
+multiprocessing's pools, same work, same run (issue 11).
 
-    python -m ringbus.benchmarks.workers [--quick]
+- ``workers_cpu``: a CPU-bound handler (:func:`~ringbus.benchmarks.work.burn`, about 20 µs
+  of pure Python an item): the bus's own consumer thread running it in this process,
+  ``Workers`` with 2 processes (round robin), ``multiprocessing.Pool(2).imap`` and
+  ``ProcessPoolExecutor(2).map`` at several chunksizes. Items/s from the first item sent
+  until the last result is back (a ``bench.result`` event handled on the parent's bus, as
+  ``Pool.imap`` hands back each result).
+- ``workers_tiny``: the same contenders on :func:`~ringbus.benchmarks.work.tiny` (the
+  hand-off), and ``Workers`` fed record batches (``emit_batch`` of 8,192 16-byte records,
+  split by key field, ``value + 1`` per row in the worker, one result array back per part).
+- ``workers_latency``: event -> worker -> reply event on the parent's bus, one event about
+  every 250 µs (a 200 µs sleep between), against ``Pool.apply`` of the same function.
 
-Three measurements, rounds interleaved, medians [min-max]:
-
-- CPU-bound (:func:`~ringbus.benchmarks.work.burn`, about 20 µs of pure Python an item):
-  the bus's own consumer thread running it in-process, ``Workers`` with 2 processes,
-  ``multiprocessing.Pool(2).imap`` and ``ProcessPoolExecutor(2).map``, each pool at its best
-  chunksize of the run. Items/s from the first item sent until the last result is back.
-- tiny handler (:func:`~ringbus.benchmarks.work.tiny`): the same contenders, measuring the
-  hand-off; and Workers fed record batches (``emit_batch`` of 8,192 16-byte records, split
-  by key field, ``value + 1`` per row in the worker, one result array back per part).
-- event -> worker -> reply on the parent's bus: round-trip latency p50/p99/p99.9, one
-  event about every 250 µs (a 200 µs sleep).
-
-Every contender returns a result per item and every round checks the count (and, for the
-pools, the values): a lost item fails the round. Processes start before the clock.
+Every contender returns a result per item and every run checks the count (the pools: the
+values too): a lost item fails the row. The processes start before the first clock, once
+for the three cases, and are stopped when the run ends. The cases run as a group of their
+own (not interleaved with the others): the idle workers' result threads poll.
 """
 from __future__ import annotations
 
 import concurrent.futures
-import gc
 import multiprocessing
-import statistics
 import threading
 import time
 from typing import Any, Callable, Optional
 
 from ringbus.benchmarks import work
+from ringbus.benchmarks.measure import Case, CheckedRun, Contender, Failed
+from ringbus.benchmarks.topology import Settings
 
-__all__ = ["measure", "render"]
+__all__ = ["CPU", "TINY", "LATENCY", "IN_PROCESS", "WORKERS", "BATCHES", "POOL", "EXECUTOR",
+           "ROUND_TRIP", "POOL_APPLY", "build", "chunk_label"]
 
+CPU, TINY, LATENCY = "workers_cpu", "workers_tiny", "workers_latency"
+NAMES = (CPU, TINY, LATENCY)
+IN_PROCESS = "ringbus in-process"
+WORKERS = "ringbus Workers"
+BATCHES = "ringbus Workers, record batches"
+POOL = "Pool.imap"
+EXECUTOR = "ProcessPoolExecutor.map"
+ROUND_TRIP = "ringbus Workers round trip"
+POOL_APPLY = "Pool.apply round trip"
+GROUP = "workers"
 CHUNKSIZES = (1, 16, 256, 4096)
+BLOCK = 8192                # rows per emit_batch of the record-batch contender
 
 
-def _median_range(samples: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples)}
+def chunk_label(peer: str, chunksize: int) -> str:
+    """The row label of pool ``peer`` (POOL, EXECUTOR) at ``chunksize``; targets read
+    ``peer + " *"``: the best chunksize of the run."""
+    return f"{peer} chunksize={chunksize}"
 
 
-class _BusSide:
-    """A parent bus whose ``bench.item`` events go to ``handler`` (in-process) or to
-    Workers(setup); it counts ``bench.result`` events (or handled items) until all are in."""
+class _Side:
+    """A parent bus whose ``bench.burn`` / ``bench.tiny`` events go to handlers here
+    (``workers`` None) or to the Workers; it counts results until all are back."""
 
-    def __init__(self, setup: Optional[str], processes: int, fn: Callable[[int], int]):
+    def __init__(self, workers: Any = None, batches: bool = False):
         import ringbus
-        self.bus = ringbus.Bus()
-        self.item = self.bus.event_type("bench.item")
-        result = self.bus.event_type("bench.result")
-        self.count = 0
+        self.bus = bus = ringbus.Bus()
+        self.types = {"burn": bus.event_type("bench.burn"),
+                      "tiny": bus.event_type("bench.tiny")}
+        result = bus.event_type("bench.result")
+        self.count = self.want = 0
         self.done = threading.Event()
-        self.want = 0
-        self.workers = None
-        if setup is None:
-            def in_process(x: int) -> None:
-                fn(x)
-                self._one()
-            self.bus.subscribe(self.item, in_process)
+        self.workers = workers
+        if workers is None:
+            for kind, t in self.types.items():
+                bus.subscribe(t, self._in_process(getattr(work, kind)))
+        elif batches:
+            bus.subscribe_batch(self.types["tiny"], workers)
+            bus.subscribe(result, self._rows_back)
         else:
-            self.workers = ringbus.Workers(setup, processes=processes, key=None)
-            self.bus.subscribe(self.item, self.workers)
-            self.bus.subscribe(result, lambda r: self._one())
-            self._running = self.workers.running(self.bus)
+            for t in (*self.types.values(), bus.event_type("bench.ping")):
+                bus.subscribe(t, workers)
+            bus.subscribe(result, lambda r: self._back(1))
+        if workers is not None:
+            self._running = workers.running(bus)
             self._running.__enter__()
 
-    def _one(self) -> None:
-        self.count += 1
+    def _in_process(self, fn: Callable[[int], int]) -> Callable[[int], None]:
+        def handle(x: int) -> None:
+            fn(x)
+            self._back(1)
+        return handle
+
+    def _rows_back(self, values: Any) -> None:
+        self._back(len(values))
+
+    def _back(self, n: int) -> None:
+        self.count += n
         if self.count >= self.want:
             self.done.set()
 
-    def round(self, items: int) -> float:
-        publish, item = self.bus.publish, self.item
-
-        def send() -> None:
-            for x in range(items):
-                publish(item, x)
-        return self._timed(items, send)
-
-    def _timed(self, items: int, send: Callable[[], None]) -> float:
-        """Items/s from the first ``send`` until ``items`` results are back."""
+    def timed(self, items: int, send: Callable[[], None]) -> int:
+        """Nanoseconds from the first ``send`` until ``items`` results are back."""
         self.count, self.want = 0, items
         self.done.clear()
         with self.bus.running():
-            t0 = time.perf_counter()
+            t0 = time.perf_counter_ns()
             send()
-            if not self.done.wait(600):
-                raise RuntimeError(f"only {self.count} of {items} results came back")
-            seconds = time.perf_counter() - t0
+            if not self.done.wait(60):
+                raise Failed(f"only {self.count} of {items} results came back in 60 s")
+            elapsed = time.perf_counter_ns() - t0
         if self.count != items:
-            raise RuntimeError(f"{self.count} results for {items} items")
-        return items / seconds
+            raise Failed(f"{self.count} results for {items} items")
+        return elapsed
 
     def close(self) -> None:
         if self.workers is not None:
@@ -96,198 +114,240 @@ class _BusSide:
         self.bus.close()
 
 
-class _BatchSide(_BusSide):
-    """Workers fed record batches (``emit_batch`` of blocks of ``block`` rows, routed by the
-    ``key`` field in one pass); each worker sends back one result array per part."""
+class _Fleet:
+    """The processes of the three cases: made at the first run (so that other cases never
+    run beside idle workers), stopped when the last case closes."""
 
-    def __init__(self, processes: int, block: int = 8192):
-        import numpy as np
+    def __init__(self, processes: int):
+        self.processes = processes
+        self.users = 0
+        self.parts: dict[str, Any] = {}
+
+    def get(self, part: str) -> Any:
+        if not self.parts:
+            self._start()
+        return self.parts[part]
+
+    def _start(self) -> None:
         import ringbus
-        self.bus = ringbus.Bus()
-        self.item = self.bus.event_type("bench.item")
-        result = self.bus.event_type("bench.result")
-        self.count, self.want, self.done = 0, 0, threading.Event()
-        self.block = block
-        self.workers = ringbus.Workers("ringbus.benchmarks.work:tiny_rows_setup",
-                                       processes=processes, key="key")
-        self.bus.subscribe_batch(self.item, self.workers)
-        self.bus.subscribe(result, self._rows_back)
-        self._running = self.workers.running(self.bus)
-        self._running.__enter__()
-        self._types = np.full(block, self.item, np.int64)
-        self._rows = np.zeros(block, np.dtype([("key", "<i8"), ("value", "<f8")]))
-        self._rows["key"] = np.arange(block)
+        n = self.processes
+        ctx = multiprocessing.get_context("spawn")
+        made = self.parts
+        try:
+            made["pool"] = ctx.Pool(n)
+            made["executor"] = concurrent.futures.ProcessPoolExecutor(n, mp_context=ctx)
+            list(made["pool"].imap(work.tiny, range(n * 4)))        # started and warm
+            list(made["executor"].map(work.tiny, range(n * 4)))
+            made["in_process"] = _Side()
+            made["workers"] = _Side(ringbus.Workers("ringbus.benchmarks.work:bench_setup",
+                                                    processes=n))
+            made["batches"] = _Side(ringbus.Workers("ringbus.benchmarks.work:tiny_rows_setup",
+                                                    processes=n, key="key"), batches=True)
+        except BaseException:
+            self.close()
+            raise
 
-    def _rows_back(self, values: Any) -> None:
-        self.count += len(values)
-        if self.count >= self.want:
-            self.done.set()
+    def close(self) -> None:
+        parts, self.parts = self.parts, {}
+        if "pool" in parts:
+            parts["pool"].terminate()
+            parts["pool"].join()
+        if "executor" in parts:
+            parts["executor"].shutdown()
+        for key in ("in_process", "workers", "batches"):
+            if key in parts:
+                parts[key].close()
 
-    def round(self, items: int) -> float:
-        # 25 times the rows of the per-event rounds: a round of a few blocks would time
-        # mostly the last block's way back.
-        items = items * 25 - items * 25 % self.block
-        emit_batch, types, rows = self.bus.emit_batch, self._types, self._rows
+
+class _BusRun(CheckedRun):
+    def __init__(self, fleet: _Fleet, part: str, kind: str, items: int):
+        self.fleet, self.part, self.kind, self.items = fleet, part, kind, items
+
+    def run(self) -> int:
+        side = self.fleet.get(self.part)
+        publish, t, items = side.bus.publish, side.types[self.kind], self.items
 
         def send() -> None:
-            for _ in range(items // self.block):
+            for x in range(items):
+                publish(t, x)
+        return side.timed(items, send)
+
+    def check(self) -> None:
+        pass                                # timed() raised Failed on a missing result
+
+
+class _BatchRun(_BusRun):
+    def run(self) -> int:
+        import numpy as np
+        side = self.fleet.get(self.part)
+        types = np.full(BLOCK, side.types["tiny"], np.int64)
+        rows = np.zeros(BLOCK, np.dtype([("key", "<i8"), ("value", "<f8")]))
+        rows["key"] = np.arange(BLOCK)
+        emit_batch, blocks = side.bus.emit_batch, self.items // BLOCK
+
+        def send() -> None:
+            for _ in range(blocks):
                 emit_batch(types, rows)
-        return self._timed(items, send)
+        return side.timed(blocks * BLOCK, send)
 
 
-def _pool_round(mapper: Callable[..., Any], fn: Callable[[int], int], items: int,
-                chunksize: int) -> float:
-    t0 = time.perf_counter()
-    out = list(mapper(fn, range(items), chunksize=chunksize))
-    seconds = time.perf_counter() - t0
-    if len(out) != items or out[-1] != fn(items - 1):
-        raise RuntimeError(f"the pool returned {len(out)} results for {items} items")
-    return items / seconds
+class _PoolRun(CheckedRun):
+    def __init__(self, fleet: _Fleet, part: str, fn: Callable[[int], int], items: int,
+                 chunksize: int):
+        self.fleet, self.part, self.fn, self.items, self.chunksize = (fleet, part, fn, items,
+                                                                      chunksize)
+        self.out: list = []
+
+    def run(self) -> int:
+        pool = self.fleet.get(self.part)
+        mapper = pool.imap if self.part == "pool" else pool.map
+        t0 = time.perf_counter_ns()
+        self.out = list(mapper(self.fn, range(self.items), chunksize=self.chunksize))
+        return time.perf_counter_ns() - t0
+
+    def check(self) -> None:
+        out, self.out = self.out, []
+        if len(out) != self.items or out[-1] != self.fn(self.items - 1):
+            raise Failed(f"the pool returned {len(out)} results for {self.items} items")
 
 
-def _throughput(fn: Callable[[int], int], setup: str, items: int, rounds: int,
-                processes: int, batches: bool = False) -> dict[str, Any]:
-    ctx = multiprocessing.get_context("spawn")
-    sides: dict[str, _BusSide] = {}
-    pool = ctx.Pool(processes)
-    executor = concurrent.futures.ProcessPoolExecutor(processes, mp_context=ctx)
-    samples: dict[str, list[float]] = {}
-    try:
-        # Made inside the try: a side that fails to start (numpy missing) closes the others.
-        sides["ringbus in-process consumer"] = _BusSide(None, processes, fn)
-        sides[f"ringbus Workers({processes})"] = _BusSide(setup, processes, fn)
-        if batches:
-            sides[f"ringbus Workers({processes}), record batches of 8192"] = \
-                _BatchSide(processes)
-        list(pool.imap(fn, range(processes * 4)))              # started and warm
-        list(executor.map(fn, range(processes * 4)))
-        for r in range(rounds + 1):
-            gc.disable()
-            try:
-                for label, side in sides.items():
-                    rate = side.round(items)
-                    if r:
-                        samples.setdefault(label, []).append(rate)
-                for c in CHUNKSIZES:
-                    if c * 4 > items and c > 1:
-                        continue
-                    for label, mapper in ((f"Pool({processes}).imap", pool.imap),
-                                          (f"ProcessPoolExecutor({processes}).map",
-                                           executor.map)):
-                        rate = _pool_round(mapper, fn, items, c)
-                        if r:
-                            samples.setdefault(f"{label} chunksize={c}", []).append(rate)
-            finally:
-                gc.enable()
-    finally:
-        pool.terminate()
-        pool.join()
-        executor.shutdown()
-        for side in sides.values():
-            side.close()
-    rows = {label: _median_range(s) for label, s in samples.items()}
-    for peer in (f"Pool({processes}).imap", f"ProcessPoolExecutor({processes}).map"):
-        best = max((label for label in rows if label.startswith(peer + " ")),
-                   key=lambda label: rows[label]["median"])
-        rows[f"{peer} best ({best.split()[-1]})"] = rows[best]
-    return rows
+class _RoundTrips(CheckedRun):
+    """``events`` round trips, one about every 250 µs; the latencies (ns) in ``last``."""
+
+    def __init__(self, fleet: _Fleet, events: int, via_pool: bool):
+        self.fleet, self.events, self.via_pool = fleet, events, via_pool
+        self.last: list[float] = []
+
+    def run(self) -> int:
+        lat: list[float] = []
+        t0 = time.perf_counter_ns()
+        if self.via_pool:
+            pool = self.fleet.get("pool")
+            for _ in range(self.events):
+                stamp = pool.apply(work.tiny, (time.perf_counter_ns(),)) - 1
+                lat.append(time.perf_counter_ns() - stamp)
+                time.sleep(200e-6)
+        else:
+            lat = self._via_workers()
+        self.last = lat
+        return time.perf_counter_ns() - t0
+
+    def _via_workers(self) -> list[float]:
+        side = self.fleet.get("workers")
+        bus = side.bus
+        ping, pong = bus.event_type("bench.ping"), bus.event_type("bench.pong")
+        lat: list[float] = []
+        done = threading.Event()
+        n = self.events
+
+        def on_pong(stamp: int) -> None:
+            lat.append(time.perf_counter_ns() - stamp)
+            if len(lat) >= n:
+                done.set()
+        sub = bus.subscribe(pong, on_pong)
+        try:
+            with bus.running():
+                for _ in range(n):
+                    bus.publish(ping, time.perf_counter_ns())
+                    # Paced by sleeping: a busy-waiting thread would hold the GIL that the
+                    # reply's threads need (for up to the 5 ms switch interval).
+                    time.sleep(200e-6)
+                if not done.wait(60):
+                    raise Failed(f"{len(lat)} of {n} replies")
+        finally:
+            sub.unsubscribe()
+        return lat
+
+    def latencies(self) -> list[float]:
+        return self.last
+
+    def check(self) -> None:
+        if len(self.last) != self.events:
+            raise Failed(f"{len(self.last)} of {self.events} round trips")
 
 
-def _latency(events: int, processes: int) -> dict[str, float]:
-    import ringbus
-    bus = ringbus.Bus()
-    ping, pong = bus.event_type("bench.ping"), bus.event_type("bench.pong")
-    lat: list[float] = []
-    done = threading.Event()
+class WorkerCase(Case):
+    """A worker case: closing the last one stops the fleet."""
 
-    def on_pong(stamp: int) -> None:
-        lat.append((time.perf_counter_ns() - stamp) / 1000)
-        if len(lat) >= events:
-            done.set()
-    bus.subscribe(pong, on_pong)
-    workers = ringbus.Workers("ringbus.benchmarks.work:echo_setup", processes=processes)
-    bus.subscribe(ping, workers)
-    with workers.running(bus), bus.running():
-        for _ in range(events):
-            bus.publish(ping, time.perf_counter_ns())
-            # Paced by sleeping: a busy-waiting thread would hold the GIL that the reply's
-            # threads need (for up to the 5 ms switch interval).
-            time.sleep(200e-6)
-        if not done.wait(60):
-            raise RuntimeError(f"{len(lat)} of {events} replies")
-    bus.close()
-    lat.sort()
-    return {"p50": lat[len(lat) // 2], "p99": lat[int(len(lat) * 0.99)],
-            "p99.9": lat[int(len(lat) * 0.999)], "events": len(lat)}
+    fleet: Optional[_Fleet] = None
+
+    def close(self) -> None:
+        fleet = self.fleet
+        if fleet is not None:
+            self.fleet = None
+            fleet.users -= 1
+            if fleet.users == 0:
+                fleet.close()
 
 
-def _best(rows: dict[str, Any], peer: str) -> str:
-    return next(label for label in rows if label.startswith(peer) and " best " in label)
+_FLEETS: dict[int, _Fleet] = {}     # by id(settings): the cases of one run share one
 
 
-def measure(cpu_items: int = 4000, tiny_items: int = 40000, rounds: int = 3,
-            latency_events: int = 5000, processes: int = 2) -> dict[str, Any]:
-    t0 = time.perf_counter()
-    for _ in range(100):
-        work.burn(1)
-    burn_us = (time.perf_counter() - t0) / 100 * 1e6
-    result: dict[str, Any] = {"burn_us": burn_us, "processes": processes, "rounds": rounds}
-    result["cpu"] = _throughput(work.burn, "ringbus.benchmarks.work:burn_setup", cpu_items,
-                                rounds, processes)
-    result["tiny"] = _throughput(work.tiny, "ringbus.benchmarks.work:tiny_setup", tiny_items,
-                                 rounds, processes, batches=True)
-    result["latency"] = _latency(latency_events, processes)
-    cpu, tiny = result["cpu"], result["tiny"]
-    rb = f"ringbus Workers({processes})"
-    result["targets"] = {
-        text: rows[rb]["median"] / rows[den]["median"]
-        for text, rows, den in (
-            (">= 1.7x in-process on CPU-bound", cpu, "ringbus in-process consumer"),
-            (">= 0.95x Pool.imap (best) on CPU-bound", cpu, _best(cpu, "Pool(")),
-            (">= 1x Pool.imap (best), tiny", tiny, _best(tiny, "Pool(")),
-            (">= 3x ProcessPoolExecutor.map (best), tiny", tiny,
-             _best(tiny, "ProcessPoolExecutor(")))}
-    batched = f"ringbus Workers({processes}), record batches of 8192"
-    result["targets"][">= 5x Pool.imap (best), record batches"] = (
-        tiny[batched]["median"] / tiny[_best(tiny, "Pool(")]["median"])
-    return result
+def _fleet(settings: Settings) -> _Fleet:
+    fleet = _FLEETS.get(id(settings))
+    if fleet is None or fleet.users == 0:
+        fleet = _FLEETS[id(settings)] = _Fleet(settings.worker_processes)
+    fleet.users += 1
+    return fleet
 
 
-_BOUNDS = {">= 1.7x in-process on CPU-bound": 1.7, ">= 0.95x Pool.imap (best) on CPU-bound": 0.95,
-           ">= 1x Pool.imap (best), tiny": 1.0, ">= 3x ProcessPoolExecutor.map (best), tiny": 3.0,
-           ">= 5x Pool.imap (best), record batches": 5.0}
+def _items(chunksize: int, items: int) -> int:
+    """Items per run of a pool row: small chunks are slow, so they get fewer (ns/item
+    stays comparable; a run stays well under a second)."""
+    return min(items, max(1000, chunksize * 200))
 
 
-def render(result: dict[str, Any]) -> str:
-    lines = [f"worker processes vs pools: {result['processes']} processes, "
-             f"{result['rounds']} rounds, medians [min-max]; burn() = "
-             f"{result['burn_us']:.1f} µs"]
-    for case, title in (("cpu", "CPU-bound handler (burn)"), ("tiny", "tiny handler")):
-        lines.append(f"  {title}:")
-        for label, s in sorted(result[case].items(), key=lambda kv: -kv[1]["median"]):
-            lines.append(f"    {label:<48} {s['median'] / 1e3:9.1f} k items/s "
-                         f"[{s['min'] / 1e3:.1f}-{s['max'] / 1e3:.1f}]")
-    lat = result["latency"]
-    lines.append(f"  event -> worker -> reply on the parent bus: p50 {lat['p50']:.0f} µs, "
-                 f"p99 {lat['p99']:.0f} µs, p99.9 {lat['p99.9']:.0f} µs "
-                 f"({lat['events']} events)")
-    for text, ratio in result["targets"].items():
-        lines.append(f"  target {text}: {ratio:.2f}x "
-                     f"{'met' if ratio >= _BOUNDS[text] else 'NOT met'}")
-    return "\n".join(lines)
+def _throughput_case(name: str, settings: Settings, fn: Callable[[int], int],
+                     items: int) -> WorkerCase:
+    n = settings.worker_processes
+    fleet = _fleet(settings)
+    kind = fn.__name__
+    work_is = "about 20 µs of Python" if kind == "burn" else "x + 1"
+    case = WorkerCase(name, f"{kind}() per item ({work_is}), {n} processes, {items:,} items "
+                            f"a run, a result back per item",
+                      table=GROUP, rounds=settings.worker_rounds, reference=IN_PROCESS,
+                      group=GROUP)
+    case.fleet = fleet
+    case.contenders = [
+        Contender(IN_PROCESS, "ringbus Bus, its consumer thread runs the handler",
+                  _BusRun(fleet, "in_process", kind, items), items),
+        Contender(WORKERS, f"ringbus Workers({n}), results as events on the parent bus",
+                  _BusRun(fleet, "workers", kind, items), items),
+    ]
+    if name == TINY:
+        rows = max(BLOCK, items * 25 // BLOCK * BLOCK)
+        case.contenders.append(Contender(
+            BATCHES, f"ringbus Workers({n}) fed emit_batch of {BLOCK:,} records by key",
+            _BatchRun(fleet, "batches", kind, rows), rows))
+    for peer, part, shown in ((POOL, "pool", f"multiprocessing.Pool({n}).imap"),
+                              (EXECUTOR, "executor", f"ProcessPoolExecutor({n}).map")):
+        for c in CHUNKSIZES:
+            if c * 4 > items:
+                continue
+            m = _items(c, items)
+            case.contenders.append(Contender(chunk_label(peer, c), f"{shown}, chunksize={c}",
+                                             _PoolRun(fleet, part, fn, m, c), m))
+    return case
 
 
-def _main(argv: Optional[list[str]] = None) -> int:
-    import argparse
-    parser = argparse.ArgumentParser(prog="python -m ringbus.benchmarks.workers",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer items and rounds")
-    args = parser.parse_args(argv)
-    kw: dict[str, Any] = (dict(cpu_items=1000, tiny_items=10000, rounds=1,
-                               latency_events=1000) if args.quick else {})
-    print(render(measure(**kw)))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(_main())
+def build(name: str, settings: Settings,
+          progress: Optional[Callable[[str], None]] = None) -> WorkerCase:
+    """Case ``name`` (one of :data:`NAMES`)."""
+    if name == CPU:
+        return _throughput_case(CPU, settings, work.burn, settings.worker_cpu_items)
+    if name == TINY:
+        return _throughput_case(TINY, settings, work.tiny, settings.worker_tiny_items)
+    if name != LATENCY:
+        raise ValueError(f"unknown worker case {name!r}")
+    n, events = settings.worker_processes, settings.worker_latency_events
+    fleet = _fleet(settings)
+    case = WorkerCase(LATENCY, f"event -> worker -> reply on the parent bus, one about every "
+                               f"250 µs, {events:,} a run", table="workers_latency",
+                      rounds=settings.worker_rounds, group=GROUP)
+    case.fleet = fleet
+    for label, shown, via_pool in ((ROUND_TRIP, f"ringbus Workers({n}): publish -> worker "
+                                                f"handler publishes -> parent handler", False),
+                                   (POOL_APPLY, f"multiprocessing.Pool({n}).apply", True)):
+        run = _RoundTrips(fleet, events, via_pool)
+        case.contenders.append(Contender(label, shown, run, events, observe=run.latencies))
+    return case
