@@ -141,8 +141,10 @@ class _Fleet:
             made["in_process"] = _Side()
             made["workers"] = _Side(ringbus.Workers("ringbus.benchmarks.work:bench_setup",
                                                     processes=n))
-            made["batches"] = _Side(ringbus.Workers("ringbus.benchmarks.work:tiny_rows_setup",
-                                                    processes=n, key="key"), batches=True)
+            if _numpy_installed():
+                made["batches"] = _Side(ringbus.Workers(
+                    "ringbus.benchmarks.work:tiny_rows_setup", processes=n, key="key"),
+                    batches=True)
         except BaseException:
             self.close()
             raise
@@ -291,6 +293,15 @@ def _fleet(settings: Settings) -> _Fleet:
     return fleet
 
 
+def _numpy_installed() -> bool:
+    """Record batches are numpy arrays; without numpy their row says so."""
+    try:
+        import numpy  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _items(chunksize: int, items: int) -> int:
     """Items per run of a pool row: small chunks are slow, so they get fewer (ns/item
     stays comparable; a run stays well under a second)."""
@@ -316,9 +327,12 @@ def _throughput_case(name: str, settings: Settings, fn: Callable[[int], int],
     ]
     if name == TINY:
         rows = max(BLOCK, items * 25 // BLOCK * BLOCK)
-        case.contenders.append(Contender(
-            BATCHES, f"ringbus Workers({n}) fed emit_batch of {BLOCK:,} records by key",
-            _BatchRun(fleet, "batches", kind, rows), rows))
+        shown = f"ringbus Workers({n}) fed emit_batch of {BLOCK:,} records by key"
+        if _numpy_installed():
+            case.contenders.append(Contender(BATCHES, shown,
+                                             _BatchRun(fleet, "batches", kind, rows), rows))
+        else:
+            case.contenders.append(Contender(BATCHES, shown, status="numpy not installed"))
     for peer, part, shown in ((POOL, "pool", f"multiprocessing.Pool({n}).imap"),
                               (EXECUTOR, "executor", f"ProcessPoolExecutor({n}).map")):
         for c in CHUNKSIZES:
