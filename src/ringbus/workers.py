@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterator, Optional, Union
 from ringbus import _worker
 from ringbus.aio import _current as requests_in_flight, current_request
 from ringbus._messages import MessageRing, PickleCodec
+from ringbus._route import Router
 
 __all__ = ["Workers", "PoisonEvent"]
 
@@ -274,30 +275,10 @@ class Workers:
 
         if batch:
             return self._batch_router(t, not_running)
-        counter = itertools.count()
-        gathering, in_batch, send_gathered = self._gathering, bus.ring._in_batch, \
-            self._send_gathered
-
-        def route(payload: Any) -> None:
-            if not publish:
-                not_running()
-            w = next(counter) % n if key is None else worker_index(key(payload), n)
-            req = requests_in_flight.get()
-            if req is not None and req.payload is payload and req.event_type == t:
-                item: tuple = (t, payload, REQUEST, self._take(req))     # a bus.request()
-            else:
-                item = (t, payload)
-            if in_batch():
-                # On the bus's consumer, inside a batch: sent at its end, with the others.
-                gathered = gathering[w]
-                gathered.append(item)
-                if len(gathered) >= _GATHER_MAX:
-                    send_gathered(w)
-            else:
-                publish[w](item)
-
-        route.__qualname__ = f"Workers[{self.setup}].route"
-        return route
+        return Router(t, n, key, worker_index, publish, self._gathering, bus.ring,
+                      requests_in_flight,
+                      lambda req: (t, req.payload, REQUEST, self._take(req)),
+                      self._send_gathered, not_running, _GATHER_MAX)
 
     def _take(self, req: Any) -> int:
         """Hold ``req`` (a bus.request() being served) until a worker's reply; its id."""
