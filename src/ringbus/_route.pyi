@@ -1,7 +1,10 @@
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any, final
+from typing import Any, SupportsIndex, final
 
+from typing_extensions import disjoint_base
+
+from ringbus._bus import Bus
 from ringbus._ring import RingBuffer
 
 @final
@@ -22,3 +25,13 @@ class Router:
         gather_max: int,
     ) -> None: ...
     def __call__(self, payload: Any) -> None: ...
+
+def emit_each(bus: Bus, items: list[Any], deliver_other: Callable[[Any], Any]) -> None: ...
+
+@disjoint_base
+class GatheringBus(Bus):
+    _gathered: list[tuple[int, Any]] | None
+    def publish(self, event_type: SupportsIndex | str, payload: Any = None,
+                timeout: float | None = None) -> bool: ...
+
+def publish_each(bus: Bus, items: list[Any]) -> None: ...

@@ -1,6 +1,11 @@
 # cython: language_level=3
-"""The router of ringbus.workers, compiled: the handler that a ``bus.subscribe(T, workers)``
-puts in T's dispatch slot, called once per event.
+"""The per-event hand-off of ringbus.workers, compiled: the router in the parent, the
+gathered message's delivery and the outbox gathering in the worker, and the results'
+publish back in the parent. Each is a loop or a call per event; what is rare around them
+(requests, batches, redelivered messages, errors) stays in Python.
+
+The router is the handler that a ``bus.subscribe(T, workers)`` puts in T's dispatch slot,
+called once per event.
 
 Per event it picks the worker (round robin, an int key modulo the worker count, any other
 key through ``workers.worker_index``), builds the inbox item ``(type, payload)`` and either
@@ -14,7 +19,9 @@ cimport cython
 from cpython.contextvars cimport get_value
 from cpython.long cimport PyLong_CheckExact
 from cpython.pythread cimport PyThread_get_thread_ident
+from cpython.tuple cimport PyTuple_GET_SIZE
 
+from ringbus._bus cimport Bus
 from ringbus._ring cimport RingBuffer
 
 cdef extern from "Python.h":
@@ -95,3 +102,53 @@ cdef class Router:
 
     def __repr__(self):
         return f"<ringbus Workers router of event type {self._t}>"
+
+
+# -- in the worker ------------------------------------------------------------------------
+
+def emit_each(Bus bus not None, list items not None, deliver_other):
+    """Emit each ``(type, payload)`` pair of a gathered inbox message on the worker's
+    ``bus``, in order, as ``bus.emit`` would; any other item (a request, a batch of rows)
+    goes to ``deliver_other(item)`` in its place. A BaseException from a handler stops the
+    loop where it is (the message is not finished)."""
+    cdef Py_ssize_t i
+    cdef Py_ssize_t t
+    for i in range(len(items)):
+        item = items[i]
+        if type(item) is tuple and PyTuple_GET_SIZE(item) == 2:
+            t = bus._checked((<tuple>item)[0])
+            bus._emitted += 1
+            bus.dispatch(t, (<tuple>item)[1])
+        else:
+            deliver_other(item)
+
+
+cdef class GatheringBus(Bus):
+    """The compiled half of a worker's Bus (ringbus._worker.WorkerBus): while the worker
+    handles a gathered inbox message (``_gathered`` is a list), ``publish`` appends the
+    ``(type, payload)`` pair to it, to go back to the parent as one outbox message at the
+    message's end; otherwise, and for a type given by name, it calls ``_publish_out``."""
+
+    cdef public list _gathered
+
+    def publish(self, event_type, payload=None, timeout=None):
+        """Send the event to the parent's bus (it arrives in order with this worker's
+        other events); True."""
+        if self._gathered is not None and PyLong_CheckExact(event_type):
+            self._checked(event_type)           # a clear error for an id the table lacks
+            self._gathered.append((event_type, payload))
+            return True
+        return self._publish_out(event_type, payload, timeout)
+
+
+# -- back in the parent -------------------------------------------------------------------
+
+def publish_each(Bus bus not None, list items not None):
+    """Publish each ``(type, payload)`` pair a worker sent back (one gathered outbox
+    message) into ``bus``'s ring, in order, as ``bus.publish`` would."""
+    cdef Py_ssize_t i
+    bus._need_open()
+    cdef RingBuffer ring = bus._ring
+    for i in range(len(items)):
+        item = items[i]
+        ring.publish_c(bus._checked(item[0]), item[1], -1)

@@ -21,6 +21,7 @@ from typing import Any, Callable, Optional
 from ringbus._bus import Bus
 from ringbus._dispatch import current_event
 from ringbus._messages import MessageRing
+from ringbus._route import GatheringBus, emit_each
 
 _log = logging.getLogger("ringbus")
 
@@ -109,7 +110,7 @@ class _Control:
                     self._replied.notify_all()
 
 
-class WorkerBus(Bus):
+class WorkerBus(GatheringBus):
     """A worker's Bus: ``emit`` runs its handlers here; ``publish`` (and ``publish_many``)
     send the event to the parent's bus, in order; an event-type name it does not know yet is
     allocated by the parent, so an id means the same name in every process of the group."""
@@ -118,8 +119,9 @@ class WorkerBus(Bus):
         super().__init__(**options)
         self._outbox = outbox
         # While the worker handles a gathered inbox message (a list of events), what its
-        # handlers publish is gathered too and goes back as one outbox message at its end.
-        self._gathered: Optional[list] = None
+        # handlers publish is gathered too (GatheringBus.publish, compiled) and goes back as
+        # one outbox message at its end.
+        self._gathered = None
         self._control = control
         self._names_lock = threading.Lock()
         self._replicate(names)
@@ -141,7 +143,8 @@ class WorkerBus(Bus):
                 self._replicate(self._control.ask("names", name_or_id))
         return Bus.event_type(self, name_or_id)
 
-    def publish(self, event_type, payload=None, timeout=None):
+    def _publish_out(self, event_type, payload, timeout):
+        # publish() outside a gathered message, or with a type given by name.
         gathered = self._gathered
         if gathered is not None:
             gathered.append((self._id(event_type), payload))
@@ -265,12 +268,14 @@ def main(spec: dict) -> None:
             control.send("redelivered", len(items))
         bus._gathered = []
         try:
-            for i, item in enumerate(items):
-                if careful:
+            if not careful:
+                emit_each(bus, items, deliver_one)
+            else:
+                for i, item in enumerate(items):
                     if (seq, i) in skip:
                         continue
                     control.send("at", seq, i)
-                deliver_one(item)
+                    deliver_one(item)
         except Exception:
             bus._send_gathered()
             raise

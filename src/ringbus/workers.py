@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterator, Optional, Union
 from ringbus import _worker
 from ringbus.aio import _current as requests_in_flight, current_request
 from ringbus._messages import MessageRing, PickleCodec
-from ringbus._route import Router
+from ringbus._route import Router, publish_each
 
 __all__ = ["Workers", "PoisonEvent"]
 
@@ -443,13 +443,12 @@ class Workers:
             raise
 
     def _forwarder(self, slot: _Slot) -> Callable[[Any], None]:
-        publish, answer = self._bus.publish, self._answer
+        bus, publish, answer = self._bus, self._bus.publish, self._answer
 
         def forward(item: Any) -> None:
             if type(item) is list:          # what one gathered message published
                 slot.extra_back += len(item) - 1
-                for t, payload in item:
-                    publish(t, payload)
+                publish_each(bus, item)
             elif item[0] == REPLY:
                 answer(item[1], item[2], item[3])
             else:

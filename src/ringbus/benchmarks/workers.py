@@ -12,6 +12,9 @@ multiprocessing's pools, same work, same run (issue 11).
   split by key field, ``value + 1`` per row in the worker, one result array back per part).
 - ``workers_latency``: event -> worker -> reply event on the parent's bus, one event about
   every 250 µs (a 200 µs sleep between), against ``Pool.apply`` of the same function.
+- ``workers_router``: the scaling plan's measurement: events/s the parent routes (publish,
+  its consumer's router, the inbox rings) to 2, 8 and 16 workers whose handler does nothing,
+  from the first publish until every worker counted its events handled.
 
 Every contender returns a result per item and every run checks the count (the pools: the
 values too): a lost item fails the row. The processes start before the first clock, once
@@ -30,11 +33,12 @@ from ringbus.benchmarks import work
 from ringbus.benchmarks.measure import Case, CheckedRun, Contender, Failed
 from ringbus.benchmarks.topology import Settings
 
-__all__ = ["CPU", "TINY", "LATENCY", "IN_PROCESS", "WORKERS", "BATCHES", "POOL", "EXECUTOR",
+__all__ = ["CPU", "TINY", "LATENCY", "ROUTER", "router_label", "IN_PROCESS", "WORKERS", "BATCHES", "POOL", "EXECUTOR",
            "ROUND_TRIP", "POOL_APPLY", "build", "chunk_label"]
 
-CPU, TINY, LATENCY = "workers_cpu", "workers_tiny", "workers_latency"
-NAMES = (CPU, TINY, LATENCY)
+CPU, TINY, LATENCY, ROUTER = "workers_cpu", "workers_tiny", "workers_latency", "workers_router"
+NAMES = (CPU, TINY, LATENCY, ROUTER)
+ROUTER_PROCESSES = (2, 8, 16)
 IN_PROCESS = "ringbus in-process"
 WORKERS = "ringbus Workers"
 BATCHES = "ringbus Workers, record batches"
@@ -47,6 +51,11 @@ CHUNKSIZES = (1, 16, 256, 4096)
 BLOCK = 8192                # rows per emit_batch of the record-batch contender
 
 
+def router_label(processes: int) -> str:
+    """The row label of the router case at ``processes`` workers."""
+    return f"ringbus Workers router, {processes} processes"
+
+
 def chunk_label(peer: str, chunksize: int) -> str:
     """The row label of pool ``peer`` (POOL, EXECUTOR) at ``chunksize``; targets read
     ``peer + " *"``: the best chunksize of the run."""
@@ -57,7 +66,7 @@ class _Side:
     """A parent bus whose ``bench.burn`` / ``bench.tiny`` events go to handlers here
     (``workers`` None) or to the Workers; it counts results until all are back."""
 
-    def __init__(self, workers: Any = None, batches: bool = False):
+    def __init__(self, workers: Any = None, batches: bool = False, noop: bool = False):
         import ringbus
         self.bus = bus = ringbus.Bus()
         self.types = {"burn": bus.event_type("bench.burn"),
@@ -69,6 +78,8 @@ class _Side:
         if workers is None:
             for kind, t in self.types.items():
                 bus.subscribe(t, self._in_process(getattr(work, kind)))
+        elif noop:
+            bus.subscribe(bus.event_type("bench.item"), workers)
         elif batches:
             bus.subscribe_batch(self.types["tiny"], workers)
             bus.subscribe(result, self._rows_back)
@@ -268,6 +279,56 @@ class _RoundTrips(CheckedRun):
             raise Failed(f"{len(self.last)} of {self.events} round trips")
 
 
+class _RouterRun(CheckedRun):
+    """``items`` events published to ``Workers(processes)`` with no-op handlers, round
+    robin; timed until the workers counted them all handled. Its workers start at the first
+    run and stop when the case closes."""
+
+    def __init__(self, processes: int, items: int):
+        self.processes, self.items = processes, items
+        self.side: Optional[_Side] = None
+        self.handled = 0
+
+    def run(self) -> int:
+        import ringbus
+        if self.side is None:
+            self.side = _Side(ringbus.Workers("ringbus.benchmarks.work:noop_setup",
+                                              processes=self.processes), noop=True)
+        side = self.side
+        bus, workers = side.bus, side.workers
+        t, items = bus.event_type("bench.item"), self.items
+        base = workers.stats()["handled"]
+        publish = bus.publish
+        with bus.running():
+            t0 = time.perf_counter_ns()
+            for x in range(items):
+                publish(t, x)
+            deadline = time.monotonic() + 60
+            while workers.stats()["handled"] - base < items:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.001)
+            elapsed = time.perf_counter_ns() - t0
+        self.handled = workers.stats()["handled"] - base
+        return elapsed
+
+    def check(self) -> None:
+        if self.handled != self.items:
+            raise Failed(f"{self.handled} of {self.items} events handled")
+
+    def close(self) -> None:
+        side, self.side = self.side, None
+        if side is not None:
+            side.close()
+
+
+class _RouterCase(Case):
+    def close(self) -> None:
+        for c in self.contenders:
+            if isinstance(c.loop, _RouterRun):
+                c.loop.close()
+
+
 class WorkerCase(Case):
     """A worker case: closing the last one stops the fleet."""
 
@@ -345,12 +406,23 @@ def _throughput_case(name: str, settings: Settings, fn: Callable[[int], int],
 
 
 def build(name: str, settings: Settings,
-          progress: Optional[Callable[[str], None]] = None) -> WorkerCase:
+          progress: Optional[Callable[[str], None]] = None) -> Case:
     """Case ``name`` (one of :data:`NAMES`)."""
     if name == CPU:
         return _throughput_case(CPU, settings, work.burn, settings.worker_cpu_items)
     if name == TINY:
         return _throughput_case(TINY, settings, work.tiny, settings.worker_tiny_items)
+    if name == ROUTER:
+        items = settings.worker_tiny_items
+        first = ROUTER_PROCESSES[0]
+        router = _RouterCase(ROUTER, f"the parent's router: {items:,} events a run to "
+                                     f"workers whose handler does nothing, round robin",
+                             table=GROUP, rounds=settings.worker_rounds,
+                             reference=router_label(first), group=ROUTER)
+        router.contenders = [
+            Contender(router_label(n), f"ringbus Workers({n}), no-op handlers",
+                      _RouterRun(n, items), items) for n in ROUTER_PROCESSES]
+        return router
     if name != LATENCY:
         raise ValueError(f"unknown worker case {name!r}")
     n, events = settings.worker_processes, settings.worker_latency_events
