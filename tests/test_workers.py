@@ -394,3 +394,34 @@ def test_no_worker_process_or_segment_is_left_behind():
     assert _segments() == []
     assert [p for p in multiprocessing.active_children()
             if p.name.startswith("ringbus-worker")] == []
+
+
+@pytest.mark.parametrize("codec", ["pickle", "msgspec"])
+def test_event_types_interleaved_in_one_batch_keep_their_order_both_ways(codec):
+    # Ticks and quotes of one key, interleaved irregularly, gathered in one dispatch batch
+    # (a gathered message whose types differ) and one by one (emit: a message each); the
+    # worker's answers of two types come back in that same order, through either codec.
+    if codec == "msgspec":
+        pytest.importorskip("msgspec")
+    bus = ringbus.Bus()
+    tick, quote = bus.event_type("tick"), bus.event_type("quote")
+    done, quoted = bus.event_type("done"), bus.event_type("quoted")
+    got = []
+    bus.subscribe(done, got.append)
+    bus.subscribe(quoted, got.append)
+    workers = ringbus.Workers("worker_apps:mixed_echo", processes=2, key="sym", codec=codec)
+    bus.subscribe(tick, workers)
+    bus.subscribe(quote, workers)
+    kinds = ["tick" if (i * 7) % 5 < 3 else "quote" for i in range(3000)]
+    with workers.running(bus):
+        for i, kind in enumerate(kinds):
+            bus.publish(tick if kind == "tick" else quote, {"sym": "ES", "n": i})
+        bus.drain()                         # one batch: gathered, types interleaved
+        for i, kind in enumerate(kinds[:50], start=len(kinds)):
+            bus.emit(tick if kind == "tick" else quote, {"sym": "ES", "n": i})
+        _until(lambda: workers.stats()["handled"] == len(kinds) + 50, 60)
+    bus.drain()
+    assert [(k, n) for k, n, _ in got] == list(zip(kinds + kinds[:50], range(len(kinds) + 50)))
+    assert len({pid for _, _, pid in got}) == 1       # one key: one worker
+    s = workers.stats()
+    assert (s["events_in"], s["handled"], s["published_back"]) == (3050, 3050, 3050)

@@ -95,3 +95,12 @@ def big_echo(bus):
     """echo of bytes payloads: together, a dispatch batch of them is longer than one message."""
     tick, done = bus.event_type("tick"), bus.event_type("done")
     bus.subscribe(tick, lambda p: bus.publish(done, (len(p), p[:1])))
+
+
+def mixed_echo(bus):
+    """Ticks and quotes, both answered in the order they came: a tick as ``done`` and a
+    quote as ``quoted``, each ``(kind, n, worker pid)``."""
+    tick, quote = bus.event_type("tick"), bus.event_type("quote")
+    done, quoted = bus.event_type("done"), bus.event_type("quoted")
+    bus.subscribe(tick, lambda p: bus.publish(done, ("tick", p["n"], os.getpid())))
+    bus.subscribe(quote, lambda p: bus.publish(quoted, ("quote", p["n"], os.getpid())))

@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional
 from ringbus._bus import Bus
 from ringbus._dispatch import current_event
 from ringbus._messages import MessageRing
-from ringbus._route import GatheringBus, emit_each
+from ringbus._route import GATHERED, GatheringBus, emit_each, is_gathered, unpack
 
 _log = logging.getLogger("ringbus")
 
@@ -122,6 +122,7 @@ class WorkerBus(GatheringBus):
         # handlers publish is gathered too (GatheringBus.publish, compiled) and goes back as
         # one outbox message at its end.
         self._gathered = None
+        self._gathered_types = None
         self._control = control
         self._names_lock = threading.Lock()
         self._replicate(names)
@@ -145,33 +146,35 @@ class WorkerBus(GatheringBus):
 
     def _publish_out(self, event_type, payload, timeout):
         # publish() outside a gathered message, or with a type given by name.
-        gathered = self._gathered
-        if gathered is not None:
-            gathered.append((self._id(event_type), payload))
-            return True
-        return self._outbox.publish((self._id(event_type), payload), timeout)
+        t = self._id(event_type)
+        if self._gathered is not None:
+            return GatheringBus.publish(self, t, payload)
+        return self._outbox.publish((t, payload), timeout)
 
     def publish_many(self, event_type, payloads, timeout=None):
         t = self._id(event_type)
-        items = [(t, p) for p in payloads]
         if self._gathered is not None:
-            self._gathered.extend(items)
-            return len(items)
-        return self._outbox.publish_many(items, timeout)
+            count = 0
+            for p in payloads:
+                GatheringBus.publish(self, t, p)
+                count += 1
+            return count
+        return self._outbox.publish_many([(t, p) for p in payloads], timeout)
 
     def _send_gathered(self) -> None:
         """What the handlers published during a gathered message: one outbox message (each
         on its own when together they are too long for one, or one does not encode)."""
-        items, self._gathered = self._gathered, None
-        if not items:
+        payloads, types = self._gathered, self._gathered_types
+        self._gathered = self._gathered_types = None
+        if not payloads:
             return
-        if len(items) > 1:
+        if len(payloads) > 1:
             try:
-                self._outbox.publish(items)
+                self._outbox.publish((types, payloads, GATHERED))
                 return
             except (ValueError, TypeError):
                 pass
-        self._outbox.publish_many(items)
+        self._outbox.publish_many(unpack(types, payloads))
 
     def _id(self, event_type) -> int:
         if isinstance(event_type, str):
@@ -256,8 +259,8 @@ def main(spec: dict) -> None:
         else:
             emit(item[0], item[1])
 
-    def deliver_gathered(items: list) -> None:
-        """A list of events (the router gathered one dispatch batch's): each in order, what
+    def deliver_gathered(types: Any, payloads: list) -> None:
+        """The events the router gathered from one dispatch batch: each in order, what
         they publish sent back at the end. Redelivered, it goes carefully: the supervisor
         is told which item is in hand, so that a death is charged to that one event."""
         event = current_event()
@@ -265,29 +268,30 @@ def main(spec: dict) -> None:
         careful = event.redelivered
         seq = event.sequence
         if careful:
-            control.send("redelivered", len(items))
+            control.send("redelivered", len(payloads))
         bus._gathered = []
         try:
             if not careful:
-                emit_each(bus, items, deliver_one)
+                emit_each(bus, types, payloads)
             else:
-                for i, item in enumerate(items):
+                for i, item in enumerate(unpack(types, payloads)):
                     if (seq, i) in skip:
                         continue
                     control.send("at", seq, i)
-                    deliver_one(item)
+                    emit(item[0], item[1])
         except Exception:
             bus._send_gathered()
             raise
         except BaseException:
-            bus._gathered = None            # the message comes again: its events redo these
+            # The message comes again: its events redo these.
+            bus._gathered = bus._gathered_types = None
             raise
         bus._send_gathered()
 
     def deliver(item: Any) -> None:
         try:
-            if type(item) is list:
-                deliver_gathered(item)
+            if is_gathered(item):
+                deliver_gathered(item[0], item[1])
             else:
                 deliver_one(item)
         except Exception:

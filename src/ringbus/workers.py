@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterator, Optional, Union
 from ringbus import _worker
 from ringbus.aio import _current as requests_in_flight, current_request
 from ringbus._messages import MessageRing, PickleCodec
-from ringbus._route import Router, publish_each
+from ringbus._route import GATHERED, Router, is_gathered, publish_each, unpack
 
 __all__ = ["Workers", "PoisonEvent"]
 
@@ -241,7 +241,9 @@ class Workers:
         self._publish: list[Callable[[Any], Any]] = []  # per worker, filled while running
         # Per worker, the events routed during the bus's current dispatch batch: sent as one
         # inbox message at the batch's end (the Disruptor's end of batch), not one by one.
+        # Their payloads, and their types (one id, or a list: see ringbus._route).
         self._gathering: list[list[Any]] = []
+        self._gathering_types: list[Any] = []
         self._ring: Any = None                  # the bus's ring, whose batch ends we flush at
         self._slots: list[_Slot] = []
         self._state = "new"
@@ -275,7 +277,8 @@ class Workers:
 
         if batch:
             return self._batch_router(t, not_running)
-        return Router(t, n, key, worker_index, publish, self._gathering, bus.ring,
+        return Router(t, n, key, worker_index, publish, self._gathering,
+                      self._gathering_types, bus.ring,
                       requests_in_flight,
                       lambda req: (t, req.payload, REQUEST, self._take(req)),
                       self._send_gathered, not_running, _GATHER_MAX)
@@ -338,31 +341,33 @@ class Workers:
                 self._send_gathered(w)
 
     def _send_gathered(self, w: int) -> None:
-        """Worker w's gathered events as one inbox message (a list; each on its own when
-        together they are too long for one message, or one does not encode). An event that
-        cannot be sent goes to the error policy, as a route that raised would."""
-        items = self._gathering[w]
+        """Worker w's gathered events as one inbox message (each on its own when together
+        they are too long for one message, or one does not encode). An event that cannot be
+        sent goes to the error policy, as a route that raised would."""
+        payloads, types = self._gathering[w], self._gathering_types[w]
         self._gathering[w] = []
+        self._gathering_types[w] = None
         publish = self._publish
         try:
             if not publish:
                 raise RuntimeError(f"Workers({self.setup!r}) stopped before these events "
                                    f"were sent to worker {w}")
-            if len(items) > 1:
+            if len(payloads) > 1:
                 try:
-                    publish[w](items)
+                    publish[w]((types, payloads, GATHERED))
                 except (ValueError, TypeError):
                     pass                    # one by one: the error names the event
                 else:
                     slot = self._slots[w]
-                    slot.extra_in += len(items) - 1
-                    slot.extra_pending.append((slot.inbox._published_count(), len(items) - 1))
+                    slot.extra_in += len(payloads) - 1
+                    slot.extra_pending.append((slot.inbox._published_count(),
+                                               len(payloads) - 1))
                     return
         except Exception as exc:
-            for item in items:
+            for item in unpack(types, payloads):
                 self._not_routed(item, exc)
             return
-        for item in items:
+        for item in unpack(types, payloads):
             try:
                 publish[w](item)
             except Exception as exc:
@@ -432,6 +437,7 @@ class Workers:
                     raise RuntimeError(f"worker {slot.index} died before its setup finished "
                                        f"(its output is above, on stderr)")
             self._gathering[:] = [[] for _ in self._slots]
+            self._gathering_types[:] = [None for _ in self._slots]
             self._publish[:] = [slot.inbox.publish for slot in self._slots]
             self._ring = bus.ring
             self._ring._add_batch_end(self._end_of_batch)
@@ -446,10 +452,10 @@ class Workers:
         bus, publish, answer = self._bus, self._bus.publish, self._answer
 
         def forward(item: Any) -> None:
-            if type(item) is list:          # what one gathered message published
-                slot.extra_back += len(item) - 1
-                publish_each(bus, item)
-            elif item[0] == REPLY:
+            if is_gathered(item):           # what one gathered message published
+                slot.extra_back += len(item[1]) - 1
+                publish_each(bus, item[0], item[1])
+            elif len(item) == 4 and item[0] == REPLY:
                 answer(item[1], item[2], item[3])
             else:
                 publish(item[0], item[1])
@@ -576,14 +582,15 @@ class Workers:
             if n >= self.max_attempts:
                 slot.skip.add(at)
                 raw = slot.inbox._peek_front()
-                items = self._decode(raw) if raw is not None else None
-                self._poisoned(slot, items[at[1]] if items is not None else None, n)
+                message = self._decode(raw) if raw is not None else None
+                self._poisoned(slot, unpack(message[0], message[1])[at[1]]
+                               if message is not None else None, n)
             return
         n = slot.attempts[inflight] = slot.attempts.get(inflight, 0) + 1
         if n >= self.max_attempts and front_end == inflight:
             raw = slot.inbox._peek_front()
             try:
-                gathered = raw is not None and type(self._decode(raw)) is list
+                gathered = raw is not None and is_gathered(self._decode(raw))
             except Exception:
                 gathered = False
             if not gathered:
@@ -609,11 +616,13 @@ class Workers:
         """Report ``item`` (the inbox message's (type, payload, ...), None if it could not be
         read) as a PoisonEvent to the bus's error policy (a request: to its caller)."""
         slot.poisoned += 1
-        event_type, payload = (item[0], item[1]) if isinstance(item, tuple) else (None, item)
+        # A message decodes as a tuple (pickle) or a list (msgspec).
+        event = isinstance(item, (tuple, list))
+        event_type, payload = (item[0], item[1]) if event else (None, item)
         exc = PoisonEvent(f"event of type {event_type} ended worker {slot.index} {attempts} "
                           f"times in a row: taken out of its inbox, not handled",
                           event_type, payload, slot.index, attempts)
-        if isinstance(item, tuple) and len(item) == 4:
+        if event and len(item) == 4:
             self._not_routed(item, exc)         # the request fails with it
             return
         subscription = None if event_type is None else self._routes.get(event_type)
