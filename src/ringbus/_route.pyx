@@ -16,6 +16,11 @@ from cpython.contextvars cimport get_value
 from cpython.long cimport PyLong_CheckExact
 from cpython.pythread cimport PyThread_get_thread_ident
 
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free
+from libc.string cimport memcpy
+
+from ringbus._batch cimport _scatter_rows
 from ringbus._bus cimport Bus
 from ringbus._ring cimport RingBuffer
 
@@ -147,6 +152,78 @@ cdef class Router:
 
     def __repr__(self):
         return f"<ringbus Workers router of event type {self._t}>"
+
+
+def split_rows(rows, Py_ssize_t offset, Py_ssize_t size, bint signed, Py_ssize_t n):
+    """A batch's rows by worker, in one pass: ``(grouped, bounds)``, worker w's rows being
+    ``grouped[bounds[w]:bounds[w + 1]]`` in their original order. The key of a row is the
+    native-endian integer of ``size`` bytes (1, 2, 4, 8) at byte ``offset`` of the row
+    (``signed`` or not); its worker is the key modulo ``n``, as Python's ``%`` takes it
+    (so a row goes where ``worker_index`` sends the same key alone). ``rows``: a
+    C-contiguous 1-D array without object fields (the caller checks)."""
+    import numpy as np
+    cdef Py_ssize_t count = len(rows), itemsize = rows.dtype.itemsize
+    if n < 1 or size not in (1, 2, 4, 8) or offset < 0 or offset + size > itemsize:
+        raise ValueError(f"split_rows: bad key layout (offset {offset}, size {size}, "
+                         f"itemsize {itemsize}, {n} workers)")
+    cdef const unsigned char[::1] src = rows.view(np.uint8).reshape(-1)
+    owner = np.empty(count, np.int64)
+    cdef int64_t[::1] own = owner
+    cdef Py_ssize_t *counts = <Py_ssize_t *>calloc(n + 1, sizeof(Py_ssize_t))
+    if counts == NULL:
+        raise MemoryError()
+    cdef Py_ssize_t i, w, pos
+    cdef const unsigned char *at
+    cdef int64_t k, i64
+    cdef int32_t i32
+    cdef int16_t i16
+    cdef uint64_t u
+    cdef uint32_t u32
+    cdef uint16_t u16
+    try:
+        with nogil:
+            for i in range(count):
+                at = &src[i * itemsize + offset]
+                # memcpy, not a cast: a packed dtype's field need not be aligned.
+                if signed:
+                    if size == 8:
+                        memcpy(&i64, at, 8)
+                        k = i64
+                    elif size == 4:
+                        memcpy(&i32, at, 4)
+                        k = i32
+                    elif size == 2:
+                        memcpy(&i16, at, 2)
+                        k = i16
+                    else:
+                        k = (<const int8_t *>at)[0]
+                    k = k % n                       # C's remainder: made Python's (>= 0)
+                    w = <Py_ssize_t>(k + n if k < 0 else k)
+                else:
+                    if size == 8:
+                        memcpy(&u, at, 8)
+                    elif size == 4:
+                        memcpy(&u32, at, 4)
+                        u = u32
+                    elif size == 2:
+                        memcpy(&u16, at, 2)
+                        u = u16
+                    else:
+                        u = at[0]
+                    w = <Py_ssize_t>(u % <uint64_t>n)
+                own[i] = w
+                counts[w] += 1
+            pos = 0
+            for w in range(n):                      # counts -> each worker's start
+                k = counts[w]
+                counts[w] = pos
+                pos += k
+        bounds = [counts[w] for w in range(n)] + [count]
+        grouped = np.empty_like(rows)
+        _scatter_rows(own, counts, src, grouped.view(np.uint8).reshape(-1), itemsize)
+    finally:
+        free(counts)
+    return grouped, bounds
 
 
 # -- in the worker ------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterator, Optional, Union
 from ringbus import _worker
 from ringbus.aio import _current as requests_in_flight, current_request
 from ringbus._messages import MessageRing, PickleCodec
-from ringbus._route import GATHERED, Router, is_gathered, publish_each, unpack
+from ringbus._route import GATHERED, Router, is_gathered, publish_each, split_rows, unpack
 
 __all__ = ["Workers", "PoisonEvent"]
 
@@ -93,6 +93,21 @@ def _row_workers(rows: Any, key: Any, field: Optional[str], processes: int) -> A
     else:
         values = [key(row) for row in rows]
     return np.fromiter((worker_index(v, processes) for v in values), np.intp, len(values))
+
+
+def _int_key_layout(rows: Any, field: Optional[str]) -> Optional[tuple[int, int, bool]]:
+    """(offset, size, signed) of ``rows``' key field when the compiled split can read it:
+    a native-endian integer (or bool) field of C-contiguous rows without objects; else
+    None."""
+    dtype = rows.dtype
+    if field is None or dtype.fields is None or field not in dtype.fields \
+            or dtype.hasobject or not rows.flags.c_contiguous or rows.ndim != 1:
+        return None
+    key_type, offset = dtype.fields[field][:2]
+    if key_type.kind not in "iub" or key_type.itemsize not in (1, 2, 4, 8) \
+            or not key_type.isnative:
+        return None
+    return offset, key_type.itemsize, key_type.kind == "i"
 
 
 def _setup_arg(setup: Any) -> str:
@@ -322,12 +337,18 @@ class Workers:
             if key is None:
                 send(next(counter) % n, rows)
                 return
-            owner = _row_workers(rows, key, field, n)
-            order = np.argsort(owner, kind="stable")
-            bounds = np.searchsorted(owner[order], np.arange(n + 1))
+            layout = _int_key_layout(rows, field)
+            if layout is not None:
+                # An integer field of plain rows: split in one compiled pass.
+                grouped, bounds = split_rows(rows, *layout, n)
+            else:
+                owner = _row_workers(rows, key, field, n)
+                order = np.argsort(owner, kind="stable")
+                grouped = rows[order]
+                bounds = np.searchsorted(owner[order], np.arange(n + 1)).tolist()
             for w in range(n):
                 if bounds[w] < bounds[w + 1]:
-                    send(w, rows[order[bounds[w]:bounds[w + 1]]])
+                    send(w, grouped[bounds[w]:bounds[w + 1]])
 
         route_batch.__qualname__ = f"Workers[{self.setup}].route_batch"
         return route_batch
