@@ -1,4 +1,9 @@
-"""Shared fixtures: most behaviour tests run against both the compiled bus and the model."""
+"""Shared fixtures: most behaviour tests run against both the compiled bus and the model;
+and, for the whole run, the rule that no segment or process outlives the tests."""
+import os
+import time
+from pathlib import Path
+
 import pytest
 
 import ringbus
@@ -50,3 +55,37 @@ class Recorder:
 @pytest.fixture
 def rec():
     return Recorder()
+
+
+def _live_children():
+    """This process's children still running (multiprocessing's forkserver and resource
+    tracker aside: they end with this process)."""
+    me, found = os.getpid(), []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue                        # ended meanwhile
+        if int(fields[1]) == me and fields[0] != "Z" \
+                and "forkserver" not in cmdline and "resource_tracker" not in cmdline:
+            found.append(f"{stat.parent.name}: {cmdline.strip()[:120]}")
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_behind():
+    """When the run ends, no shared-memory segment it made and no process it started is
+    left (a few seconds of grace for processes that are already exiting)."""
+    shm = Path("/dev/shm")
+    before = set(shm.glob("ringbus.*"))
+    yield
+    deadline = time.monotonic() + 10
+    while True:
+        segments = sorted(p.name for p in set(shm.glob("ringbus.*")) - before)
+        children = _live_children() if Path("/proc/self/stat").exists() else []
+        if (not segments and not children) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert not segments, f"segments left behind by the test run: {segments}"
+    assert not children, f"processes left behind by the test run: {children}"

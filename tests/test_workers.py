@@ -425,3 +425,16 @@ def test_event_types_interleaved_in_one_batch_keep_their_order_both_ways(codec):
     assert len({pid for _, _, pid in got}) == 1       # one key: one worker
     s = workers.stats()
     assert (s["events_in"], s["handled"], s["published_back"]) == (3050, 3050, 3050)
+
+
+def test_forkserver_start_method_runs_the_same_group():
+    bus, tick, workers, got = _wired("worker_apps:echo", processes=2, key="sym",
+                                     start_method="forkserver")
+    with workers.running(bus):
+        for i in range(200):
+            bus.publish(tick, {"sym": f"K{i % 3}", "n": i})
+        bus.drain()
+        _until(lambda: workers.stats()["handled"] == 200, 60)
+    bus.drain()
+    _check_per_key(got, 200, {"K0", "K1", "K2"})
+    assert not _segments()
