@@ -173,6 +173,9 @@ def split_rows(rows, Py_ssize_t offset, Py_ssize_t size, bint signed, Py_ssize_t
     if counts == NULL:
         raise MemoryError()
     cdef Py_ssize_t i, w, pos
+    # n a power of two: the modulo is a mask (a 64-bit division per row costs more than
+    # the rest of the row's work); 0: divide.
+    cdef int64_t mask = n - 1 if n > 1 and (n & (n - 1)) == 0 else 0
     cdef const unsigned char *at
     cdef int64_t k, i64
     cdef int32_t i32
@@ -197,8 +200,11 @@ def split_rows(rows, Py_ssize_t offset, Py_ssize_t size, bint signed, Py_ssize_t
                         k = i16
                     else:
                         k = (<const int8_t *>at)[0]
-                    k = k % n                       # C's remainder: made Python's (>= 0)
-                    w = <Py_ssize_t>(k + n if k < 0 else k)
+                    if mask:                        # two's complement: Python's modulo
+                        w = <Py_ssize_t>(k & mask)
+                    else:
+                        k = k % n                   # C's remainder: made Python's (>= 0)
+                        w = <Py_ssize_t>(k + n if k < 0 else k)
                 else:
                     if size == 8:
                         memcpy(&u, at, 8)
@@ -210,7 +216,7 @@ def split_rows(rows, Py_ssize_t offset, Py_ssize_t size, bint signed, Py_ssize_t
                         u = u16
                     else:
                         u = at[0]
-                    w = <Py_ssize_t>(u % <uint64_t>n)
+                    w = <Py_ssize_t>(u & mask if mask else u % <uint64_t>n)
                 own[i] = w
                 counts[w] += 1
             pos = 0
