@@ -372,5 +372,48 @@ def test_a_single_producer_ring_has_one_producer_and_a_new_one_starts_at_the_cur
     ring.close()
 
 
+HOLDER = """
+import sys, time, ringbus
+ring = ringbus.MessageRing.attach(sys.argv[1])
+ring._hold_parker()          # what a producer killed in the middle of a wake-up leaves
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("step", ["publish", "stop"])
+def test_a_process_killed_holding_the_parker_mutex_does_not_stall_the_ring(name, step):
+    # The parker's mutex is process-shared and robust: the next process to lock it (a
+    # producer waking the consumer, the consumer parking again, stop() waking it) takes it
+    # over from the dead holder instead of waiting for ever.
+    ring = MessageRing(1 << 16, shared=name, wait="block")
+    got = []
+    ring.subscribe(lambda view: got.append(bytes(view)))
+    ring.start()
+    holder = run(HOLDER, name)
+    try:
+        assert holder.stdout.readline().strip() == "held", holder.stderr.read()
+        holder.kill()
+        holder.wait(timeout=30)
+        done = threading.Event()
+
+        def act():
+            if step == "publish":
+                ring.publish(b"after the holder died")
+                while not got:
+                    threading.Event().wait(0.01)
+            ring.stop(drain=True, timeout=5.0)
+            done.set()
+        actor = threading.Thread(target=act, daemon=True)
+        actor.start()
+        assert done.wait(30), "the ring stalled on the dead process's mutex"
+        if step == "publish":
+            assert got == [b"after the holder died"]
+    finally:
+        reap(holder)
+        ring.unlink()
+        ring.close()
+
+
 def test_no_segment_is_left_behind_by_the_fault_tests():
     assert left_behind() == []

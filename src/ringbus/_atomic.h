@@ -129,11 +129,33 @@ static inline int rb_cond_init_monotonic(pthread_cond_t *c, int shared)
     return rc;
 }
 
+/* A process-shared mutex is robust: a process killed while it holds one (a producer in the
+ * middle of waking the consumer) must not leave it locked for ever. The next locker is told
+ * (EOWNERDEAD) and marks it consistent: what the parker's mutex guards needs no repair (its
+ * waiter count is a hint; one left too high costs a spare broadcast). Private mutexes never
+ * report EOWNERDEAD, so one lock function serves both. */
+static inline int rb_mutex_lock(pthread_mutex_t *m)
+{
+    int rc = pthread_mutex_lock(m);
+#if defined(__linux__)     /* robust mutexes: glibc and musl */
+    if (rc == EOWNERDEAD)
+        rc = pthread_mutex_consistent(m);
+#endif
+    return rc;
+}
+
 static inline int rb_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *d)
 {
+    int rc;
     if (d->tv_sec == 0 && d->tv_nsec == 0)
-        return pthread_cond_wait(c, m);
-    return pthread_cond_timedwait(c, m, d);
+        rc = pthread_cond_wait(c, m);
+    else
+        rc = pthread_cond_timedwait(c, m, d);
+#if defined(__linux__)     /* robust mutexes: glibc and musl */
+    if (rc == EOWNERDEAD)       /* re-taken from a process that died holding it */
+        rc = pthread_mutex_consistent(m);
+#endif
+    return rc;
 }
 
 static inline int rb_mutex_init_shared(pthread_mutex_t *m)
@@ -143,6 +165,9 @@ static inline int rb_mutex_init_shared(pthread_mutex_t *m)
     if (rc != 0)
         return rc;
     pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+#if defined(__linux__)     /* robust mutexes: glibc and musl */
+    pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+#endif
     rc = pthread_mutex_init(m, &attr);
     pthread_mutexattr_destroy(&attr);
     return rc;
@@ -152,7 +177,7 @@ static inline int rb_mutex_init_shared(pthread_mutex_t *m)
 #define RB_MUTEX_INIT_SHARED(m) rb_mutex_init_shared((m))
 #define RB_COND_INIT_SHARED(c) rb_cond_init_monotonic((c), 1)
 #define RB_MUTEX_DESTROY(m) pthread_mutex_destroy((m))
-#define RB_MUTEX_LOCK(m) pthread_mutex_lock((m))
+#define RB_MUTEX_LOCK(m) rb_mutex_lock((m))
 #define RB_MUTEX_UNLOCK(m) pthread_mutex_unlock((m))
 #define RB_COND_INIT(c) rb_cond_init_monotonic((c), 0)
 #define RB_COND_DESTROY(c) pthread_cond_destroy((c))

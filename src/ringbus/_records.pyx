@@ -35,7 +35,7 @@ from ringbus._atomic cimport (
 )
 from ringbus._ringbuffer cimport (
     RB_WAIT_BLOCK, RB_WAIT_SPIN, RB_WAIT_YIELD, RB_WAIT_SLEEP, rb_consuming_bind,
-    rb_sequencer_unblock_gap,
+    rb_parker_hold, rb_sequencer_unblock_gap,
 )
 from ringbus._dispatch cimport call_in_ring
 from ringbus._driver cimport Consumer, Driver, consuming_head, deadline_after, time_left
@@ -299,6 +299,12 @@ cdef class RegionRing(Driver):
         self._rr = NULL
         self._handlers = ()
         self._redeliver_upto = -1
+
+    def _hold_parker(self):
+        """Not API (tests): take the ring's parker mutex and keep it, as a process killed
+        while waking the consumer leaves it; the ring must go on (robust mutex)."""
+        self._ready()
+        rb_parker_hold(self._rr.seq.parker)
 
     cdef int _bind_region(self, Region region, str overflow, object on_error,
                           object shared, str unit) except -1:

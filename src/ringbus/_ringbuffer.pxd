@@ -70,6 +70,7 @@ cdef extern from "_ringbuffer.h" nogil:
                                      int (*gone)(int64_t) noexcept nogil) noexcept
     void rb_parker_init(rb_parker *p, int shared) noexcept
     void rb_parker_wake(rb_parker *p) noexcept
+    void rb_parker_hold(rb_parker *p) noexcept
 
     void rb_ring_init(rb_ring *r, int64_t capacity, int multi, rb_slot *slots, rb_atomic_i32 *available) noexcept
     void rb_ring_destroy(rb_ring *r) noexcept
