@@ -84,7 +84,7 @@ def test_constructor_signature_is_the_real_one(cls):
 
 @pytest.mark.parametrize("cls,options", [
     (ringbus.Bus, ["on_error", "max_depth", "capacity", "producers", "overflow", "wait",
-                   "backlog", "close_timeout"]),
+                   "backlog", "close_timeout", "metrics"]),
     (ringbus.RingBuffer, ["capacity", "producers", "overflow", "wait", "backlog"]),
     (ringbus.RecordRing, ["dtype", "capacity", "producers", "overflow", "wait",
                           "unblock_timeout", "on_error", "shared"]),

@@ -19,6 +19,7 @@ except ImportError as _exc:  # pragma: no cover - only without a build
         "importing it from the source tree") from _exc
 
 from ringbus._bus import Bus
+from ringbus._histogram import Histogram
 from ringbus._ring import ConsumerGone, RingBuffer, RingFull, Stage
 from ringbus._records import RecordRing, get_include
 from ringbus._messages import MessageRing, MsgspecCodec, PickleCodec
@@ -42,5 +43,5 @@ __all__ = [
     "OrderCycleError", "NoHandlerError", "NoReplyError", "Request", "current_request",
     "current_event", "EventInfo",
     "RecordRing", "MessageRing", "PickleCodec", "MsgspecCodec", "Workers", "PoisonEvent",
-    "get_include", "__version__",
+    "Histogram", "get_include", "__version__",
 ]

@@ -73,7 +73,7 @@ cdef class Bus(DispatchTable):
     # The first line is the constructor's text signature (the "--" ends it): CPython gives
     # it to inspect.signature(Bus), help() and IDEs; keep it in step with __init__
     # (tests/test_signatures.py checks that it is).
-    """Bus(*, on_error='log', max_depth=64, capacity=65536, producers='multi', overflow='block', wait='block', backlog=None, close_timeout=5.0)
+    """Bus(*, on_error='log', max_depth=64, capacity=65536, producers='multi', overflow='block', wait='block', backlog=None, close_timeout=5.0, metrics=False)
 --
 
 An in-process event bus.
@@ -114,10 +114,14 @@ An in-process event bus.
     close_timeout : float >= 0 or None (5.0)
         How long ``close()`` (and leaving ``with bus:``) waits for the consumers to drain
         what is queued by default; None: no bound.
+    metrics : bool (False)
+        Meter every subscription (calls, errors, call times): see :meth:`metrics`;
+        ``enable_metrics()`` turns it on later.
     """
 
     def __init__(self, *, on_error="log", max_depth=64, capacity=65536, producers="multi",
-                 overflow="block", wait="block", backlog=None, close_timeout=5.0):
+                 overflow="block", wait="block", backlog=None, close_timeout=5.0,
+                 metrics=False):
         cdef double bound
         try:
             bound = timeout_arg(close_timeout)
@@ -132,6 +136,10 @@ An in-process event bus.
         self._ring._owned = True            # closed and reported by close(), not by the ring
         self._batch_type = -1
         self._registry = Registry(self, on_error=on_error, max_depth=max_depth)
+        if not isinstance(metrics, bool):
+            raise TypeError(f"metrics must be True or False, got {metrics!r}")
+        if metrics:
+            self._registry.set_metrics(True)
         self._close_timeout = bound
         self._closers = []
         self._closed = False
@@ -482,6 +490,51 @@ An in-process event bus.
         for key in ("published", "dispatched", "dropped", "pending", "backlog"):
             counters[key] = ring[key]
         return counters
+
+    # -- metrics ---------------------------------------------------------------------------
+
+    def enable_metrics(self):
+        """Meter every subscription from the next event on: calls, errors and the time of
+        each call in a log-linear histogram (see :meth:`metrics`). Off by default: a
+        subscription that is not metered pays one predictable branch per call."""
+        self._need()
+        self._registry.set_metrics(True)
+
+    def disable_metrics(self):
+        """Stop metering (what was counted stays readable until reset_metrics)."""
+        self._need()
+        self._registry.set_metrics(False)
+
+    def metrics(self):
+        """Plain data, a snapshot::
+
+            {"enabled": bool, "clock": "tsc" | "monotonic",
+             "handlers": [{"subscription", "event_type", "event_name", "batch", "calls",
+                           "errors", "time_ns": {"count", "min", "max", "mean", "p50",
+                                                 "p90", "p99", "p99_9", "overflow"}}, ...],
+             "ring": {"capacity", "fill", "fill_ratio", "published", "dispatched",
+                      "dropped", "backlog"},
+             "counters": stats()}
+
+        ``handlers`` lists the metered subscriptions (those subscribed while metrics were
+        on, or when they were enabled), in event type then dispatch-registration order;
+        times are nanoseconds per call, within 1/64 (see ringbus.Histogram).
+        """
+        self._need()
+        from ringbus import metrics as _metrics
+        return _metrics.snapshot(self)
+
+    def reset_metrics(self):
+        """Zero every subscription's calls, errors and time histogram."""
+        self._need()
+        self._meter_reset()
+
+    def metrics_report(self):
+        """:meth:`metrics` as a compact table (a str): one row per subscription with its
+        calls, errors and p50/p99/p99.9/max call time in µs, then the ring's fill."""
+        self._need()
+        from ringbus import metrics as _metrics
+        return _metrics.report(self)
 
     def __repr__(self):
         if self._registry is None:

@@ -2,7 +2,7 @@
 # final order. Registration code (Python) builds a new immutable HandlerArray and swaps it
 # in; emit only indexes an array.
 from cpython.object cimport PyObject
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint32_t
 
 from ringbus._atomic cimport rb_atomic_i64
 
@@ -16,8 +16,11 @@ cdef struct HandlerEntry:
     PyObject *target        # the callable, or the function of a weak bound method
     PyObject *ref           # the weakref for CALL_WEAK*, else NULL
     PyObject *subscription  # handed to the error policy
-    int kind
-    int batch               # called once per emit_batch group with an array view
+    unsigned char kind
+    unsigned char batch     # called once per emit_batch group with an array view
+    # The subscription's meter (DispatchTable._meter), 1-based; 0: not metered. An index,
+    # not a pointer: the entry stays 32 bytes and a TableSlot one cache line.
+    uint32_t meter
 
 cdef struct TableSlot:
     # One cache line per event type (64 bytes: with a 64-aligned table, one slot per line).
@@ -32,6 +35,16 @@ cdef struct TableSlot:
     # after announcing `owner`, so it never uses a mix of two arrays, nor an array a scan
     # missed (_dispatch_frame.h).
     rb_atomic_i64 gen
+
+
+from ringbus._histogram cimport rb_meter
+
+# Meters live in chunks that never move (a dispatch holding an index may run on while
+# registration adds meters): index m is chunk (m - 1) >> 10, entry (m - 1) & 1023.
+cdef enum:
+    METER_CHUNK_BITS = 10
+    METER_CHUNK = 1024
+    METER_CHUNKS = 1024             # so at most 1,048,576 metered subscriptions per bus
 
 
 cdef class HandlerArray:
@@ -61,6 +74,10 @@ cdef class DispatchTable:
     cdef int _max_depth
     cdef bint _raise_errors         # on_error="raise": collect, run the rest, then raise
     cdef object _error_sink         # called as sink(event_type, payload, subscription, exc)
+    # Per-subscription metrics (opt-in): chunks of meters, allocated as needed, freed with
+    # the table; _meters counts them.
+    cdef rb_meter **_meter_chunks
+    cdef uint32_t _meters
 
     cdef Py_ssize_t check_id(self, object event_type) except -1
     cdef Py_ssize_t dispatch(self, Py_ssize_t t, object payload) except -1
@@ -75,6 +92,7 @@ cdef class DispatchTable:
                          object payload, PyObject *owner, Py_ssize_t base,
                          list errors) except -1
     cdef object _handler_failed(self, HandlerEntry *entry, Py_ssize_t t, object payload)
+    cdef rb_meter *_meter(self, uint32_t m) noexcept nogil
 
 
 # A RecordRing or MessageRing handler's call, under a frame current_event() reads.

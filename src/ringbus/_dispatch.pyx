@@ -7,8 +7,8 @@ allocates on the path of one event.
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF
-from libc.stdint cimport int64_t, intptr_t
-from libc.stdlib cimport free
+from libc.stdint cimport int64_t, intptr_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset
 
 from ringbus._atomic cimport (
@@ -35,6 +35,15 @@ cdef extern from "_dispatch_frame.h":
     rb_atomic_i64 *rb_hazard_slot(int depth) noexcept nogil
     void rb_hazard_fence() noexcept nogil
     bint rb_hazard_held(PyObject *array) noexcept nogil
+
+# Here too: its globals (the calibration) must be this module's alone.
+cdef extern from "_clock.h" nogil:
+    int rb_clock_tsc
+    uint64_t rb_clock_ticks()
+    uint64_t rb_clock_ns(uint64_t ticks)
+    int rb_clock_calibrate()
+
+from ringbus._histogram cimport Histogram, rb_hist, rb_hist_record, rb_hist_reset, rb_meter
 
 cdef extern from "<sys/mman.h>" nogil:
     int madvise(void *addr, size_t length, int advice)
@@ -84,7 +93,7 @@ cdef class HandlerArray:
     Built from subscription objects that carry ``_target``, ``_ref`` and ``_kind``.
     """
 
-    def __cinit__(self, subscriptions):
+    def __cinit__(self, subscriptions, bint metered=False):
         cdef tuple subs = tuple(subscriptions)
         cdef Py_ssize_t i, n = len(subs)
         cdef list keep = []
@@ -106,6 +115,7 @@ cdef class HandlerArray:
             self.entries[i].subscription = <PyObject *>sub
             self.entries[i].kind = kind
             self.entries[i].batch = 1 if batch else 0
+            self.entries[i].meter = getattr(sub, "_meter", 0) if metered else 0
             self.count += 1
         self._keep = tuple(keep)
 
@@ -237,9 +247,67 @@ cdef class DispatchTable:
         self._max_depth = 64
         self._raise_errors = False
         self._error_sink = None
+        self._meter_chunks = NULL
+        self._meters = 0
 
     def __dealloc__(self):
         free(self._slots)
+        cdef Py_ssize_t c
+        if self._meter_chunks != NULL:
+            for c in range(METER_CHUNKS):
+                free(self._meter_chunks[c])
+            free(self._meter_chunks)
+
+    # -- metrics (registration side) -----------------------------------------------------
+
+    def _new_meter(self):
+        """A new zeroed meter; its index (>= 1) for a subscription's ``_meter``."""
+        cdef uint32_t m = self._meters
+        cdef Py_ssize_t c = m >> METER_CHUNK_BITS
+        cdef Py_ssize_t i
+        if c >= METER_CHUNKS:
+            raise RuntimeError(f"more than {METER_CHUNKS * METER_CHUNK} metered "
+                               f"subscriptions on one bus")
+        if self._meter_chunks == NULL:
+            self._meter_chunks = <rb_meter **>calloc(METER_CHUNKS, sizeof(rb_meter *))
+            if self._meter_chunks == NULL:
+                raise MemoryError()
+        if self._meter_chunks[c] == NULL:
+            self._meter_chunks[c] = <rb_meter *>calloc(METER_CHUNK, sizeof(rb_meter))
+            if self._meter_chunks[c] == NULL:
+                raise MemoryError()
+            for i in range(METER_CHUNK):
+                rb_hist_reset(&self._meter_chunks[c][i].time)
+        rb_clock_calibrate()
+        self._meters = m + 1
+        return m + 1
+
+    def _meter_read(self, uint32_t m):
+        """Meter ``m``'s calls, errors and a copy of its time histogram."""
+        if m < 1 or m > self._meters:
+            raise ValueError(f"no meter {m}")
+        cdef rb_meter *meter = self._meter(m)
+        cdef Histogram h = Histogram()
+        memcpy(h._h, &meter.time, sizeof(rb_hist))
+        return meter.calls, meter.errors, h
+
+    def _clock_source(self):
+        """"tsc" or "monotonic": what the meters' clock reads."""
+        return "tsc" if rb_clock_tsc else "monotonic"
+
+    def _meter_reset(self):
+        """Zero every meter."""
+        cdef uint32_t m
+        cdef rb_meter *meter
+        for m in range(1, self._meters + 1):
+            meter = self._meter(m)
+            meter.calls = 0
+            meter.errors = 0
+            rb_hist_reset(&meter.time)
+
+    cdef rb_meter *_meter(self, uint32_t m) noexcept nogil:
+        m -= 1
+        return &self._meter_chunks[m >> METER_CHUNK_BITS][m & (METER_CHUNK - 1)]
 
     # -- registration side (Python callers, not the hot path) ---------------------------
 
@@ -443,9 +511,15 @@ cdef class DispatchTable:
         # args[0] is scratch space: PY_VECTORCALL_ARGUMENTS_OFFSET lets a callee that is a
         # bound method put `self` there instead of allocating a new argument array.
         cdef PyObject *args[2]
+        # Metered entries: one clock read per call. A call's end is the next call's start
+        # (the loop's few instructions between them are charged to the next handler).
+        cdef uint64_t stamp = 0, now
+        cdef rb_meter *meter
         for i in range(count):
             entry = &entries[i]
             args[1] = <PyObject *>payload
+            if entry.meter and stamp == 0:
+                stamp = rb_clock_ticks()
             if entry.kind == CALL_STRONG:
                 result = PyObject_Vectorcall(entry.target, &args[1],
                                              1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)
@@ -461,6 +535,12 @@ cdef class DispatchTable:
                                                  1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)
                 Py_DECREF(<object>alive)
             ran += 1
+            if entry.meter:
+                now = rb_clock_ticks()
+                meter = self._meter(entry.meter)
+                meter.calls += 1
+                rb_hist_record(&meter.time, rb_clock_ns(now - stamp))
+                stamp = now
             if result != NULL:
                 Py_DECREF(<object>result)
             else:
@@ -497,6 +577,8 @@ cdef class DispatchTable:
         if not isinstance(exc, Exception) or isinstance(exc, EmitDepthError):
             raise exc       # BaseException (KeyboardInterrupt, SystemExit) is never swallowed
         self._handler_errors += 1
+        if entry.meter:
+            self._meter(entry.meter).errors += 1
         if self._raise_errors:
             return exc
         if self._error_sink is not None:

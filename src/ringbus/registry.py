@@ -47,7 +47,7 @@ class Registry:
     """
 
     __slots__ = ("_table", "_lock", "_names", "_ids", "_subs", "_ranked", "_seq", "_on_error",
-                 "_aio", "__weakref__")
+                 "_aio", "_metered", "__weakref__")
 
     def __init__(self, table, *, on_error: ErrorPolicy = "log", max_depth: int = 64):
         max_depth = int_arg("max_depth", max_depth, low=1, high=2**31 - 1)
@@ -59,6 +59,7 @@ class Registry:
         self._ranked: list[tuple[Subscription, ...]] = []   # per id, dispatch order
         self._seq = 0
         self._aio: Optional[aio.AioState] = None
+        self._metered = False                       # per-subscription metrics on
         self._set_error_policy(on_error, max_depth)
 
     def _set_error_policy(self, on_error: ErrorPolicy, max_depth: int) -> None:
@@ -231,6 +232,8 @@ class Registry:
                                is_async=is_async, concurrent=limit)
             if is_async or once:
                 aio.wrap(self.aio, sub)
+            if self._metered:
+                sub._meter = self.table._new_meter()
             sub.after = self._resolve(t, current, after, "after", sub)
             sub.before = self._resolve(t, current, before, "before", sub)
             self._install(t, current + [sub])      # raises, unchanged, on a cycle
@@ -353,8 +356,36 @@ class Registry:
         ranked = tuple(order(subs, preds, key=lambda s: (-s.priority, s.seq)))
         self._ranked[t] = ranked
         per_event = [s for s in ranked if not s.batch]
-        group = HandlerArray(ranked) if len(per_event) < len(ranked) else None
-        self.table._swap(t, HandlerArray(per_event) if per_event else None, group)
+        metered = self._metered
+        group = HandlerArray(ranked, metered) if len(per_event) < len(ranked) else None
+        self.table._swap(t, HandlerArray(per_event, metered) if per_event else None, group)
+
+    # -- metrics -------------------------------------------------------------------------------
+
+    def set_metrics(self, on: bool) -> None:
+        """Meter every subscription (from the next event), or stop metering (the meters
+        keep what they counted)."""
+        with self._lock:
+            if on == self._metered:
+                return
+            self._metered = on
+            table = self.table
+            for t, subs in enumerate(self._subs):
+                for sub in subs:
+                    if on and not sub._meter:
+                        sub._meter = table._new_meter()
+                if subs:
+                    self._install(t, subs)
+
+    @property
+    def metered(self) -> bool:
+        return self._metered
+
+    def meters(self) -> list[tuple[Subscription, int, Optional[str]]]:
+        """(subscription, event type, its name) of every metered subscription."""
+        with self._lock:
+            return [(sub, t, self._ids[t]) for t, subs in enumerate(self._subs)
+                    for sub in subs if sub._meter]
 
     # -- error policies ------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ class Subscription:
     __slots__ = ("event_type", "priority", "name", "after", "before", "seq", "batch",
                  "once", "is_async", "concurrent",
                  "_bus", "_target", "_ref", "_kind", "_htarget", "_href", "_hkind",
-                 "_fired", "_active", "__weakref__")
+                 "_fired", "_active", "_meter", "__weakref__")
 
     def __init__(self, bus, event_type: int, handler: Callable[[Any], Any], *,
                  priority: int, name: Optional[str], seq: int, weak: Optional[bool],
@@ -44,6 +44,8 @@ class Subscription:
         # so dropping a bus frees its handlers without waiting for the cycle collector.
         self._bus = weakref.ref(bus)
         self._active = True
+        # Its meter in the bus's table (1-based), once metrics were enabled; 0: none.
+        self._meter = 0
         self._bind(handler, weak)
 
     def _bind(self, handler, weak: Optional[bool]) -> None:
