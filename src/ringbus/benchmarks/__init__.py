@@ -32,7 +32,7 @@ import time
 from typing import Callable, Iterable, Optional
 
 from ringbus.benchmarks import (
-    emit_batch, event_types, fan_out, latency, no_subscriber, one_thread, one_to_one,
+    emit_batch, event_types, fan_out, latency, metrics, no_subscriber, one_thread, one_to_one,
     one_to_one_threads, three_to_one_threads, workers, xproc_latency, xproc_messages,
     xproc_records,
 )
@@ -75,7 +75,8 @@ def case_names(settings: Settings) -> list[str]:
     """The cases a full run measures, in table order."""
     return ([one_to_one.NAME, fan_out.NAME]
             + [event_types.name(k) for k in settings.type_counts]
-            + [no_subscriber.NAME] + list(_FIXED) + list(_WORKER_CASES))
+            + [no_subscriber.NAME] + list(metrics.NAMES) + list(_FIXED)
+            + list(_WORKER_CASES))
 
 
 def build_case(name: str, settings: Settings,
@@ -86,6 +87,8 @@ def build_case(name: str, settings: Settings,
         return module.build(settings, progress)
     if name in _WORKER_CASES:
         return workers.build(name, settings, progress)
+    if name in metrics.NAMES:
+        return metrics.build(name, settings, progress)
     if name.startswith(event_types.PREFIX) and name[len(event_types.PREFIX):].isdigit():
         return event_types.build(settings, int(name[len(event_types.PREFIX):]), progress)
     raise ValueError(f"unknown benchmark case {name!r}; known: {', '.join(case_names(settings))}")

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Optional
 
 from ringbus.benchmarks import (
-    emit_batch, event_types, fan_out, no_subscriber, one_thread, one_to_one, one_to_one_threads,
-    workers, xproc_latency, xproc_messages, xproc_records,
+    emit_batch, event_types, fan_out, metrics, no_subscriber, one_thread, one_to_one,
+    one_to_one_threads, workers, xproc_latency, xproc_messages, xproc_records,
 )
 from ringbus.benchmarks.handoff import SIMPLEQUEUE
 from ringbus.benchmarks.peers import (
@@ -42,6 +42,8 @@ class Target:
     op: str
     bound: float
     unit: str = "x"
+    # True: the value is median(num) - median(den), in ``unit`` (what one row adds).
+    diff: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ _RB_MANY = one_to_one_threads.ring_label("block", many=True)
 _R, _M, _L = xproc_records, xproc_messages, xproc_latency
 _XR, _XM, _XL = _R.NAME, _M.NAME, _L.NAME
 _W = workers
+_MT = metrics
+_ME, _MH, _MR = _MT.EMIT, _MT.HANDOFF, _MT.RECORD
 _WC, _WT = _W.CPU, _W.TINY
 
 TARGETS: tuple[Target, ...] = (
@@ -123,6 +127,13 @@ TARGETS: tuple[Target, ...] = (
            (_WT, _W.WORKERS), ">=", 3.0),
     Target(_WT, _W.BATCHES, ">= 5x Pool.imap (best)", (_WT, _W.POOL + " *"), (_WT, _W.BATCHES),
            ">=", 5.0),
+    # Issue 14: metrics. "adds" = the metered row's ns/event less the same row off.
+    Target(_ME, _MT.METERED, "adds <= 30 ns per handler call", (_ME, _MT.METERED),
+           (_ME, RINGBUS), "<=", 30.0, unit="ns", diff=True),
+    Target(_MH, _MT.METERED, "adds <= 30 ns per handler call", (_MH, _MT.METERED),
+           (_MH, RINGBUS), "<=", 30.0, unit="ns", diff=True),
+    Target(_MR, _MT.C_RECORD, "<= 5 ns per value recorded", (_MR, _MT.C_RECORD),
+           (_MR, _MT.C_MAKE), "<=", 5.0, unit="ns", diff=True),
     # Issue 4, RecordRing (to come with RecordRing's own case, see benchmarks/__init__.py):
     # nogil C-API producer -> batch consumer >= 20M records/s (<= 50 ns/record, absolute)
     # and >= 5x the object ring's per-event events/s.
@@ -142,7 +153,7 @@ def evaluate(medians: Mapping[Key, Optional[float]],
         if num is None or den is None or den <= 0:
             out.append(Outcome(t, None, None))
         else:
-            ratio = num / den
+            ratio = num - den if t.diff else num / den
             out.append(Outcome(t, ratio, _OPS[t.op](ratio, t.bound)))
     return out
 
