@@ -76,13 +76,19 @@ def _live_children():
 @pytest.fixture(scope="session", autouse=True)
 def nothing_left_behind():
     """When the run ends, no shared-memory segment it made and no process it started is
-    left (a few seconds of grace for processes that are already exiting)."""
-    shm = Path("/dev/shm")
-    before = set(shm.glob("ringbus.*"))
+    left (a few seconds of grace for processes that are already exiting). A new segment
+    counts when this process made it or its maker is gone; one whose maker is another live
+    process belongs to someone else (a second test run on the machine)."""
+    from ringbus import shm
+
+    def ours(seg):
+        return seg.creator_pid == os.getpid() or not seg.creator_alive
+
+    before = {s.name for s in shm.segments()}
     yield
     deadline = time.monotonic() + 10
     while True:
-        segments = sorted(p.name for p in set(shm.glob("ringbus.*")) - before)
+        segments = sorted(s.name for s in shm.segments() if s.name not in before and ours(s))
         children = _live_children() if Path("/proc/self/stat").exists() else []
         if (not segments and not children) or time.monotonic() > deadline:
             break

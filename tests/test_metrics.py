@@ -129,3 +129,79 @@ def test_report_is_a_table_of_every_metered_subscription():
 def test_bad_metrics_argument_is_refused():
     with pytest.raises(TypeError, match="metrics must be True or False"):
         ringbus.Bus(metrics="yes")
+
+
+def test_handler_errors_are_logged_with_structured_fields(caplog):
+    bus = ringbus.Bus()
+    t = bus.event_type("orders.new")
+    bus.subscribe(t, lambda x: 1 / 0, name="risk")
+    with caplog.at_level(logging.ERROR, logger="ringbus"):
+        bus.emit(t, {"qty": 5})
+    (record,) = [r for r in caplog.records if r.name == "ringbus"]
+    assert (record.ringbus_event_type, record.ringbus_event_name,
+            record.ringbus_subscription) == (t, "orders.new", "risk")
+    assert record.exc_info[0] is ZeroDivisionError
+
+
+def test_ring_high_water_and_producers_waits_are_measured_and_reset():
+    bus = ringbus.Bus(capacity=64, metrics=True)
+    t = bus.event_type("t")
+    bus.subscribe(t, lambda x: _busy(200e-6))
+    for i in range(50):
+        bus.publish(t, i)
+    bus.drain()
+    ring = bus.metrics()["ring"]
+    assert ring["high_water"] == 50 and ring["stages_high_water"] == {"dispatch": 50}
+    assert ring["blocked_waits"] == 0
+    with bus.running():                   # a slow consumer: 300 events through 64 slots
+        for i in range(300):
+            bus.publish(t, i)
+    ring = bus.metrics()["ring"]
+    assert ring["blocked_waits"] > 0 and ring["blocked_seconds"] > 0
+    assert 50 <= ring["high_water"] <= 64
+    bus.reset_metrics()
+    ring = bus.metrics()["ring"]
+    assert (ring["high_water"], ring["blocked_waits"], ring["blocked_seconds"]) == (0, 0, 0.0)
+
+
+def test_the_watchdog_reports_a_slow_handler_once_with_its_stack(caplog):
+    bus = ringbus.Bus()
+    t = bus.event_type("orders.new")
+    done = threading.Event()
+
+    def gateway(order):
+        if order == "slow":
+            _busy(0.3)                   # a slow call, not interrupted
+            done.set()
+    bus.subscribe(t, gateway, name="gateway")
+    bus.subscribe(t, lambda x: None, name="fast")
+    dog = bus.enable_watchdog(threshold=0.05)
+    with caplog.at_level(logging.WARNING, logger="ringbus"):
+        with bus.running():
+            for i in range(1000):
+                bus.publish(t, i)
+            bus.publish(t, "slow")
+            assert done.wait(10)
+            time.sleep(0.1)
+    slow = [r for r in caplog.records if "slow handler" in r.getMessage()]
+    assert dog.reported == 1 and len(slow) == 1
+    record = slow[0]
+    assert (record.ringbus_subscription, record.ringbus_event_name) == ("gateway", "orders.new")
+    assert "in gateway" in record.getMessage() and "_busy" in record.getMessage()
+    bus.close()
+    assert not dog._thread.is_alive()     # closing the bus stopped it
+
+
+def test_the_watchdog_is_quiet_when_handlers_are_fast(caplog):
+    bus = ringbus.Bus()
+    t = bus.event_type("t")
+    bus.subscribe(t, lambda x: None)
+    dog = bus.enable_watchdog(threshold=0.05)
+    with caplog.at_level(logging.WARNING, logger="ringbus"):
+        with bus.running():
+            for i in range(200_000):
+                bus.publish(t, i)
+    assert dog.reported == 0
+    bus.disable_watchdog()
+    with pytest.raises(ValueError, match="threshold must be"):
+        bus.enable_watchdog(threshold=0)

@@ -19,6 +19,8 @@ cdef class Bus(DispatchTable):
     cdef bint _closed
     cdef double _close_timeout      # seconds; -1: no bound
     cdef list _closers
+    cdef object _watchdog           # ringbus.metrics.watchdog.Watchdog, or None
+    cdef bint _watchdog_closer
     cdef object __weakref__
 
     cdef inline int _need(self) except -1

@@ -513,21 +513,50 @@ An in-process event bus.
                            "errors", "time_ns": {"count", "min", "max", "mean", "p50",
                                                  "p90", "p99", "p99_9", "overflow"}}, ...],
              "ring": {"capacity", "fill", "fill_ratio", "published", "dispatched",
-                      "dropped", "backlog"},
+                      "dropped", "backlog", "high_water", "stages_high_water",
+                      "blocked_waits", "blocked_seconds"},
              "counters": stats()}
 
         ``handlers`` lists the metered subscriptions (those subscribed while metrics were
         on, or when they were enabled), in event type then dispatch-registration order;
         times are nanoseconds per call, within 1/64 (see ringbus.Histogram).
+        ``high_water``: the most events a consumer found queued for it when it took a
+        batch (per stage in ``stages_high_water``); ``blocked_*``: how often and how long
+        this process's producers waited for room in the full ring.
         """
         self._need()
         from ringbus import metrics as _metrics
         return _metrics.snapshot(self)
 
     def reset_metrics(self):
-        """Zero every subscription's calls, errors and time histogram."""
+        """Zero every subscription's calls, errors and time histogram, the ring's
+        high-water mark and its producers' waits."""
         self._need()
         self._meter_reset()
+        self._ring._flow_reset()
+
+    def enable_watchdog(self, threshold=0.1):
+        """Warn (the ``ringbus`` logger) about a handler call that runs longer than
+        ``threshold`` seconds on one of this bus's consumer threads: once per call, naming
+        its subscription and event and showing the thread's stack. It never interrupts the
+        handler. A thread looks every threshold/4; closing the bus ends it. Returns the
+        watchdog (``.reported``: how many calls it reported; ``.stop()``)."""
+        self._need()
+        from ringbus.metrics.watchdog import Watchdog
+        if self._watchdog is not None:
+            self._watchdog.stop()
+        self._watchdog = Watchdog(self, threshold)
+        if not self._watchdog_closer:
+            self._add_closer(lambda left: self.disable_watchdog())
+            self._watchdog_closer = True
+        return self._watchdog
+
+    def disable_watchdog(self):
+        """Stop the slow-handler watchdog (if one runs)."""
+        self._need()
+        dog, self._watchdog = self._watchdog, None
+        if dog is not None:
+            dog.stop()
 
     def metrics_report(self):
         """:meth:`metrics` as a compact table (a str): one row per subscription with its

@@ -44,6 +44,9 @@ cdef class Consumer:
     cdef int32_t _ndeps
     cdef object _thread             # threading.Thread while started
     cdef object _exception          # what ended its thread, re-raised by stop()
+    # The most events it found waiting for it when it took a batch (the ring's fill as this
+    # consumer saw it); metrics, reset by Driver._flow_reset.
+    cdef int64_t _high_water
     cdef object __weakref__
 
 
@@ -61,6 +64,10 @@ cdef class Driver:
     cdef list _consumers            # Consumer objects; the first is the one drain() runs
 
     cdef bint _owned                # a Bus closes (and reports) it; else the exit hook here
+    # Producers of this process that waited for room (the blocking claim's slow path): how
+    # many waits, and their time; metrics, written with the GIL held.
+    cdef int64_t _blocked_waits
+    cdef double _blocked_seconds
     cdef bint _started
     cdef bint _draining             # drain() runs on some thread (re-entry guard)
     cdef unsigned long _drainer     # pthread_self() of that thread (a fork keeps only one)
@@ -85,6 +92,8 @@ cdef class Driver:
 
     # -- the driver -----------------------------------------------------------------------
     cdef int64_t claim_blocking(self, int64_t max_n, double timeout, int64_t *hi) except -1
+    cdef int64_t _claim_wait(self, int64_t max_n, double timeout, double deadline,
+                             int64_t *hi) except -1
     cdef int64_t claim_within(self, int64_t max_n, double timeout, bint drop,
                               int64_t *hi) except -1
     cdef Py_ssize_t drain_consumer(self, Consumer c, Py_ssize_t max_n) except -1

@@ -202,6 +202,29 @@ cdef class Driver:
     cdef str _thread_name(self, Consumer c):
         return f"ringbus-{c.name}"
 
+    # -- flow metrics -----------------------------------------------------------------------
+
+    def _flow(self):
+        """Not API (bus.metrics()): ``{"high_water": {consumer: events}, "blocked_waits",
+        "blocked_seconds"}``."""
+        cdef Consumer c
+        return {"high_water": {c.name: c._high_water for c in self._consumers},
+                "blocked_waits": self._blocked_waits,
+                "blocked_seconds": self._blocked_seconds}
+
+    def _consumer_threads(self):
+        """Not API (the slow-handler watchdog): the threads of the started consumers."""
+        cdef Consumer c
+        return [c._thread for c in self._consumers if c._thread is not None]
+
+    def _flow_reset(self):
+        """Not API (bus.reset_metrics())."""
+        cdef Consumer c
+        for c in self._consumers:
+            c._high_water = 0
+        self._blocked_waits = 0
+        self._blocked_seconds = 0.0
+
     # -- the blocking claim -----------------------------------------------------------------
 
     cdef int64_t claim_blocking(self, int64_t max_n, double timeout, int64_t *hi) except -1:
@@ -209,13 +232,24 @@ cdef class Driver:
         (signals are checked between slices); returns how many. timeout < 0: no limit.
         RingFull on timeout, or when only this thread could make room; ConsumerGone when the
         consumer thread that was started ended."""
-        cdef double deadline = -1, left, slice_
+        cdef double deadline = -1
         cdef int64_t got = rb_sequencer_claim_upto(&self._q, max_n, hi)
         if got:
             return got
         self._may_wait()
+        cdef double started = rb_monotonic()
         if timeout >= 0:
-            deadline = rb_monotonic() + timeout
+            deadline = started + timeout
+        try:
+            return self._claim_wait(max_n, timeout, deadline, hi)
+        finally:
+            self._blocked_waits += 1
+            self._blocked_seconds += rb_monotonic() - started
+
+    cdef int64_t _claim_wait(self, int64_t max_n, double timeout, double deadline,
+                             int64_t *hi) except -1:
+        cdef double left, slice_
+        cdef int64_t got
         while True:
             slice_ = RB_CLAIM_WAIT_SLICE
             if deadline >= 0:
@@ -299,6 +333,8 @@ cdef class Driver:
                 # stop(drain=True): never past the stop target.
                 avail = rb_stop_limit(self._stop_target, &c._c.alert, avail)
                 if avail >= next:
+                    if avail - next + 1 > c._high_water:
+                        c._high_water = avail - next + 1
                     self._handle(c, next, avail)
                     next = rb_sequence_get_own(&c._c.sequence) + 1
                     if rb_load_acquire_i32(&c._c.alert) != RB_STOP_NOW:
@@ -377,6 +413,8 @@ cdef class Driver:
                     total += n
                     continue
                 hi = avail
+                if avail - next + 1 > c._high_water:
+                    c._high_water = avail - next + 1
                 if max_n >= 0 and hi - next >= max_n - total:
                     hi = next + (max_n - total) - 1
                 total += self._handle(c, next, hi)

@@ -393,9 +393,11 @@ class Registry:
         # The arguments are rendered here, each through _safe_repr: logging formats lazily,
         # and a payload whose repr raises would make it drop the whole record, handler
         # error and traceback included (it prints "--- Logging error ---" instead).
+        name = self._ids[t] if t < len(self._ids) else None
         log.error("handler %s failed on event %s (%s) with payload %s", _safe_str(sub),
-                  t, self._ids[t] if t < len(self._ids) else "?", _safe_repr(payload),
-                  exc_info=(type(exc), exc, exc.__traceback__))
+                  t, name if name is not None else "?", _safe_repr(payload),
+                  exc_info=(type(exc), exc, exc.__traceback__),
+                  extra=log_fields(t, name, sub))
 
     def _callback_error(self, callback):
         def sink(t, payload, sub, exc):
@@ -406,6 +408,15 @@ class Registry:
                 log.exception("on_error callback %r failed; the handler error was:", callback)
                 self._log_error(t, payload, sub, exc)
         return sink
+
+
+def log_fields(event_type: Optional[int], event_name: Optional[str],
+               subscription: Any = None) -> dict[str, Any]:
+    """The structured fields of a ``ringbus`` log record (``extra=``), so that handlers and
+    filters can route by them: ``ringbus_event_type`` (the id), ``ringbus_event_name`` and
+    ``ringbus_subscription`` (its name, or ``#seq:handler``; None when none applies)."""
+    return {"ringbus_event_type": event_type, "ringbus_event_name": event_name,
+            "ringbus_subscription": None if subscription is None else _safe_str(subscription)}
 
 
 def _safe_repr(obj: Any) -> str:

@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterator, Optional, Union
 from ringbus import _worker
 from ringbus.aio import _current as requests_in_flight, current_request
 from ringbus._messages import MessageRing, PickleCodec
+from ringbus.registry import log_fields
 from ringbus._route import GATHERED, Router, is_gathered, publish_each, split_rows, unpack
 
 __all__ = ["Workers", "PoisonEvent"]
@@ -406,7 +407,7 @@ class Workers:
         if subscription is None or self._bus._handler_error(item[0], item[1], subscription,
                                                              exc) is not None:
             _log.error("ringbus: an event of type %s was not routed to the workers: %s",
-                       item[0], exc)
+                       item[0], exc, extra=self._log_fields(item[0], subscription))
 
     # -- lifetime ------------------------------------------------------------------------
 
@@ -650,10 +651,20 @@ class Workers:
             return
         subscription = None if event_type is None else self._routes.get(event_type)
         if event_type is None or subscription is None:
-            _log.error("ringbus: %s", exc)
+            _log.error("ringbus: %s", exc, extra=self._log_fields(event_type, subscription))
             return
         if self._bus._handler_error(event_type, payload, subscription, exc) is not None:
-            _log.error("ringbus: %s", exc)      # on_error="raise": nobody to raise it to
+            # on_error="raise": nobody to raise it to
+            _log.error("ringbus: %s", exc, extra=self._log_fields(event_type, subscription))
+
+    def _log_fields(self, event_type: Optional[int], subscription: Any) -> dict[str, Any]:
+        name = None
+        if event_type is not None:
+            try:
+                name = self._bus.event_name(event_type)
+            except ValueError:
+                pass
+        return log_fields(event_type, name, subscription)
 
     def _decode(self, data: bytes) -> Any:
         codec = self.codec

@@ -31,6 +31,7 @@ def snapshot(bus: Any) -> dict[str, Any]:
         handlers.append(fields)
     ring = bus.ring.stats()
     capacity = bus.ring.capacity
+    flow = bus.ring._flow()
     return {
         "enabled": bus._registry.metered,
         "clock": bus._clock_source(),
@@ -38,7 +39,11 @@ def snapshot(bus: Any) -> dict[str, Any]:
         "ring": {"capacity": capacity, "fill": ring["pending"],
                  "fill_ratio": ring["pending"] / capacity if capacity else 0.0,
                  "published": ring["published"], "dispatched": ring["dispatched"],
-                 "dropped": ring["dropped"], "backlog": ring["backlog"]},
+                 "dropped": ring["dropped"], "backlog": ring["backlog"],
+                 "high_water": max(flow["high_water"].values(), default=0),
+                 "stages_high_water": flow["high_water"],
+                 "blocked_waits": flow["blocked_waits"],
+                 "blocked_seconds": flow["blocked_seconds"]},
         "counters": bus.stats(),
     }
 
@@ -73,7 +78,9 @@ def report(bus: Any) -> str:
     if not snap["enabled"]:
         lines.append("(metrics are off: Bus(metrics=True) or bus.enable_metrics())")
     ring = snap["ring"]
-    lines.append(f"ring: {ring['fill']:,} of {ring['capacity']:,} queued, "
+    lines.append(f"ring: {ring['fill']:,} of {ring['capacity']:,} queued (at most "
+                 f"{ring['high_water']:,}), producers waited {ring['blocked_waits']:,} times "
+                 f"for {ring['blocked_seconds'] * 1000:,.1f} ms; "
                  f"{ring['published']:,} published, {ring['dispatched']:,} dispatched, "
                  f"{ring['dropped']:,} dropped, {ring['backlog']:,} in the backlog")
     return "\n".join(lines)
