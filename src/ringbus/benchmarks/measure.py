@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 __all__ = ["Contender", "Case", "Failed", "CheckedRun", "compile_function", "compile_loop",
-           "rebind", "run_rounds", "gc_paused"]
+           "rebind", "run_rounds", "gc_paused", "timed_publish"]
 
 _LOOP_SOURCE = """\
 def loop({params}, _clock=_clock):
@@ -60,6 +60,25 @@ class CheckedRun(abc.ABC):
         elapsed = self.run()
         self.check()
         return elapsed
+
+
+def timed_publish(bus: Any, event_type: int, events: int, counted: Callable[[], int],
+                  pause: float = 0.0, seconds: float = 60.0) -> tuple[int, int]:
+    """Publish ``events`` events (payloads 0, 1, ...) on this thread while ``bus`` runs its
+    consumer, then poll ``counted()`` (sleeping ``pause`` between looks) until it grew by
+    ``events`` or ``seconds`` passed. Returns (nanoseconds from the first publish to the
+    last look, how much ``counted()`` grew): the caller checks the count."""
+    base = counted()
+    publish = bus.publish
+    with bus.running():
+        t0 = time.perf_counter_ns()
+        for x in range(events):
+            publish(event_type, x)
+        deadline = time.monotonic() + seconds
+        while counted() - base < events and time.monotonic() < deadline:
+            time.sleep(pause)
+        elapsed = time.perf_counter_ns() - t0
+    return elapsed, counted() - base
 
 
 def compile_function(source: str, name: str, env: dict[str, Any],

@@ -12,10 +12,11 @@
 from __future__ import annotations
 
 import importlib
-import time
 from typing import Callable, Optional
 
-from ringbus.benchmarks.measure import Case, CheckedRun, Contender, Failed, compile_loop
+from ringbus.benchmarks.measure import (
+    Case, CheckedRun, Contender, Failed, compile_loop, timed_publish,
+)
 from ringbus.benchmarks.peers import FLOOR, RINGBUS, make_handler
 from ringbus.benchmarks.topology import Settings
 
@@ -66,19 +67,9 @@ class _Handoff(CheckedRun):
         self.dispatched = 0
 
     def run(self) -> int:
-        bus, t, publish = self.bus, self.t, self.bus.publish
-        base = bus.stats()["dispatched"]
-        with bus.running():
-            t0 = time.perf_counter_ns()
-            for x in range(self.events):
-                publish(t, x)
-            deadline = time.monotonic() + 60
-            while bus.stats()["dispatched"] - base < self.events:
-                if time.monotonic() > deadline:
-                    break
-                time.sleep(0)
-            elapsed = time.perf_counter_ns() - t0
-        self.dispatched = bus.stats()["dispatched"] - base
+        bus = self.bus
+        elapsed, self.dispatched = timed_publish(bus, self.t, self.events,
+                                                 lambda: bus.stats()["dispatched"])
         return elapsed
 
     def check(self) -> None:

@@ -30,7 +30,7 @@ import time
 from typing import Any, Callable, Optional
 
 from ringbus.benchmarks import work
-from ringbus.benchmarks.measure import Case, CheckedRun, Contender, Failed
+from ringbus.benchmarks.measure import Case, CheckedRun, Contender, Failed, timed_publish
 from ringbus.benchmarks.topology import Settings
 
 __all__ = ["CPU", "TINY", "LATENCY", "ROUTER", "router_label", "IN_PROCESS", "WORKERS", "BATCHES", "POOL", "EXECUTOR",
@@ -297,19 +297,8 @@ class _RouterRun(CheckedRun):
         side = self.side
         bus, workers = side.bus, side.workers
         t, items = bus.event_type("bench.item"), self.items
-        base = workers.stats()["handled"]
-        publish = bus.publish
-        with bus.running():
-            t0 = time.perf_counter_ns()
-            for x in range(items):
-                publish(t, x)
-            deadline = time.monotonic() + 60
-            while workers.stats()["handled"] - base < items:
-                if time.monotonic() > deadline:
-                    break
-                time.sleep(0.001)
-            elapsed = time.perf_counter_ns() - t0
-        self.handled = workers.stats()["handled"] - base
+        elapsed, self.handled = timed_publish(bus, t, items,
+                                              lambda: workers.stats()["handled"], 0.001)
         return elapsed
 
     def check(self) -> None:
