@@ -4,8 +4,14 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 
-cdef extern from "_clock.h" nogil:
-    uint64_t rb_clock_monotonic_ns()
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
+
+
+cdef inline uint64_t _monotonic_ns() noexcept nogil:
+    # Not _clock.h: its calibration globals are _dispatch's alone (a static per module).
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return <uint64_t>ts.tv_sec * 1000000000 + <uint64_t>ts.tv_nsec
 
 import operator
 
@@ -199,7 +205,7 @@ def _record_loop(Histogram h not None, Py_ssize_t n, bint record=True):
     cdef uint64_t t0, t1
     cdef Py_ssize_t i
     with nogil:
-        t0 = rb_clock_monotonic_ns()
+        t0 = _monotonic_ns()
         for i in range(n):
             x ^= x << 13                        # xorshift64
             x ^= x >> 7
@@ -209,7 +215,7 @@ def _record_loop(Histogram h not None, Py_ssize_t n, bint record=True):
                 rb_hist_record(h._h, v)
             else:
                 sink += v
-        t1 = rb_clock_monotonic_ns()
+        t1 = _monotonic_ns()
     if sink == 1:
         print(end="")                           # keeps the loop from being optimised out
     return t1 - t0
