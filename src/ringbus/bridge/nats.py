@@ -1,0 +1,454 @@
+"""NatsBridge: selected event types to NATS JetStream and back (``pip install 'ringbus[nats]'``).
+
+Out: each exported event is published to its subject with a ``Nats-Msg-Id`` header (the
+de-duplication id, ``producer:sequence``) and a reply inbox of this bridge; JetStream's
+acknowledgement (PubAck) arrives there, and only then does the event leave the bridge. Up to
+``max_in_flight`` are unacknowledged at once. One with no ack within ``ack_wait`` is
+published again, together with every later one still unacknowledged, in their first order:
+the stream's duplicate window drops the copies that had been stored, and each subject keeps
+its order. After a reconnect the same happens at once.
+
+In: a durable pull consumer per import, fetched ``batch`` messages at a time; their events go
+through the local bus, and each message is acked once the bus's handlers ran, NAKed with a
+delay if one raised, and moved to the dead-letter subject after ``max_deliver`` deliveries
+(or at once when it does not decode).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import ssl
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+from ringbus.bridge.base import Bridge, Export, Import, Key
+from ringbus.bridge.codec import MalformedMessage
+
+__all__ = ["NatsBridge"]
+
+_log = logging.getLogger("ringbus.bridge")
+
+ID_HEADER = "Nats-Msg-Id"
+CODEC_HEADER = "Ringbus-Codec"
+_STREAM_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _redact(url: str) -> str:
+    """``nats://user:secret@host:4222`` -> ``nats://***@host:4222``."""
+    return re.sub(r"//[^@/]*@", "//***@", url)
+
+
+def _covers(pattern: str, subject: str) -> bool:
+    """Whether the NATS subject pattern ``pattern`` matches every subject ``subject`` does
+    (both may hold wildcards)."""
+    p, s = pattern.split("."), subject.split(".")
+    for i, tok in enumerate(p):
+        if tok == ">":
+            return i < len(s)
+        if i >= len(s):
+            return False
+        if tok == "*":
+            if s[i] == ">":
+                return False
+            continue
+        if tok != s[i]:
+            return False
+    return len(p) == len(s)
+
+
+def _cover(subjects: List[str]) -> List[str]:
+    """The fewest of ``subjects`` that match all of them (JetStream refuses a stream whose
+    subjects overlap: ``md.tick.*`` beside ``md.tick.>``)."""
+    out: List[str] = []
+    for s in subjects:
+        if not any(_covers(w, s) for w in out):
+            out = [w for w in out if not _covers(s, w)] + [s]
+    return out
+
+
+class NatsBridge(Bridge):
+    """A bridge between ``bus`` and NATS JetStream (the stream ``stream``, made when missing,
+    its subjects those exported and imported).
+
+    >>> bridge = NatsBridge(bus, servers="nats://127.0.0.1:4333", stream="md")
+    >>> bridge.export(TICK, subject="md.tick.{sym}", key=lambda p: p["sym"])
+    >>> bridge.import_(ORDER, subject="orders.>", durable="risk")
+    >>> with bridge.running(): ...
+
+    Security options are passed to nats-py as they are: ``user``/``password``, ``token``,
+    ``creds`` (a credentials file), ``tls`` (an ``ssl.SSLContext``; or ``tls://`` servers).
+    None of them is ever printed (the repr and the logs show ``***``).
+
+    Tuning: ``batch`` (fetch and publish size, 500), ``max_in_flight`` (unacknowledged
+    exports, 10,000), ``ack_wait`` (seconds: the export's wait for a PubAck and the import
+    consumer's AckWait, 5), ``max_deliver`` (5), ``redelivery_delay`` (1 s),
+    ``duplicate_window`` (the stream's, seconds, 120), ``dead_letter`` (the subject failed
+    messages go to; default ``ringbus.dead.<stream>``, in the stream ``<stream>_dead``),
+    ``codec`` ("msgpack" or "json"), ``dedup_window`` (ids remembered by the importer).
+    """
+
+    _engine = "nats"
+
+    def __init__(self, bus: Any, servers: Union[str, Sequence[str]] = "nats://127.0.0.1:4222",
+                 stream: str = "ringbus", *, user: Optional[str] = None,
+                 password: Optional[str] = None, token: Optional[str] = None,
+                 creds: Optional[str] = None, tls: Optional[ssl.SSLContext] = None,
+                 duplicate_window: float = 120.0, dead_letter: Optional[str] = None,
+                 codec: str = "msgpack", batch: int = 500, max_in_flight: int = 10_000,
+                 ack_wait: float = 5.0, max_deliver: int = 5, redelivery_delay: float = 1.0,
+                 dedup_window: int = 1_000_000, fetch_wait: float = 0.5) -> None:
+        try:
+            import nats  # noqa: F401
+        except ImportError as exc:
+            raise ImportError("NatsBridge needs nats-py: pip install 'ringbus[nats]'") from exc
+        super().__init__(bus, codec=codec, batch=batch, max_in_flight=max_in_flight,
+                         ack_wait=ack_wait, max_deliver=max_deliver,
+                         redelivery_delay=redelivery_delay, dedup_window=dedup_window,
+                         fetch_wait=fetch_wait)
+        if isinstance(servers, str):
+            servers = [servers]
+        servers = list(servers)
+        if not servers or not all(isinstance(s, str) and "://" in s for s in servers):
+            raise ValueError(f"servers must be a URL (nats://host:port) or a list of them, "
+                             f"got {[_redact(str(s)) for s in servers]!r}")
+        if not isinstance(stream, str) or not _STREAM_NAME.match(stream):
+            raise ValueError(f"stream must be a JetStream stream name (letters, digits, '_', "
+                             f"'-'), got {stream!r}")
+        if tls is not None and not isinstance(tls, ssl.SSLContext):
+            raise TypeError(f"tls must be an ssl.SSLContext, got {type(tls).__name__}")
+        self.servers = servers
+        self.stream = stream
+        self._auth = dict(user=user, password=password, token=token,
+                          user_credentials=creds, tls=tls)
+        self.duplicate_window = float(duplicate_window)
+        self.dead_letter = dead_letter or f"ringbus.dead.{stream}"
+        self._nc: Any = None
+        self._js: Any = None
+        # Export: our sequence -> [id, subject, kind, data, sent_at]; insertion order is
+        # the first publish order, which every re-publish keeps.
+        self._unacked: Dict[int, List[Any]] = {}
+        self._seq = 0
+        self._inbox = ""
+        self._changed: Optional[asyncio.Event] = None
+        self._resend = False
+
+    def __repr__(self) -> str:
+        auth = [k for k in ("user", "token", "user_credentials", "tls") if self._auth.get(k)]
+        return (f"<ringbus.bridge.NatsBridge servers={[_redact(s) for s in self.servers]!r} "
+                f"stream={self.stream!r}{' auth=' + ','.join(auth) + '=***' if auth else ''}>")
+
+    def import_(self, event_type: Any, subject: str,  # type: ignore[override]
+                durable: str) -> Import:
+        """Feed the messages of ``subject`` (wildcards allowed) into the bus as
+        ``event_type`` events, through the durable pull consumer ``durable`` (made when
+        missing): acked after the bus's handlers ran."""
+        return super().import_(event_type, subject, durable)
+
+    def _check_subject(self, subject: str, what: str) -> None:
+        if any(c in subject for c in " \t\r\n") or ".." in subject or subject.startswith(".") \
+                or subject.endswith("."):
+            raise ValueError(f"{what} {subject!r} is not a NATS subject")
+
+    def _default_subject(self) -> str:
+        return f"{self.stream}.events"
+
+    # -- connection -------------------------------------------------------------------------
+
+    async def _connect(self) -> None:
+        import nats
+        self._changed = asyncio.Event()
+        opts = {k: v for k, v in self._auth.items() if v is not None}
+        self._nc = await nats.connect(
+            servers=self.servers, allow_reconnect=True, max_reconnect_attempts=-1,
+            reconnect_time_wait=0.1, connect_timeout=2, name="ringbus-bridge",
+            error_cb=self._on_error, disconnected_cb=self._on_disconnected,
+            reconnected_cb=self._on_reconnected, **opts)
+        self._js = self._nc.jetstream(timeout=max(2.0, self.ack_wait))
+
+    async def _disconnect(self) -> None:
+        nc, self._nc = self._nc, None
+        if nc is not None:
+            try:
+                if nc.is_connected:
+                    await nc.flush(timeout=2)      # the last acks
+            except Exception:
+                pass
+            try:
+                await nc.close()
+            except Exception:
+                pass
+
+    async def _on_error(self, exc: Exception) -> None:
+        _log.warning("ringbus.bridge: NATS %s: %s", [_redact(s) for s in self.servers],
+                     type(exc).__name__ if not str(exc) else exc)
+
+    async def _on_disconnected(self) -> None:
+        if self.stats_["connected"]:
+            _log.warning("ringbus.bridge: disconnected from NATS %s; reconnecting",
+                         [_redact(s) for s in self.servers])
+        self.stats_["connected"] = False
+        # What nats-py still holds to write went nowhere, and after the reconnect it would
+        # be written before our re-publish of what the dead socket swallowed: a subject's
+        # later message stored before its earlier one. Dropped here (a private field of
+        # nats-py's client; pinned by tests/test_bridge_faults.py): every unacked export is
+        # published again in order, lost acks are redelivered and dropped as duplicates, a
+        # lost pull request times out and is sent again.
+        nc = self._nc
+        if nc is not None and isinstance(getattr(nc, "_pending", None), list):
+            nc._pending = []
+            nc._pending_data_size = 0
+
+    async def _on_reconnected(self) -> None:
+        self.stats_["reconnects"] += 1
+        self.stats_["connected"] = True
+        _log.warning("ringbus.bridge: reconnected to NATS %s",
+                     [_redact(s) for s in self.servers])
+        self._republish()
+
+    async def _prepare(self) -> None:
+        """The stream (made, or its subjects completed), the dead-letter stream, the PubAck
+        inbox."""
+        subjects = [e.pattern("*") for e in self._exports.values()]
+        subjects += [i.subject for i in self._imports]
+        await self._ensure_stream(self.stream, subjects, self.duplicate_window)
+        if self._imports:
+            await self._ensure_stream(f"{self.stream}_dead", [self.dead_letter], 120.0)
+        if self._exports:
+            self._inbox = self._nc.new_inbox() + "."
+            await self._nc.subscribe(self._inbox + "*", cb=self._on_puback,
+                                     pending_msgs_limit=-1, pending_bytes_limit=-1)
+
+    async def _ensure_stream(self, name: str, subjects: List[str], window: float) -> None:
+        from nats.js.errors import NotFoundError
+        js = self._js
+        try:
+            info = await js.stream_info(name)
+        except NotFoundError:
+            await js.add_stream(name=name, subjects=_cover(subjects), duplicate_window=window)
+            return
+        have = list(info.config.subjects or [])
+        if any(not any(_covers(h, s) for h in have) for s in subjects):
+            config = info.config
+            config.subjects = _cover(have + subjects)
+            await js.update_stream(config)
+
+    # -- export -----------------------------------------------------------------------------
+
+    async def _export_loop(self) -> None:
+        changed, wake = self._changed, self._wake
+        assert changed is not None and wake is not None
+        nc, stats, unacked = self._nc, self.stats_, self._unacked
+        headers_of = _headers
+        watchdog = asyncio.ensure_future(self._watch_acks())
+        try:
+            while True:
+                if self._resend and nc.is_connected:
+                    self._resend = False
+                    await self._publish_again()
+                room = self.max_in_flight - len(unacked)
+                if not self._outbox:
+                    if self._stopping and not unacked:
+                        return
+                    wake.clear()
+                    if not self._outbox:
+                        await _either(wake, changed)
+                        changed.clear()
+                    continue
+                if room <= 0 or not nc.is_connected:
+                    changed.clear()
+                    if not self._resend:
+                        await changed.wait()
+                    continue
+                records = self._take(min(self.batch, room))
+                if not records:
+                    continue
+                now = time.monotonic()
+                inbox, publish = self._inbox, nc.publish
+                first = self._seq + 1
+                for rec in records:
+                    self._seq += 1
+                    unacked[self._seq] = [rec[0], rec[1], rec[2], rec[3], now]
+                stats["exported"] += len(records)
+                stats["in_flight"] = len(unacked)
+                for seq in range(first, self._seq + 1):
+                    if not nc.is_connected:
+                        # The rest goes with the re-publish after the reconnect, in order.
+                        self._resend = True
+                        break
+                    rec = unacked.get(seq)
+                    if rec is not None:
+                        await publish(rec[1], rec[3], reply=f"{inbox}{seq}",
+                                      headers=headers_of(rec[0], rec[2]))
+        finally:
+            watchdog.cancel()
+
+    async def _on_puback(self, msg: Any) -> None:
+        data = msg.data
+        seq = int(msg.subject[len(self._inbox):])
+        stats = self.stats_
+        if b'"error"' in data:
+            # Not stored (e.g. the stream is full, or missing): published again by the
+            # ack watchdog after ack_wait.
+            stats["export_errors"] += 1
+            _log.warning("ringbus.bridge: JetStream refused a message: %s",
+                         data.decode(errors="replace"))
+            return
+        if self._unacked.pop(seq, None) is None:
+            return                      # the ack of a copy published again
+        stats["acked"] += 1
+        stats["in_flight"] = len(self._unacked)
+        if stats["stalled"]:
+            stats["stalled"] = False
+            _log.warning("ringbus.bridge: JetStream acknowledges again (NATS %s)",
+                         [_redact(s) for s in self.servers])
+        changed = self._changed
+        if changed is not None and not changed.is_set() and \
+                len(self._unacked) <= self.max_in_flight // 2:
+            changed.set()
+            self._made_room()
+
+    async def _watch_acks(self) -> None:
+        """Every quarter of ack_wait: unacknowledged past ack_wait -> reported, published
+        again (it and all after it, in order)."""
+        while True:
+            await asyncio.sleep(self.ack_wait / 4)
+            unacked = self._unacked
+            if not unacked:
+                continue
+            oldest = next(iter(unacked.values()))
+            waited = time.monotonic() - oldest[4]
+            if waited < self.ack_wait:
+                continue
+            stats = self.stats_
+            if not stats["stalled"]:
+                stats["stalls"] += 1
+                stats["stalled"] = True
+                _log.warning("ringbus.bridge: no JetStream ack for %.1f s (NATS %s, %d "
+                             "in flight); publishing them again", waited,
+                             [_redact(s) for s in self.servers], len(unacked))
+            self._republish()
+
+    def _republish(self) -> None:
+        # Done by the export loop, before anything new: one writer keeps the order.
+        self._resend = True
+        if self._changed is not None:
+            self._changed.set()
+
+    async def _publish_again(self) -> None:
+        nc = self._nc
+        if nc is None or not nc.is_connected:
+            return
+        now = time.monotonic()
+        inbox = self._inbox
+        n = 0
+        for seq, rec in list(self._unacked.items()):
+            if seq not in self._unacked:
+                continue
+            if not nc.is_connected:
+                self._resend = True
+                break
+            rec[4] = now
+            await nc.publish(rec[1], rec[3], reply=f"{inbox}{seq}", headers=_headers(rec[0], rec[2]))
+            n += 1
+        self.stats_["retried"] += n
+
+    # -- import -----------------------------------------------------------------------------
+
+    async def _import_loop(self, spec: Import) -> None:
+        import nats.errors
+        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+        config = ConsumerConfig(durable_name=spec.name, ack_policy=AckPolicy.EXPLICIT,
+                                deliver_policy=DeliverPolicy.ALL, ack_wait=self.ack_wait,
+                                max_deliver=-1, filter_subject=spec.subject,
+                                max_ack_pending=max(self.batch * 4, 1000))
+        psub = await self._js.pull_subscribe(spec.subject, durable=spec.name,
+                                             stream=self.stream, config=config)
+        stats, decode, t = self.stats_, self._decode, spec.event_type
+        while not self._stopping:
+            try:
+                msgs = await psub.fetch(self.batch, timeout=self.fetch_wait)
+            except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                stats["lag"] = 0
+                continue
+            except Exception as exc:
+                if self._stopping:
+                    return
+                _log.warning("ringbus.bridge: fetch from %s failed: %r; retrying",
+                             spec.subject, exc)
+                await asyncio.sleep(0.1)
+                continue
+            stats["imported"] += len(msgs)
+            events: List[Tuple[int, Any]] = []
+            held: List[Tuple[Any, Optional[str], int]] = []
+            batch_ids = set()
+            for m in msgs:
+                md = m.metadata
+                hdr = m.headers or {}
+                mid = hdr.get(ID_HEADER)
+                if md.num_delivered > 1:
+                    stats["redelivered"] += 1
+                if mid is not None and (mid in batch_ids or self._duplicate(mid)):
+                    stats["duplicates_dropped"] += 1
+                    await m.ack()
+                    continue
+                try:
+                    payload = decode(spec, hdr.get(CODEC_HEADER), m.data)
+                except MalformedMessage as exc:
+                    self._malformed(spec, m.data, exc)
+                    await self._to_dead_letter(m, spec, str(exc))
+                    continue
+                if mid is not None:
+                    batch_ids.add(mid)
+                events.append((t, payload))
+                held.append((m, mid, md.num_delivered))
+            if msgs:
+                stats["lag"] = msgs[-1].metadata.num_pending
+            if not events:
+                continue
+            results = await self._through_bus(events)
+            if results is None:
+                return                  # stopping: not acked, the engine delivers them again
+            for (m, mid, delivered), ok in zip(held, results):
+                if ok:
+                    self._handled(mid)
+                    await m.ack()
+                    stats["acked_back"] += 1
+                else:
+                    stats["failed"] += 1
+                    if delivered >= self.max_deliver:
+                        await self._to_dead_letter(m, spec, f"a handler raised on each of "
+                                                            f"{delivered} deliveries")
+                    else:
+                        await m.nak(delay=self.redelivery_delay or None)
+
+    async def _to_dead_letter(self, m: Any, spec: Import, reason: str) -> None:
+        headers = {"Ringbus-Subject": m.subject, "Ringbus-Reason": reason[:200]}
+        for k, v in (m.headers or {}).items():
+            if k in (ID_HEADER, CODEC_HEADER):
+                headers[k if k != ID_HEADER else "Ringbus-Msg-Id"] = v
+        try:
+            await self._js.publish(self.dead_letter, m.data, headers=headers)
+        except Exception as exc:
+            # Not moved: left unacked, delivered again after ack_wait.
+            _log.warning("ringbus.bridge: dead-letter publish failed: %r", exc)
+            return
+        await m.term()
+        self.stats_["dead_lettered"] += 1
+        _log.warning("ringbus.bridge: message on %s dead-lettered to %s: %s", m.subject,
+                     self.dead_letter, reason)
+
+
+def _headers(msg_id: str, kind: str) -> Dict[str, str]:
+    return {ID_HEADER: msg_id, CODEC_HEADER: kind}
+
+
+async def _either(a: asyncio.Event, b: asyncio.Event) -> None:
+    if a.is_set() or b.is_set():
+        return
+    ta, tb = asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())
+    try:
+        await asyncio.wait([ta, tb], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        ta.cancel()
+        tb.cancel()

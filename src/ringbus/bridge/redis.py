@@ -1,0 +1,337 @@
+"""RedisBridge: selected event types to Redis Streams and back (``pip install 'ringbus[redis]'``).
+
+Out: each exported event is appended (XADD) to its stream key, with the fields ``id`` (the
+de-duplication id, ``producer:sequence``), ``c`` (the codec) and ``d`` (the data); a batch
+goes as one pipeline and leaves the bridge when Redis answered it. A batch that fails, or
+gets no answer within ``ack_wait``, is sent again, whole and in order: Redis 7 has no
+idempotent XADD, so a retry may store a copy, which the importer drops by its id.
+
+In: a consumer group per import (made when missing, from the stream's start), read
+``batch`` entries at a time with XREADGROUP; their events go through the local bus, and the
+entries are acknowledged (one XACK per stream) once the bus's handlers ran. An entry whose
+handler raised stays pending and is claimed again (XCLAIM) after ``redelivery_delay``; after
+``max_deliver`` deliveries, or at once when it does not decode, it goes to the dead-letter
+stream ``<stream>.dead``. Entries another consumer left pending longer than ``ack_wait`` (it
+died) are taken over with XAUTOCLAIM.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from typing import Any, Dict, List, Optional, Set, Tuple
+
+from ringbus.bridge.base import Bridge, Import
+from ringbus.bridge.codec import MalformedMessage
+
+__all__ = ["RedisBridge"]
+
+_log = logging.getLogger("ringbus.bridge")
+
+
+def _redact(url: str) -> str:
+    """``redis://user:secret@host:6379/0`` -> ``redis://***@host:6379/0``."""
+    return re.sub(r"//[^@/]*@", "//***@", url)
+
+
+def _pattern(subject: str) -> Optional[str]:
+    """The SCAN pattern of a subject with a placeholder or wildcards; None for one key."""
+    glob = re.sub(r"\{[^{}]*\}", "*", subject)
+    glob = glob.replace(">", "*")
+    return glob if "*" in glob else None
+
+
+class RedisBridge(Bridge):
+    """A bridge between ``bus`` and Redis Streams.
+
+    >>> bridge = RedisBridge(bus, url="redis://127.0.0.1:6380/0", stream="md")
+    >>> bridge.export(TICK, subject="md.tick.{sym}", key=lambda p: p["sym"])  # a stream per key
+    >>> bridge.import_(ORDER, subject="orders", group="risk")
+    >>> with bridge.running(): ...
+
+    ``subject=`` is the stream key (a template gives one stream per key; an import subject
+    with ``{...}``, ``*`` or ``>`` reads every matching stream, found with SCAN). ``stream``
+    names the bridge: its dead-letter stream is ``<stream>.dead``, and an export without
+    ``subject=`` goes to the key ``stream``. Security: ``username=``/``password=`` (AUTH, ACL
+    users), ``rediss://`` URLs and ``ssl_*`` options, passed to redis-py as they are; none is
+    ever printed (``***`` in the repr and the logs). ``maxlen`` trims each exported stream
+    (approximately, ``MAXLEN ~``). Tuning as NatsBridge's.
+    """
+
+    _engine = "redis"
+
+    def __init__(self, bus: Any, url: str = "redis://127.0.0.1:6379/0", stream: str = "ringbus",
+                 *, maxlen: Optional[int] = None, codec: str = "msgpack", batch: int = 500,
+                 max_in_flight: int = 10_000, ack_wait: float = 5.0, max_deliver: int = 5,
+                 redelivery_delay: float = 1.0, dedup_window: int = 1_000_000,
+                 fetch_wait: float = 0.5, **options: Any) -> None:
+        try:
+            import redis.asyncio  # noqa: F401
+        except ImportError as exc:
+            raise ImportError("RedisBridge needs redis-py: pip install 'ringbus[redis]'") from exc
+        super().__init__(bus, codec=codec, batch=batch, max_in_flight=max_in_flight,
+                         ack_wait=ack_wait, max_deliver=max_deliver,
+                         redelivery_delay=redelivery_delay, dedup_window=dedup_window,
+                         fetch_wait=fetch_wait)
+        if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"url must be a redis://, rediss:// or unix:// URL, got "
+                             f"{_redact(str(url))!r}")
+        if not isinstance(stream, str) or not stream or any(c in stream for c in " \t\r\n"):
+            raise ValueError(f"stream must be a non-empty name without spaces, got {stream!r}")
+        if maxlen is not None and (isinstance(maxlen, bool) or not isinstance(maxlen, int)
+                                   or maxlen <= 0):
+            raise ValueError(f"maxlen must be None or an int > 0, got {maxlen!r}")
+        self.url = url
+        self.stream = stream
+        self.maxlen = maxlen
+        self.dead_letter = f"{stream}.dead"
+        self._options = options
+        self._r: Any = None
+        self._consumer = f"ringbus-{self._producer.name}"
+
+    def __repr__(self) -> str:
+        opts = sorted(self._options)
+        return (f"<ringbus.bridge.RedisBridge url={_redact(self.url)!r} stream={self.stream!r}"
+                f"{' options=' + ','.join(opts) + '=***' if opts else ''}>")
+
+    def import_(self, event_type: Any, subject: str,  # type: ignore[override]
+                group: str) -> Import:
+        """Feed the entries of the stream ``subject`` (or of every stream it matches) into
+        the bus as ``event_type`` events, through the consumer group ``group`` (made when
+        missing, reading from the stream's start): acked after the bus's handlers ran."""
+        return super().import_(event_type, subject, group)
+
+    def _default_subject(self) -> str:
+        return self.stream
+
+    def _check_subject(self, subject: str, what: str) -> None:
+        if any(c in subject for c in " \t\r\n"):
+            raise ValueError(f"{what} {subject!r} is not a stream key (no whitespace)")
+
+    # -- connection -------------------------------------------------------------------------
+
+    async def _connect(self) -> None:
+        import redis.asyncio as aredis
+        self._r = aredis.from_url(self.url, decode_responses=False,
+                                  socket_connect_timeout=2.0, **self._options)
+        try:
+            await asyncio.wait_for(self._r.ping(), max(2.0, self.ack_wait))
+        except Exception as exc:
+            raise ConnectionError(f"Redis at {_redact(self.url)} did not answer: "
+                                  f"{type(exc).__name__}: {_redact(str(exc))}") from None
+
+    async def _disconnect(self) -> None:
+        r, self._r = self._r, None
+        if r is not None:
+            try:
+                await r.aclose()
+            except Exception:
+                pass
+
+    async def _prepare(self) -> None:
+        pass
+
+    # -- export -----------------------------------------------------------------------------
+
+    async def _export_loop(self) -> None:
+        wake, stats = self._wake, self.stats_
+        assert wake is not None
+        maxlen = self.maxlen
+        while True:
+            if not self._outbox:
+                if self._stopping:
+                    return
+                wake.clear()
+                if not self._outbox:
+                    await wake.wait()
+                continue
+            records = self._take(min(self.batch, self.max_in_flight))
+            if not records:
+                continue
+            stats["exported"] += len(records)
+            stats["in_flight"] = len(records)
+            tries = 0
+            while True:
+                pipe = self._r.pipeline(transaction=False)
+                for msg_id, key, kind, data in records:
+                    pipe.xadd(key, {b"id": msg_id, b"c": kind, b"d": data}, maxlen=maxlen,
+                              approximate=True)
+                try:
+                    await asyncio.wait_for(pipe.execute(), self.ack_wait)
+                    break
+                except Exception as exc:
+                    tries += 1
+                    stats["retried"] += len(records)
+                    if not stats["stalled"]:
+                        stats["stalls"] += 1
+                        stats["stalled"] = True
+                        stats["connected"] = False
+                        _log.warning("ringbus.bridge: Redis %s: no answer to %d XADD(s) "
+                                     "(%s); sending them again", _redact(self.url),
+                                     len(records), type(exc).__name__)
+                    if self._stopping and tries > 2:
+                        raise
+                    await asyncio.sleep(min(0.05 * tries, 0.5))
+            if stats["stalled"]:
+                stats["stalled"] = False
+                stats["connected"] = True
+                stats["reconnects"] += 1
+                _log.warning("ringbus.bridge: Redis %s answers again", _redact(self.url))
+            stats["acked"] += len(records)
+            stats["in_flight"] = 0
+            self._made_room()
+
+    # -- import -----------------------------------------------------------------------------
+
+    async def _import_loop(self, spec: Import) -> None:
+        import redis.exceptions as rexc
+        glob = _pattern(spec.subject)
+        keys: Set[bytes] = set() if glob else {spec.subject.encode()}
+        made: Set[bytes] = set()
+        group = spec.name
+        retry: Dict[Tuple[bytes, bytes], float] = {}     # (key, entry id) -> due
+        attempts: Dict[Tuple[bytes, bytes], int] = {}
+        next_scan = next_claim = next_lag = 0.0
+        stats = self.stats_
+        while not self._stopping:
+            try:
+                now = time.monotonic()
+                if glob and now >= next_scan:
+                    async for k in self._r.scan_iter(match=glob, count=1000, _type="STREAM"):
+                        keys.add(k)
+                    next_scan = now + 0.5
+                for k in keys - made:
+                    try:
+                        await self._r.xgroup_create(k, group, id="0", mkstream=True)
+                    except rexc.ResponseError as exc:
+                        if "BUSYGROUP" not in str(exc):
+                            raise
+                    made.add(k)
+                entries: List[Tuple[bytes, bytes, Dict[bytes, bytes], int]] = []
+                due = [ki for ki, t in retry.items() if t <= now]
+                if due:
+                    for k, eid in due:
+                        del retry[(k, eid)]
+                        got = await self._r.xclaim(k, group, self._consumer, 0, [eid])
+                        for e, fields in got:
+                            attempts[(k, e)] = attempts.get((k, e), 1) + 1
+                            entries.append((k, e, fields, attempts[(k, e)]))
+                if now >= next_claim:
+                    next_claim = now + self.ack_wait / 2
+                    for k in made:
+                        res = await self._r.xautoclaim(k, group, self._consumer,
+                                                       int(self.ack_wait * 1000), "0-0",
+                                                       count=self.batch)
+                        for e, fields in res[1]:
+                            if (k, e) in retry or (k, e) in attempts:
+                                continue        # ours, failed: claimed when due
+                            info = await self._r.xpending_range(k, group, e, e, 1)
+                            n = info[0]["times_delivered"] if info else 2
+                            attempts[(k, e)] = n
+                            entries.append((k, e, fields, n))
+                if now >= next_lag and made:
+                    next_lag = now + 1.0
+                    stats["lag"] = await self._lag(made, group)
+                if not entries and made:
+                    resp = await self._r.xreadgroup(
+                        group, self._consumer, {k: ">" for k in made}, count=self.batch,
+                        block=int(self.fetch_wait * 1000))
+                    for k, items in resp or ():
+                        for e, fields in items:
+                            attempts[(k, e)] = 1
+                            entries.append((k, e, fields, 1))
+                elif not made:
+                    await asyncio.sleep(self.fetch_wait)
+                    continue
+                if entries:
+                    await self._handle(spec, entries, retry, attempts)
+                else:
+                    next_lag = 0.0          # idle: the lag is worth a look now
+            except (rexc.ConnectionError, rexc.TimeoutError, asyncio.TimeoutError, OSError) as exc:
+                if self._stopping:
+                    return
+                stats["connected"] = False
+                _log.warning("ringbus.bridge: Redis %s: read failed (%s); retrying",
+                             _redact(self.url), type(exc).__name__)
+                await asyncio.sleep(0.1)
+
+    async def _lag(self, keys: Set[bytes], group: str) -> int:
+        lag = 0
+        for k in keys:
+            for g in await self._r.xinfo_groups(k):
+                if g.get("name") in (group, group.encode()):
+                    lag += int(g.get("lag") or 0)
+        return lag
+
+    async def _handle(self, spec: Import, entries: List[Tuple[bytes, bytes, Dict[bytes, bytes], int]],
+                      retry: Dict[Tuple[bytes, bytes], float],
+                      attempts: Dict[Tuple[bytes, bytes], int]) -> None:
+        stats, t = self.stats_, spec.event_type
+        stats["imported"] += len(entries)
+        ack: Dict[bytes, List[bytes]] = {}
+        events: List[Tuple[int, Any]] = []
+        held: List[Tuple[bytes, bytes, Optional[str], int, Dict[bytes, bytes]]] = []
+        batch_ids: Set[str] = set()
+        for k, e, fields, n in entries:
+            if n > 1:
+                stats["redelivered"] += 1
+            raw_id = fields.get(b"id")
+            mid = raw_id.decode(errors="replace") if raw_id is not None else None
+            if mid is not None and (mid in batch_ids or self._duplicate(mid)):
+                stats["duplicates_dropped"] += 1
+                ack.setdefault(k, []).append(e)
+                attempts.pop((k, e), None)
+                continue
+            kind = fields.get(b"c")
+            try:
+                payload = self._decode(spec, kind.decode() if kind else None, fields.get(b"d"))
+            except (MalformedMessage, UnicodeDecodeError) as exc:
+                self._malformed(spec, fields, exc)
+                await self._to_dead_letter(k, e, fields, str(exc), spec.name)
+                attempts.pop((k, e), None)
+                continue
+            if mid is not None:
+                batch_ids.add(mid)
+            events.append((t, payload))
+            held.append((k, e, mid, n, fields))
+        results: Optional[List[bool]] = []
+        if events:
+            results = await self._through_bus(events)
+            if results is None:
+                results = []            # stopping: left pending, claimed again later
+                held = []
+        now = time.monotonic()
+        for (k, e, mid, n, fields), ok in zip(held, results):
+            if ok:
+                self._handled(mid)
+                ack.setdefault(k, []).append(e)
+                attempts.pop((k, e), None)
+                stats["acked_back"] += 1
+            else:
+                stats["failed"] += 1
+                if n >= self.max_deliver:
+                    await self._to_dead_letter(k, e, fields,
+                                               f"a handler raised on each of {n} deliveries",
+                                               spec.name)
+                    attempts.pop((k, e), None)
+                else:
+                    retry[(k, e)] = now + self.redelivery_delay
+        if ack:
+            pipe = self._r.pipeline(transaction=False)
+            for k, ids in ack.items():
+                pipe.xack(k, spec.name, *ids)
+            await pipe.execute()
+
+    async def _to_dead_letter(self, key: bytes, entry: bytes, fields: Dict[bytes, bytes],
+                              reason: str, group: str) -> None:
+        dead = dict(fields)
+        dead.update({b"stream": key, b"entry": entry, b"reason": reason[:200].encode()})
+        pipe = self._r.pipeline(transaction=True)       # moved, or not at all
+        pipe.xadd(self.dead_letter, dead)
+        pipe.xack(key, group, entry)
+        await pipe.execute()
+        self.stats_["dead_lettered"] += 1
+        _log.warning("ringbus.bridge: entry %s of %s dead-lettered to %s: %s",
+                     entry.decode(), key.decode(errors="replace"), self.dead_letter, reason)
+
