@@ -29,6 +29,7 @@ __all__ = ["Bridge", "Export", "Import"]
 
 _log = logging.getLogger("ringbus.bridge")
 _carrier_names = itertools.count(1)
+_bridge_numbers = itertools.count(1)
 
 Key = Union[None, str, Callable[[Any], Any]]
 
@@ -142,6 +143,8 @@ class Bridge:
         self.dedup_window = _positive("dedup_window", dedup_window, int)
         self.fetch_wait = _positive("fetch_wait", fetch_wait)
         self._producer = Producer()
+        # Names its subscriptions on the bus: "nats-bridge-1:md.tick.{sym}".
+        self._name = f"{self._engine}-bridge-{next(_bridge_numbers)}"
         self._exports: Dict[int, Export] = {}
         self._imports: List[Import] = []
         # Handed over by the bus's dispatching thread(s); drained by the loop. A deque: its
@@ -157,6 +160,7 @@ class Bridge:
         self._seen: Dict[str, None] = {}            # ids handled, oldest first (bounded)
         self._carrier: Optional[int] = None
         self._closer_added = False
+        self._connecting: Optional[asyncio.Task[Any]] = None
         self._batch_end_added = False
         self.stats_: Dict[str, Any] = dict(
             exported=0, acked=0, in_flight=0, retried=0, imported=0, acked_back=0,
@@ -190,7 +194,7 @@ class Bridge:
             if not ring._in_batch():
                 self._hand_over()       # emit's thread: no batch end will come
         export_event.__qualname__ = f"{type(self).__name__}.export[{subject}]"
-        bus.subscribe(t, export_event, name=f"bridge:{subject}", weak=False)
+        bus.subscribe(t, export_event, name=f"{self._name}:{subject}", weak=False)
         if not self._batch_end_added:
             ring._add_batch_end(self._hand_over)
             self._batch_end_added = True
@@ -211,7 +215,7 @@ class Bridge:
         self._imports.append(spec)
         if self._carrier is None:
             self._carrier = bus.event_type(f"ringbus.bridge.{next(_carrier_names)}.in")
-            bus.subscribe(self._carrier, self._deliver, name="bridge:import", weak=False)
+            bus.subscribe(self._carrier, self._deliver, name=f"{self._name}:import", weak=False)
         self._add_closer()
         return spec
 
@@ -276,7 +280,8 @@ class Bridge:
         """An event this bridge could not carry: the bus's error policy, as a handler's
         exception (the subscription: the bridge's own)."""
         bus = self._bus
-        subs = [s for s in bus.subscriptions(event_type) if s.name and s.name.startswith("bridge")]
+        subs = [s for s in bus.subscriptions(event_type)
+                if s.name and s.name.startswith(self._name + ":")]
         sub = subs[0] if subs else None
         try:
             err = bus._handler_error(event_type, payload, sub, exc)
@@ -371,10 +376,12 @@ class Bridge:
         self._stopped = asyncio.Event()
         self._stopping = False
         self._running = True
+        self._connecting = asyncio.current_task()
         tasks: List[asyncio.Task[None]] = []
         try:
             await self._connect()
             await self._prepare()
+            self._connecting = None
             self.stats_["connected"] = True
             if self._exports:
                 tasks.append(asyncio.ensure_future(self._export_loop()))
@@ -408,6 +415,7 @@ class Bridge:
         pass
 
     _stop_timeout: Optional[float] = 10.0
+    _connect_timeout = 10.0
 
     def stop(self) -> None:
         """Ask :meth:`run` to finish: the outbox is published and acknowledged (within the
@@ -418,7 +426,10 @@ class Bridge:
         self._stopping = True
         self._made_room()
         try:
-            loop.call_soon_threadsafe(self._stopped.set)
+            if self._connecting is not None:
+                loop.call_soon_threadsafe(self._connecting.cancel)
+            else:
+                loop.call_soon_threadsafe(self._stopped.set)
         except RuntimeError:
             pass
 
@@ -442,7 +453,7 @@ class Bridge:
             finally:
                 ready.set()
 
-        self._stop_timeout = timeout
+        self._stop_timeout = self._connect_timeout = timeout
         self._thread = threading.Thread(target=main, name=f"ringbus-bridge-{self._engine}",
                                         daemon=True)
         self._thread.start()

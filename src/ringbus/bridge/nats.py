@@ -132,6 +132,8 @@ class NatsBridge(Bridge):
         self._inbox = ""
         self._changed: Optional[asyncio.Event] = None
         self._resend = False
+        self._last_error: Optional[str] = None
+        self._errors_logged: set = set()
 
     def __repr__(self) -> str:
         auth = [k for k in ("user", "token", "user_credentials", "tls") if self._auth.get(k)]
@@ -159,11 +161,20 @@ class NatsBridge(Bridge):
         import nats
         self._changed = asyncio.Event()
         opts = {k: v for k, v in self._auth.items() if v is not None}
-        self._nc = await nats.connect(
-            servers=self.servers, allow_reconnect=True, max_reconnect_attempts=-1,
-            reconnect_time_wait=0.1, connect_timeout=2, name="ringbus-bridge",
-            error_cb=self._on_error, disconnected_cb=self._on_disconnected,
-            reconnected_cb=self._on_reconnected, **opts)
+        self._last_error = None
+        try:
+            # Reconnects never give up (max_reconnect_attempts=-1), so the first connection
+            # is bounded here instead.
+            self._nc = await asyncio.wait_for(nats.connect(
+                servers=self.servers, allow_reconnect=True, max_reconnect_attempts=-1,
+                reconnect_time_wait=0.1, connect_timeout=2, name="ringbus-bridge",
+                error_cb=self._on_error, disconnected_cb=self._on_disconnected,
+                reconnected_cb=self._on_reconnected, **opts), self._connect_timeout)
+        except Exception as exc:
+            why = self._last_error or f"{type(exc).__name__}: {exc}"
+            raise ConnectionError(f"NATS {[_redact(u) for u in self.servers]} did not accept "
+                                  f"the connection within {self._connect_timeout} s: "
+                                  f"{_redact(str(why))}") from None
         self._js = self._nc.jetstream(timeout=max(2.0, self.ack_wait))
 
     async def _disconnect(self) -> None:
@@ -180,8 +191,12 @@ class NatsBridge(Bridge):
                 pass
 
     async def _on_error(self, exc: Exception) -> None:
-        _log.warning("ringbus.bridge: NATS %s: %s", [_redact(s) for s in self.servers],
-                     type(exc).__name__ if not str(exc) else exc)
+        text = _redact(str(exc)) or type(exc).__name__
+        self._last_error = text
+        if text not in self._errors_logged:     # once per kind of error, not per retry
+            self._errors_logged.add(text)
+            _log.warning("ringbus.bridge: NATS %s: %s", [_redact(s) for s in self.servers],
+                         text)
 
     async def _on_disconnected(self) -> None:
         if self.stats_["connected"]:
@@ -200,6 +215,7 @@ class NatsBridge(Bridge):
             nc._pending_data_size = 0
 
     async def _on_reconnected(self) -> None:
+        self._errors_logged.clear()
         self.stats_["reconnects"] += 1
         self.stats_["connected"] = True
         _log.warning("ringbus.bridge: reconnected to NATS %s",

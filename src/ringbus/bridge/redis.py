@@ -116,7 +116,7 @@ class RedisBridge(Bridge):
         self._r = aredis.from_url(self.url, decode_responses=False,
                                   socket_connect_timeout=2.0, **self._options)
         try:
-            await asyncio.wait_for(self._r.ping(), max(2.0, self.ack_wait))
+            await asyncio.wait_for(self._r.ping(), self._connect_timeout)
         except Exception as exc:
             raise ConnectionError(f"Redis at {_redact(self.url)} did not answer: "
                                   f"{type(exc).__name__}: {_redact(str(exc))}") from None

@@ -1,0 +1,66 @@
+"""What the bridge tests share: a server of each engine per test, a bridge made for it, and
+waiting for a condition (never a sleep that a slow machine could outrun)."""
+from __future__ import annotations
+
+import shutil
+import time
+from typing import Any, Callable
+
+import pytest
+
+import brokers
+
+
+def wait_for(cond: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = cond()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or cond}")
+        time.sleep(0.005)
+
+
+class Engine:
+    """One engine's server and how to make its bridges (the test's parameter)."""
+
+    def __init__(self, name: str, server: brokers.Server) -> None:
+        self.name, self.server = name, server
+
+    @property
+    def url(self) -> str:
+        if self.name == "nats":
+            return f"nats://127.0.0.1:{self.server.port}"
+        return f"redis://127.0.0.1:{self.server.port}/0"
+
+    def bridge(self, bus: Any, stream: str = "md", **kw: Any) -> Any:
+        from ringbus.bridge import NatsBridge, RedisBridge
+        if self.name == "nats":
+            return NatsBridge(bus, servers=self.url, stream=stream, **kw)
+        return RedisBridge(bus, url=self.url, stream=stream, **kw)
+
+    def import_(self, bridge: Any, event_type: Any, subject: str, name: str) -> Any:
+        if self.name == "nats":
+            return bridge.import_(event_type, subject=subject, durable=name)
+        return bridge.import_(event_type, subject=subject, group=name)
+
+    def wildcard(self, prefix: str) -> str:
+        """Every subject (NATS) / stream key (Redis) under ``prefix.``."""
+        return f"{prefix}.>" if self.name == "nats" else f"{prefix}.*"
+
+
+def start(name: str) -> Engine:
+    pytest.importorskip("msgspec", reason="the bridges' codec (ringbus[nats] / ringbus[redis])")
+    if name == "nats":
+        pytest.importorskip("nats", reason="nats-py (pip install 'ringbus[nats]')")
+        store = brokers.temp_store("ringbus-nats-")
+        return Engine(name, brokers.nats_server(store))
+    pytest.importorskip("redis", reason="redis-py (pip install 'ringbus[redis]')")
+    store = brokers.temp_store("ringbus-redis-")
+    return Engine(name, brokers.redis_server(store))
+
+
+def stop(engine: Engine) -> None:
+    engine.server.stop()
+    shutil.rmtree(engine.server.store, ignore_errors=True)
