@@ -340,7 +340,7 @@ class NatsBridge(Bridge):
             if not stats["stalled"]:
                 stats["stalls"] += 1
                 stats["stalled"] = True
-                _log.warning("ringbus.bridge: no JetStream ack for %.1f s (NATS %s, %d "
+                _log.warning("ringbus.bridge: no ack from JetStream for %.1f s (NATS %s, %d "
                              "in flight); publishing them again", waited,
                              [_redact(s) for s in self.servers], len(unacked))
             self._republish()

@@ -167,7 +167,7 @@ class RedisBridge(Bridge):
                         stats["stalls"] += 1
                         stats["stalled"] = True
                         stats["connected"] = False
-                        _log.warning("ringbus.bridge: Redis %s: no answer to %d XADD(s) "
+                        _log.warning("ringbus.bridge: no ack from Redis %s for %d XADD(s) "
                                      "(%s); sending them again", _redact(self.url),
                                      len(records), type(exc).__name__)
                     if self._stopping and tries > 2:
