@@ -47,7 +47,7 @@ class Export:
     """One exported event type: where its events go (a subject or stream key, a template
     filled with the event's key: ``"md.tick.{sym}"``) and how its key is read."""
 
-    __slots__ = ("event_type", "subject", "key", "_head", "_tail", "_field")
+    __slots__ = ("event_type", "subject", "key", "_head", "_tail")
 
     def __init__(self, event_type: int, subject: str, key: Key) -> None:
         fields = [f for _, f, _, _ in string.Formatter().parse(subject) if f is not None]
@@ -58,17 +58,16 @@ class Export:
             raise TypeError(f"key must be None, a field name (str) or a callable, got {key!r}")
         self.event_type = event_type
         self.subject = subject
-        self.key = key
-        if fields:
-            head, field, _, _ = next(p for p in string.Formatter().parse(subject) if p[1])
-            self._head = head
-            self._tail = subject[len(head) + len(field) + 2:]
-            # Without key=, the placeholder names the payload's field.
-            self._field = field if key is None else None
-            if key is None:
-                self.key = field
-        else:
-            self._head, self._tail, self._field = subject, None, None
+        self.key: Key = key
+        self._tail: Optional[str] = None
+        self._head = subject
+        for head, field, _, _ in string.Formatter().parse(subject):
+            if field is not None:
+                self._head = head
+                self._tail = subject[len(head) + len(field) + 2:]
+                if key is None:
+                    self.key = field    # without key=, the placeholder names the field
+                break
 
     def subject_of(self, payload: Any) -> str:
         if self._tail is None:
@@ -130,7 +129,7 @@ class Bridge:
         from ringbus import Bus
         if not isinstance(bus, Bus):
             raise TypeError(f"bus must be a ringbus.Bus, got {bus!r}")
-        self._bus = bus
+        self._bus: Any = bus            # its private hooks (_add_closer, ...) are not typed
         self._codec = Codec(codec)
         self.batch = _positive("batch", batch, int)
         self.max_in_flight = _positive("max_in_flight", max_in_flight, int)
@@ -261,7 +260,7 @@ class Bridge:
     def _take(self, n: int) -> List[Tuple[str, str, str, bytes]]:
         """Up to n outbox events, encoded: (id, subject, kind, data). One that cannot be
         encoded (or has no subject) goes to the bus's error policy, counted."""
-        out = []
+        out: List[Tuple[str, str, str, bytes]] = []
         popleft, outbox = self._outbox.popleft, self._outbox
         encode, next_id = self._codec.encode, self._producer.next_id
         while outbox and len(out) < n:
@@ -320,15 +319,16 @@ class Bridge:
         None when the bridge stops first (nothing is acked then: the engine redelivers)."""
         loop = asyncio.get_running_loop()
         job = _Job(events, loop, loop.create_future())
-        bus = self._bus
-        while not bus.try_publish(self._carrier, job):
+        bus, carrier = self._bus, self._carrier
+        assert carrier is not None
+        while not bus.try_publish(carrier, job):
             # The ring is full: no more fetching until there is room.
             if self._stopping:
                 return None
             await asyncio.sleep(0.001)
-        stop_waiter = loop.create_task(self._stopped.wait())
+        stop_waiter: "asyncio.Future[Any]" = loop.create_task(self._stopped.wait())
         try:
-            await asyncio.wait([job.future, stop_waiter], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({job.future, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stop_waiter.cancel()
         if not job.future.done():
@@ -358,6 +358,23 @@ class Bridge:
     def _malformed(self, spec: Import, data: Any, exc: Exception) -> None:
         self.stats_["malformed"] += 1
         self._report(spec.event_type, data, exc)
+
+    # -- the engine's part --------------------------------------------------------------------
+
+    async def _connect(self) -> None:
+        raise NotImplementedError
+
+    async def _prepare(self) -> None:
+        """Make what is missing: streams, consumers, groups."""
+
+    async def _disconnect(self) -> None:
+        raise NotImplementedError
+
+    async def _export_loop(self) -> None:
+        raise NotImplementedError
+
+    async def _import_loop(self, spec: Import) -> None:
+        raise NotImplementedError
 
     # -- running ----------------------------------------------------------------------------
 

@@ -292,10 +292,10 @@ class NatsBridge(Bridge):
                         # The rest goes with the re-publish after the reconnect, in order.
                         self._resend = True
                         break
-                    rec = unacked.get(seq)
-                    if rec is not None:
-                        await publish(rec[1], rec[3], reply=f"{inbox}{seq}",
-                                      headers=headers_of(rec[0], rec[2]))
+                    held = unacked.get(seq)
+                    if held is not None:
+                        await publish(held[1], held[3], reply=f"{inbox}{seq}",
+                                      headers=headers_of(held[0], held[2]))
         finally:
             watchdog.cancel()
 

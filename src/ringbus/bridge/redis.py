@@ -129,9 +129,6 @@ class RedisBridge(Bridge):
             except Exception:
                 pass
 
-    async def _prepare(self) -> None:
-        pass
-
     # -- export -----------------------------------------------------------------------------
 
     async def _export_loop(self) -> None:
@@ -295,12 +292,13 @@ class RedisBridge(Bridge):
                 batch_ids.add(mid)
             events.append((t, payload))
             held.append((k, e, mid, n, fields))
-        results: Optional[List[bool]] = []
+        results: List[bool] = []
         if events:
-            results = await self._through_bus(events)
-            if results is None:
-                results = []            # stopping: left pending, claimed again later
-                held = []
+            ran = await self._through_bus(events)
+            if ran is None:
+                held = []               # stopping: left pending, claimed again later
+            else:
+                results = ran
         now = time.monotonic()
         for (k, e, mid, n, fields), ok in zip(held, results):
             if ok:
