@@ -38,11 +38,45 @@ def test_the_readme_has_python_examples():
     assert len(BLOCKS) >= 3
 
 
-@pytest.mark.parametrize("code", BLOCKS)
-def test_readme_block_runs_as_written(code, tmp_path):
+# The bridges' block talks to the servers it names: the test starts them (tests/brokers.py)
+# on free ports and points the block's URLs there (skipped, and deselected by .ci/sanitize
+# as the other server tests, when they are not installed).
+SERVER_URL = re.compile(r"(nats|redis)://127\.0\.0\.1:(\d+)")
+
+
+@pytest.fixture
+def servers_for(request):
+    started = []
+
+    def start(code):
+        import brokers
+        pytest.importorskip("msgspec", reason="the bridges' codec")
+        ports = {}
+        for engine, port in sorted(set(SERVER_URL.findall(code))):
+            pytest.importorskip(engine if engine == "nats" else "redis")
+            store = brokers.temp_store(f"ringbus-readme-{engine}-")
+            server = (brokers.nats_server(store) if engine == "nats"
+                      else brokers.redis_server(store))
+            started.append(server)
+            ports[(engine, port)] = server.port
+        return SERVER_URL.sub(lambda m: f"{m[1]}://127.0.0.1:{ports[(m[1], m[2])]}", code)
+    yield start
+    for server in started:
+        server.stop()
+
+
+def _marks(code):
+    return [pytest.mark.servers] if "ringbus.bridge" in code else []
+
+
+@pytest.mark.parametrize("code", [pytest.param(*p.values, id=p.id, marks=_marks(p.values[0]))
+                                  for p in BLOCKS])
+def test_readme_block_runs_as_written(code, tmp_path, servers_for):
     if re.search(r"^import numpy", code, re.M):
         # Record rings need numpy, which .ci/sanitize's leak check hides on purpose.
         pytest.importorskip("numpy", reason="the block uses numpy")
+    if "ringbus.bridge" in code:
+        code = servers_for(code)
     for name, text in FILES.items():
         (tmp_path / name).write_text(text, encoding="utf-8")
     proc = subprocess.run([sys.executable, "-W", "error", "-c", code], cwd=tmp_path,
