@@ -2,7 +2,6 @@
 waiting for a condition (never a sleep that a slow machine could outrun)."""
 from __future__ import annotations
 
-import shutil
 import time
 from typing import Any, Callable
 
@@ -54,13 +53,10 @@ def start(name: str) -> Engine:
     pytest.importorskip("msgspec", reason="the bridges' codec (ringbus[nats] / ringbus[redis])")
     if name == "nats":
         pytest.importorskip("nats", reason="nats-py (pip install 'ringbus[nats]')")
-        store = brokers.temp_store("ringbus-nats-")
-        return Engine(name, brokers.nats_server(store))
+        return Engine(name, brokers.nats_server())
     pytest.importorskip("redis", reason="redis-py (pip install 'ringbus[redis]')")
-    store = brokers.temp_store("ringbus-redis-")
-    return Engine(name, brokers.redis_server(store))
+    return Engine(name, brokers.redis_server())
 
 
 def stop(engine: Engine) -> None:
     engine.server.stop()
-    shutil.rmtree(engine.server.store, ignore_errors=True)

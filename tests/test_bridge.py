@@ -301,9 +301,9 @@ def test_user_password_auth_and_no_secret_in_repr_or_logs(tmp_path, caplog):
     pytest.importorskip("redis")
     from ringbus.bridge import NatsBridge, RedisBridge
     secret = "s3cr3t-Pa55"
-    nats_srv = brokers.nats_server(brokers.temp_store("ringbus-nats-"), user="ringbus",
+    nats_srv = brokers.nats_server(user="ringbus",
                                    password=secret)
-    redis_srv = brokers.redis_server(brokers.temp_store("ringbus-redis-"), password=secret)
+    redis_srv = brokers.redis_server(password=secret)
     try:
         bus = ringbus.Bus()
         T, IN = bus.event_type("a"), bus.event_type("a.in")

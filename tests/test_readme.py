@@ -54,9 +54,7 @@ def servers_for(request):
         ports = {}
         for engine, port in sorted(set(SERVER_URL.findall(code))):
             pytest.importorskip(engine if engine == "nats" else "redis")
-            store = brokers.temp_store(f"ringbus-readme-{engine}-")
-            server = (brokers.nats_server(store) if engine == "nats"
-                      else brokers.redis_server(store))
+            server = brokers.nats_server() if engine == "nats" else brokers.redis_server()
             started.append(server)
             ports[(engine, port)] = server.port
         return SERVER_URL.sub(lambda m: f"{m[1]}://127.0.0.1:{ports[(m[1], m[2])]}", code)

@@ -1,0 +1,122 @@
+"""Throwaway local servers for the bridges' tests and benchmarks: Debian's ``nats-server``
+(JetStream) and ``redis-server``, each on 127.0.0.1 on a free port with a temporary store
+directory, in its own session, stopped by its PID. ``kill()`` (SIGKILL), ``pause()`` /
+``resume()`` (SIGSTOP / SIGCONT) and ``start()`` again on the same port and store make the
+faults the tests need. Not for production use."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import List, Optional
+
+__all__ = ["ServerMissing", "Server", "free_port", "nats_server", "redis_server", "NATS",
+           "REDIS"]
+
+
+def _which(name: str, fallback: str) -> Optional[str]:
+    return shutil.which(name) or (fallback if os.path.exists(fallback) else None)
+
+
+NATS = _which("nats-server", "/usr/sbin/nats-server")
+REDIS = _which("redis-server", "/usr/bin/redis-server")
+
+
+class ServerMissing(RuntimeError):
+    """The server's program is not installed (the message says how to install it)."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """One server process on ``port`` with its store in ``store`` (removed by stop)."""
+
+    def __init__(self, argv: List[str], port: int, store: Path, what: str) -> None:
+        self.argv, self.port, self.store, self.what = argv, port, store, what
+        self.proc: Optional[subprocess.Popen[bytes]] = None
+        self.log = store / "server.log"
+
+    def start(self, timeout: float = 10.0) -> "Server":
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.what} exited with {self.proc.returncode} at start "
+                                   f"(its log: {self.log})")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop(keep_store=True)
+                    raise RuntimeError(f"{self.what} did not listen on {self.port} within "
+                                       f"{timeout} s") from None
+                time.sleep(0.01)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: the store stays for start()."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def pause(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+    def stop(self, keep_store: bool = False) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if not keep_store:
+            shutil.rmtree(self.store, ignore_errors=True)
+
+    def __repr__(self) -> str:
+        return f"<{self.what} on 127.0.0.1:{self.port}>"
+
+
+def nats_server(*, user: Optional[str] = None, password: Optional[str] = None) -> Server:
+    """A started ``nats-server -js`` (JetStream, file store in a temporary directory)."""
+    if NATS is None:
+        raise ServerMissing("nats-server is not installed (apt-get install nats-server)")
+    store = Path(tempfile.mkdtemp(prefix="ringbus-nats-"))
+    port = free_port()
+    argv = [NATS, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(store)]
+    if user is not None:
+        argv += ["--user", user, "--pass", password or ""]
+    return Server(argv, port, store, "nats-server").start()
+
+
+def redis_server(*, password: Optional[str] = None) -> Server:
+    """A started ``redis-server`` (append-only file, fsync always, in a temporary
+    directory: what it acknowledged survives a kill -9)."""
+    if REDIS is None:
+        raise ServerMissing("redis-server is not installed (apt-get install redis-server)")
+    store = Path(tempfile.mkdtemp(prefix="ringbus-redis-"))
+    port = free_port()
+    argv = [REDIS, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(store),
+            "--save", "", "--appendonly", "yes", "--appendfsync", "always",
+            "--daemonize", "no", "--protected-mode", "no"]
+    if password is not None:
+        argv += ["--requirepass", password]
+    return Server(argv, port, store, "redis-server").start()
