@@ -18,7 +18,10 @@ interleaved, and reported as medians and ratios of medians:
   ``if __name__ == "__main__":`` guard (the producer process is spawned);
 - worker processes (issue 11): :mod:`.workers` (``workers_cpu``, ``workers_tiny``,
   ``workers_latency``), ``ringbus.Workers`` against ``multiprocessing.Pool`` and
-  ``ProcessPoolExecutor`` on the same work (:mod:`.work`); the same guard.
+  ``ProcessPoolExecutor`` on the same work (:mod:`.work`); the same guard;
+- bridges (issue 12): :mod:`.bridges`, NatsBridge and RedisBridge against nats-py,
+  FastStream and redis-py on servers started for the run (skipped, saying why, without
+  them).
 
 >>> from ringbus.benchmarks import Settings, run, render
 >>> report = run(Settings(events=200, fan_out_events=50, rounds=1, type_counts=(10,)),
@@ -32,7 +35,7 @@ import time
 from typing import Callable, Iterable, Optional
 
 from ringbus.benchmarks import (
-    emit_batch, event_types, fan_out, latency, metrics, no_subscriber, one_thread, one_to_one,
+    bridges, emit_batch, event_types, fan_out, latency, metrics, no_subscriber, one_thread, one_to_one,
     one_to_one_threads, three_to_one_threads, workers, xproc_latency, xproc_messages,
     xproc_records,
 )
@@ -76,7 +79,7 @@ def case_names(settings: Settings) -> list[str]:
     return ([one_to_one.NAME, fan_out.NAME]
             + [event_types.name(k) for k in settings.type_counts]
             + [no_subscriber.NAME] + list(metrics.NAMES) + list(_FIXED)
-            + list(_WORKER_CASES))
+            + list(_WORKER_CASES) + list(bridges.NAMES))
 
 
 def build_case(name: str, settings: Settings,
@@ -89,6 +92,8 @@ def build_case(name: str, settings: Settings,
         return workers.build(name, settings, progress)
     if name in metrics.NAMES:
         return metrics.build(name, settings, progress)
+    if name in bridges.NAMES:
+        return bridges.build(name, settings, progress)
     if name.startswith(event_types.PREFIX) and name[len(event_types.PREFIX):].isdigit():
         return event_types.build(settings, int(name[len(event_types.PREFIX):]), progress)
     raise ValueError(f"unknown benchmark case {name!r}; known: {', '.join(case_names(settings))}")

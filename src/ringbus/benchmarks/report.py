@@ -294,8 +294,15 @@ TABLES: tuple[_Table, ...] = (
     _Table("workers_latency", "workers: round trip, parent -> worker -> parent",
            ("case", "implementation", "p50 µs", "p99 µs", "p99.9 µs", "max µs", "events",
             "target / note"), frozenset({2, 3, 4, 5, 6})),
+    _Table("bridges", "bridges: NATS JetStream and Redis Streams, ringbus vs the engines' "
+                      "Python clients",
+           ("case", "implementation", "ns/msg", "min–max", "k msg/s", "vs ref",
+            "target / note"), frozenset({2, 3, 4, 5})),
+    _Table("bridges_latency", "bridges: bus -> engine -> another bus",
+           ("case", "implementation", "p50 µs", "p99 µs", "p99.9 µs", "max µs", "events",
+            "target / note"), frozenset({2, 3, 4, 5, 6})),
 )
-_LATENCY_TABLES = ("latency", "processes_latency", "workers_latency")
+_LATENCY_TABLES = ("latency", "processes_latency", "workers_latency", "bridges_latency")
 
 
 def _table_rows(report: Report, kind: str) -> list[list[str]]:
@@ -309,6 +316,8 @@ def _table_rows(report: Report, kind: str) -> list[list[str]]:
         return _process_rows(report)
     if kind == "workers":
         return _process_rows(report, "workers", per_second=1e6)
+    if kind == "bridges":
+        return _process_rows(report, "bridges", per_second=1e6)
     return _throughput_rows(report, "batch", faster=False)
 
 
@@ -409,6 +418,22 @@ def _table_method(report: Report, kind: str) -> list[str]:
             "a target 'x Pool.imap (best)' divides by the fastest chunksize of the run; "
             "chunksize-1 and -16 rows run fewer items (at least 1,000), all rows of a case "
             "the same work per item; processes start before the first clock",
+        ]
+    if kind == "bridges":
+        return [
+            f"ns per message: median {rounds}, rows interleaved per round, this group of "
+            f"cases on its own; min–max over the rounds; k msg/s = 1e6 / (ns/msg); vs ref "
+            f"= the reference row's ns/msg over the row's (> 1 = faster)",
+            "servers started for the run on loopback (nats-server -js, file store; "
+            "redis-server, appendfsync always), 100-byte payloads; out: timed until the "
+            "last ack; in: the messages are put in first, untimed, and the clock runs until "
+            "the last one was handled and acked (ringbus: from the bridge's start, connected)",
+        ]
+    if kind == "bridges_latency":
+        return [
+            f"percentiles of all events {rounds}, in µs, from perf_counter_ns() before the "
+            f"publish on one bus to the handler on the other (same process), one event a "
+            f"millisecond",
         ]
     if kind == "workers_latency":
         return [

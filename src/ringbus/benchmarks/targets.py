@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Optional
 
 from ringbus.benchmarks import (
-    emit_batch, event_types, fan_out, metrics, no_subscriber, one_thread, one_to_one,
+    bridges, emit_batch, event_types, fan_out, metrics, no_subscriber, one_thread, one_to_one,
     one_to_one_threads, workers, xproc_latency, xproc_messages, xproc_records,
 )
 from ringbus.benchmarks.handoff import SIMPLEQUEUE
@@ -134,6 +134,16 @@ TARGETS: tuple[Target, ...] = (
            (_MH, RINGBUS), "<=", 30.0, unit="ns", diff=True),
     Target(_MR, _MT.C_RECORD, "<= 5 ns per value recorded", (_MR, _MT.C_RECORD),
            (_MR, _MT.C_MAKE), "<=", 5.0, unit="ns", diff=True),
+    # Issue 12: bridges. "x peer" = the peer's ns/message over ringbus's.
+    Target(bridges.NATS_OUT, bridges.RB_NATS_OUT, ">= 3x nats-py publish_async",
+           (bridges.NATS_OUT, bridges.JS_ASYNC), (bridges.NATS_OUT, bridges.RB_NATS_OUT),
+           ">=", 3.0),
+    Target(bridges.REDIS_OUT, bridges.RB_REDIS_OUT, ">= 1.5x redis-py pipelined XADD",
+           (bridges.REDIS_OUT, bridges.XADD_PIPE), (bridges.REDIS_OUT, bridges.RB_REDIS_OUT),
+           ">=", 1.5),
+    Target(bridges.NATS_IN, bridges.RB_NATS_IN, ">= 3x nats-py fetch(500) + ack each",
+           (bridges.NATS_IN, bridges.PULL_ACK), (bridges.NATS_IN, bridges.RB_NATS_IN),
+           ">=", 3.0),
     # Issue 4, RecordRing (to come with RecordRing's own case, see benchmarks/__init__.py):
     # nogil C-API producer -> batch consumer >= 20M records/s (<= 50 ns/record, absolute)
     # and >= 5x the object ring's per-event events/s.

@@ -63,6 +63,10 @@ class Settings:
     worker_tiny_items: int = 100_000  # tiny() items per run (record batches: 25 times that)
     worker_rounds: int = 5
     worker_latency_events: int = 2_000    # round trips per latency run
+    # -- bridge cases (issue 12): the bridges vs the engines' Python clients, real servers
+    bridge_messages: int = 20_000   # messages per run (awaited-publish peers: a tenth)
+    bridge_rounds: int = 5
+    bridge_latency_messages: int = 500    # one a millisecond, per latency run
     # Peers that failed to import or to pass the self-check, by name, so each is tried once.
     _unavailable: dict[str, str] = field(default_factory=dict, init=False, repr=False)
     _verified: set[str] = field(default_factory=set, init=False, repr=False)
@@ -74,7 +78,8 @@ class Settings:
                    setup_budget=10.0, thread_events=100_000, thread_rounds=3,
                    latency_events=1_000, loop_rows=20_000, xproc_messages=60_000,
                    xproc_rounds=3, xproc_latency_messages=1_500, worker_cpu_items=1_000,
-                   worker_tiny_items=20_000, worker_rounds=3, worker_latency_events=500)
+                   worker_tiny_items=20_000, worker_rounds=3, worker_latency_events=500,
+                   bridge_messages=5_000, bridge_rounds=3, bridge_latency_messages=200)
 
 
 LoopFor = Callable[[Wiring], Callable[[], int]]

@@ -236,12 +236,26 @@ class NatsBridge(Bridge):
                                      pending_msgs_limit=-1, pending_bytes_limit=-1)
 
     async def _ensure_stream(self, name: str, subjects: List[str], window: float) -> None:
-        from nats.js.errors import NotFoundError
+        from nats.js.errors import BadRequestError, NotFoundError
         js = self._js
         try:
             info = await js.stream_info(name)
         except NotFoundError:
-            await js.add_stream(name=name, subjects=_cover(subjects), duplicate_window=window)
+            try:
+                await js.add_stream(name=name, subjects=_cover(subjects),
+                                    duplicate_window=window)
+            except BadRequestError as exc:
+                if exc.err_code != 10065:       # "subjects overlap with an existing stream"
+                    raise
+                owners = set()
+                for s in subjects:
+                    try:
+                        owners.add(await js.find_stream_name_by_subject(s))
+                    except NotFoundError:
+                        pass
+                raise ValueError(f"stream {name!r} does not exist and its subjects {subjects} "
+                                 f"overlap the stream(s) {sorted(owners)}: pass "
+                                 f"stream={next(iter(sorted(owners)), '...')!r}") from None
             return
         have = list(info.config.subjects or [])
         if any(not any(_covers(h, s) for h in have) for s in subjects):
