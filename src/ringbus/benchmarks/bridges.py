@@ -362,7 +362,7 @@ def _redis_peers(servers: _Servers, n: int, reading: bool) -> Contender:
     async def read(k: int) -> int:
         got = 0
         while got < k:
-            resp = await r.xreadgroup("peer", "c", {key: ">"}, count=500, block=1000)
+            resp: Any = await r.xreadgroup("peer", "c", {key: ">"}, count=500, block=1000)
             for _, items in resp:
                 await r.xack(key, "peer", *[e for e, _ in items])
                 got += len(items)

@@ -95,6 +95,7 @@ class NatsBridge(Bridge):
                  password: Optional[str] = None, token: Optional[str] = None,
                  creds: Optional[str] = None, tls: Optional[ssl.SSLContext] = None,
                  duplicate_window: float = 120.0, dead_letter: Optional[str] = None,
+                 publish_link: bool = True,
                  codec: str = "msgpack", batch: int = 500, max_in_flight: int = 10_000,
                  ack_wait: float = 5.0, max_deliver: int = 5, redelivery_delay: float = 1.0,
                  dedup_window: int = 1_000_000, fetch_wait: float = 0.5) -> None:
@@ -119,12 +120,18 @@ class NatsBridge(Bridge):
             raise TypeError(f"tls must be an ssl.SSLContext, got {type(tls).__name__}")
         self.servers = servers
         self.stream = stream
-        self._auth = dict(user=user, password=password, token=token,
-                          user_credentials=creds, tls=tls)
+        self._auth: Dict[str, Any] = dict(user=user, password=password, token=token,
+                                          user_credentials=creds, tls=tls)
         self.duplicate_window = float(duplicate_window)
         self.dead_letter = dead_letter or f"ringbus.dead.{stream}"
         self._nc: Any = None
         self._js: Any = None
+        # The exporter's own lean connection (ringbus.bridge.natslink): for plain nats://
+        # servers; TLS and credentials files keep nats-py's publish.
+        self.publish_link = bool(publish_link) and tls is None and creds is None and all(
+            s.startswith("nats://") for s in servers)
+        self._link: Any = None
+        self._link_task: Optional["asyncio.Task[None]"] = None
         # Export: our sequence -> [id, subject, kind, data, sent_at]; insertion order is
         # the first publish order, which every re-publish keeps.
         self._unacked: Dict[int, List[Any]] = {}
@@ -178,6 +185,12 @@ class NatsBridge(Bridge):
         self._js = self._nc.jetstream(timeout=max(2.0, self.ack_wait))
 
     async def _disconnect(self) -> None:
+        link, self._link = self._link, None
+        if link is not None:
+            await link.close()
+        if self._link_task is not None:
+            self._link_task.cancel()
+            self._link_task = None
         nc, self._nc = self._nc, None
         if nc is not None:
             try:
@@ -220,7 +233,54 @@ class NatsBridge(Bridge):
         self.stats_["connected"] = True
         _log.warning("ringbus.bridge: reconnected to NATS %s",
                      [_redact(s) for s in self.servers])
+        if self._link is None:
+            self._republish()
+
+    def _link_lost(self) -> None:
+        self.stats_["connected"] = False
+        _log.warning("ringbus.bridge: the publish link to NATS %s broke; reconnecting",
+                     [_redact(s) for s in self.servers])
+        self._resend = True
+
+    def _link_back(self) -> None:
+        self.stats_["reconnects"] += 1
+        self.stats_["connected"] = True
+        _log.warning("ringbus.bridge: the publish link to NATS %s is back",
+                     [_redact(s) for s in self.servers])
         self._republish()
+
+    def _up(self) -> bool:
+        link = self._link
+        return bool(link.connected) if link is not None else bool(self._nc.is_connected)
+
+    async def _send(self, seqs: Any) -> bool:
+        """Publish the unacknowledged messages ``seqs`` (in order); False if the connection
+        went down first (the rest then waits for the re-publish after the reconnect)."""
+        unacked, link = self._unacked, self._link
+        now = time.monotonic()
+        if link is not None:
+            if not link.connected:
+                return False
+            batch = []
+            for seq in seqs:
+                held = unacked.get(seq)
+                if held is not None:
+                    held[4] = now
+                    batch.append((seq, held[1], held[0], held[2], held[3]))
+            if batch:
+                link.write(batch)
+                await link.drain()
+            return True
+        nc, inbox = self._nc, self._inbox
+        for seq in seqs:
+            if not nc.is_connected:
+                return False
+            held = unacked.get(seq)
+            if held is not None:
+                held[4] = now
+                await nc.publish(held[1], held[3], reply=f"{inbox}{seq}",
+                                 headers=_headers(held[0], held[2]))
+        return True
 
     async def _prepare(self) -> None:
         """The stream (made, or its subjects completed), the dead-letter stream, the PubAck
@@ -232,8 +292,18 @@ class NatsBridge(Bridge):
             await self._ensure_stream(f"{self.stream}_dead", [self.dead_letter], 120.0)
         if self._exports:
             self._inbox = self._nc.new_inbox() + "."
-            await self._nc.subscribe(self._inbox + "*", cb=self._on_puback,
-                                     pending_msgs_limit=-1, pending_bytes_limit=-1)
+            if self.publish_link:
+                from ringbus.bridge.natslink import PublishLink
+                auth = self._auth
+                self._link = PublishLink(self.servers, self._inbox, user=auth["user"],
+                                         password=auth["password"], token=auth["token"],
+                                         on_ack=self._acked, on_lost=self._link_lost,
+                                         on_back=self._link_back)
+                await self._link.connect()
+                self._link_task = asyncio.ensure_future(self._link.run())
+            else:
+                await self._nc.subscribe(self._inbox + "*", cb=self._on_puback,
+                                         pending_msgs_limit=-1, pending_bytes_limit=-1)
 
     async def _ensure_stream(self, name: str, subjects: List[str], window: float) -> None:
         from nats.js.errors import BadRequestError, NotFoundError
@@ -268,12 +338,11 @@ class NatsBridge(Bridge):
     async def _export_loop(self) -> None:
         changed, wake = self._changed, self._wake
         assert changed is not None and wake is not None
-        nc, stats, unacked = self._nc, self.stats_, self._unacked
-        headers_of = _headers
+        stats, unacked, up = self.stats_, self._unacked, self._up
         watchdog = asyncio.ensure_future(self._watch_acks())
         try:
             while True:
-                if self._resend and nc.is_connected:
+                if self._resend and up():
                     self._resend = False
                     await self._publish_again()
                 room = self.max_in_flight - len(unacked)
@@ -285,37 +354,31 @@ class NatsBridge(Bridge):
                         await _either(wake, changed)
                         changed.clear()
                     continue
-                if room <= 0 or not nc.is_connected:
+                if room <= 0 or not up():
+                    # Acks make room; the reconnect's re-publish request sets it too.
                     changed.clear()
-                    if not self._resend:
-                        await changed.wait()
+                    await changed.wait()
                     continue
                 records = self._take(min(self.batch, room))
                 if not records:
                     continue
                 now = time.monotonic()
-                inbox, publish = self._inbox, nc.publish
                 first = self._seq + 1
                 for rec in records:
                     self._seq += 1
                     unacked[self._seq] = [rec[0], rec[1], rec[2], rec[3], now]
                 stats["exported"] += len(records)
                 stats["in_flight"] = len(unacked)
-                for seq in range(first, self._seq + 1):
-                    if not nc.is_connected:
-                        # The rest goes with the re-publish after the reconnect, in order.
-                        self._resend = True
-                        break
-                    held = unacked.get(seq)
-                    if held is not None:
-                        await publish(held[1], held[3], reply=f"{inbox}{seq}",
-                                      headers=headers_of(held[0], held[2]))
+                if not await self._send(range(first, self._seq + 1)):
+                    # The rest goes with the re-publish after the reconnect, in order.
+                    self._resend = True
         finally:
             watchdog.cancel()
 
     async def _on_puback(self, msg: Any) -> None:
-        data = msg.data
-        seq = int(msg.subject[len(self._inbox):])
+        self._acked(int(msg.subject[len(self._inbox):]), msg.data)
+
+    def _acked(self, seq: int, data: bytes) -> None:
         stats = self.stats_
         if b'"error"' in data:
             # Not stored (e.g. the stream is full, or missing): published again by the
@@ -366,22 +429,13 @@ class NatsBridge(Bridge):
             self._changed.set()
 
     async def _publish_again(self) -> None:
-        nc = self._nc
-        if nc is None or not nc.is_connected:
+        seqs = list(self._unacked)
+        if not seqs or self._nc is None:
             return
-        now = time.monotonic()
-        inbox = self._inbox
-        n = 0
-        for seq, rec in list(self._unacked.items()):
-            if seq not in self._unacked:
-                continue
-            if not nc.is_connected:
-                self._resend = True
-                break
-            rec[4] = now
-            await nc.publish(rec[1], rec[3], reply=f"{inbox}{seq}", headers=_headers(rec[0], rec[2]))
-            n += 1
-        self.stats_["retried"] += n
+        if await self._send(seqs):
+            self.stats_["retried"] += len(seqs)
+        else:
+            self._resend = True
 
     # -- import -----------------------------------------------------------------------------
 
