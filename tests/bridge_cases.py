@@ -22,10 +22,14 @@ def wait_for(cond: Callable[[], Any], timeout: float = 15.0, what: str = "") -> 
 
 
 class Engine:
-    """One engine's server and how to make its bridges (the test's parameter)."""
+    """One engine's server and how to make its bridges (the test's parameter). ``nats-py``
+    is NATS with the exporter publishing through nats-py (``publish_link=False``, the path
+    of TLS and credentials files) instead of its own connection."""
 
     def __init__(self, name: str, server: brokers.Server) -> None:
-        self.name, self.server = name, server
+        self.publish_link = name != "nats-py"
+        self.name = "nats" if name == "nats-py" else name
+        self.server = server
 
     @property
     def url(self) -> str:
@@ -36,7 +40,8 @@ class Engine:
     def bridge(self, bus: Any, stream: str = "md", **kw: Any) -> Any:
         from ringbus.bridge import NatsBridge, RedisBridge
         if self.name == "nats":
-            return NatsBridge(bus, servers=self.url, stream=stream, **kw)
+            return NatsBridge(bus, servers=self.url, stream=stream,
+                              publish_link=self.publish_link, **kw)
         return RedisBridge(bus, url=self.url, stream=stream, **kw)
 
     def import_(self, bridge: Any, event_type: Any, subject: str, name: str) -> Any:
@@ -51,7 +56,7 @@ class Engine:
 
 def start(name: str) -> Engine:
     pytest.importorskip("msgspec", reason="the bridges' codec (ringbus[nats] / ringbus[redis])")
-    if name == "nats":
+    if name in ("nats", "nats-py"):
         pytest.importorskip("nats", reason="nats-py (pip install 'ringbus[nats]')")
         return Engine(name, brokers.nats_server())
     pytest.importorskip("redis", reason="redis-py (pip install 'ringbus[redis]')")

@@ -65,6 +65,28 @@ def test_events_go_out_and_come_back_in_order_per_key(engine):
     assert got == [] and again.stats()["imported"] == 0
 
 
+def test_nats_py_publish_path_round_trip():
+    """publish_link=False (what TLS and credentials files use): the same round trip."""
+    e = start("nats-py")
+    try:
+        out_bus, in_bus = ringbus.Bus(), ringbus.Bus()
+        TICK, IN = out_bus.event_type("md.tick"), in_bus.event_type("md.tick.in")
+        exporter = e.bridge(out_bus)
+        assert exporter.publish_link is False
+        exporter.export(TICK, subject="md.tick.{sym}")
+        got = []
+        in_bus.subscribe(IN, got.append)
+        importer = e.bridge(in_bus)
+        e.import_(importer, IN, "md.tick.>", "risk")
+        sent = _ticks(500)
+        with out_bus.running(), exporter.running(), in_bus.running(), importer.running():
+            out_bus.publish_many(TICK, sent)
+            wait_for(lambda: len(got) == 500)
+        _assert_in_order_per_key(got, sent)
+    finally:
+        stop(e)
+
+
 def test_key_field_name_bytes_and_json(engine):
     out_bus, in_bus = ringbus.Bus(), ringbus.Bus()
     A, B = out_bus.event_type("a"), out_bus.event_type("b")

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.servers
 SYMS = ("ES", "NQ", "CL", "GC")
 
 
-@pytest.fixture(params=["nats", "redis"])
+@pytest.fixture(params=["nats", "nats-py", "redis"])
 def engine(request):
     e = start(request.param)
     yield e

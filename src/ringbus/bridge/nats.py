@@ -297,7 +297,7 @@ class NatsBridge(Bridge):
                 auth = self._auth
                 self._link = PublishLink(self.servers, self._inbox, user=auth["user"],
                                          password=auth["password"], token=auth["token"],
-                                         on_ack=self._acked, on_lost=self._link_lost,
+                                         on_ack=self._acks, on_lost=self._link_lost,
                                          on_back=self._link_back)
                 await self._link.connect()
                 self._link_task = asyncio.ensure_future(self._link.run())
@@ -378,6 +378,17 @@ class NatsBridge(Bridge):
     async def _on_puback(self, msg: Any) -> None:
         self._acked(int(msg.subject[len(self._inbox):]), msg.data)
 
+    def _acks(self, acks: List[Tuple[int, bytes]]) -> None:
+        """The PubAcks of one read of the publish link."""
+        pop, n = self._unacked.pop, 0
+        for seq, data in acks:
+            if b'"error"' in data:
+                self._acked(seq, data)          # counted, logged, published again later
+            elif pop(seq, None) is not None:
+                n += 1
+        if n:
+            self._count_acks(n)
+
     def _acked(self, seq: int, data: bytes) -> None:
         stats = self.stats_
         if b'"error"' in data:
@@ -389,7 +400,11 @@ class NatsBridge(Bridge):
             return
         if self._unacked.pop(seq, None) is None:
             return                      # the ack of a copy published again
-        stats["acked"] += 1
+        self._count_acks(1)
+
+    def _count_acks(self, n: int) -> None:
+        stats = self.stats_
+        stats["acked"] += n
         stats["in_flight"] = len(self._unacked)
         if stats["stalled"]:
             stats["stalled"] = False

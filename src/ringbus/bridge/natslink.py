@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 from urllib.parse import unquote, urlsplit
 
@@ -26,13 +27,13 @@ Record = Tuple[int, str, str, str, bytes]
 
 
 class PublishLink:
-    """``connect()``, then ``write(records)`` and ``await drain()``; ``on_ack(seq, data)``
-    is called for every PubAck, ``on_lost()`` when the connection broke, ``on_back()``
+    """``connect()``, then ``write(records)`` and ``await drain()``; ``on_ack(acks)``
+    gets the PubAcks of each read, a list of (sequence, data), ``on_lost()`` when the connection broke, ``on_back()``
     once it is made again (by ``run()``, which also reads)."""
 
     def __init__(self, servers: Sequence[str], inbox: str, *, user: Optional[str],
                  password: Optional[str], token: Optional[str],
-                 on_ack: Callable[[int, bytes], None], on_lost: Callable[[], None],
+                 on_ack: Callable[[List[Tuple[int, bytes]]], None], on_lost: Callable[[], None],
                  on_back: Callable[[], None]) -> None:
         self.servers = list(servers)
         self.inbox = inbox                  # "_INBOX.<nuid>." : acks come to inbox + seq
@@ -141,11 +142,12 @@ class PublishLink:
 
     async def _read(self) -> None:
         # Parsed from the bytes read, not line by line through StreamReader: one PubAck is
-        # about 100 bytes, and a read brings hundreds.
+        # about 100 bytes and a read brings hundreds, handed over in one on_ack call.
         reader = self._reader
         assert reader is not None
-        inbox = self.inbox.encode()
-        inbox_len = len(inbox)
+        # "MSG <inbox><seq> <sid> [reply] <size>": nats-server 2.9 leaves two spaces where
+        # the reply is empty.
+        ack = re.compile(re.escape(self.inbox.encode()) + rb"(\d+) +\d+ +(?:\S+ +)?(\d+)\r\n")
         on_ack = self.on_ack
         buf = b""
         while True:
@@ -154,25 +156,27 @@ class PublishLink:
                 raise ConnectionError("closed")
             buf = buf + chunk if buf else chunk
             pos, end = 0, len(buf)
+            acks: List[Tuple[int, bytes]] = []
+            match = ack.match
             while pos < end:
+                if buf.startswith(b"MSG ", pos):
+                    m = match(buf, pos + 4)
+                    if m is not None:
+                        start = m.end()
+                        stop = start + int(m.group(2))
+                        if stop + 2 > end:
+                            break               # the payload is not all here yet
+                        acks.append((int(m.group(1)), buf[start:stop]))
+                        pos = stop + 2
+                        continue
                 eol = buf.find(b"\r\n", pos)
                 if eol < 0:
                     break
                 if buf.startswith(b"MSG ", pos):
-                    # MSG <subject> <sid> [reply] <size>\r\n<payload>\r\n
-                    head = buf[pos + 4:eol].split()
-                    size = int(head[-1])
-                    stop = eol + 2 + size
+                    # Not an ack of ours (nothing else is subscribed): skip its payload.
+                    stop = eol + 2 + int(buf[pos:eol].split()[-1])
                     if stop + 2 > end:
-                        break               # the payload is not all here yet
-                    subject = head[0]
-                    if subject.startswith(inbox):
-                        try:
-                            seq = int(subject[inbox_len:])
-                        except ValueError:
-                            seq = -1
-                        if seq >= 0:
-                            on_ack(seq, buf[eol + 2:stop])
+                        break
                     pos = stop + 2
                     continue
                 if buf.startswith(b"PING", pos):
@@ -184,6 +188,8 @@ class PublishLink:
                 # +OK, PONG, INFO: nothing to do
                 pos = eol + 2
             buf = buf[pos:]
+            if acks:
+                on_ack(acks)
 
     async def close(self) -> None:
         self._closing = True
