@@ -35,6 +35,30 @@ def _redact(url: str) -> str:
     return re.sub(r"//[^@/]*@", "//***@", url)
 
 
+def _bulk(b: bytes) -> bytes:
+    return b"$%d\r\n%s\r\n" % (len(b), b)
+
+
+def _pack_xadds(records: List[Tuple[str, str, str, bytes]], maxlen: Optional[int]) -> bytes:
+    """``XADD key [MAXLEN ~ n] * id <id> c <codec> d <data>`` for each record, in RESP,
+    as one buffer (what redis-py's pipeline would send, without its per-command objects)."""
+    trim = b"" if maxlen is None else _bulk(b"MAXLEN") + _bulk(b"~") + _bulk(b"%d" % maxlen)
+    head = b"*%d\r\n$4\r\nXADD\r\n" % (9 if maxlen is None else 12)
+    heads: Dict[str, bytes] = {}
+    out: List[bytes] = []
+    append = out.append
+    for msg_id, key, kind, data in records:
+        h = heads.get(key)
+        if h is None:
+            h = heads[key] = head + _bulk(key.encode()) + trim + _bulk(b"*") + _bulk(b"id")
+        mid = msg_id.encode()
+        append(b"%s$%d\r\n%s\r\n$1\r\nc\r\n%s$1\r\nd\r\n$%d\r\n" % (
+            h, len(mid), mid, _bulk(kind.encode()), len(data)))
+        append(data)
+        append(b"\r\n")
+    return b"".join(out)
+
+
 def _pattern(subject: str) -> Optional[str]:
     """The SCAN pattern of a subject with a placeholder or wildcards; None for one key."""
     glob = re.sub(r"\{[^{}]*\}", "*", subject)
@@ -149,13 +173,10 @@ class RedisBridge(Bridge):
             stats["exported"] += len(records)
             stats["in_flight"] = len(records)
             tries = 0
+            packed = _pack_xadds(records, maxlen)
             while True:
-                pipe = self._r.pipeline(transaction=False)
-                for msg_id, key, kind, data in records:
-                    pipe.xadd(key, {b"id": msg_id, b"c": kind, b"d": data}, maxlen=maxlen,
-                              approximate=True)
                 try:
-                    await asyncio.wait_for(pipe.execute(), self.ack_wait)
+                    await asyncio.wait_for(self._send(packed, len(records)), self.ack_wait)
                     break
                 except Exception as exc:
                     tries += 1
@@ -166,7 +187,8 @@ class RedisBridge(Bridge):
                         stats["connected"] = False
                         _log.warning("ringbus.bridge: no ack from Redis %s for %d XADD(s) "
                                      "(%s); sending them again", _redact(self.url),
-                                     len(records), type(exc).__name__)
+                                     len(records),
+                                     f"{type(exc).__name__}: {_redact(str(exc))[:200]}")
                     if self._stopping and tries > 2:
                         raise
                     await asyncio.sleep(min(0.05 * tries, 0.5))
@@ -178,6 +200,29 @@ class RedisBridge(Bridge):
             stats["acked"] += len(records)
             stats["in_flight"] = 0
             self._made_room()
+
+    async def _send(self, packed: bytes, n: int) -> None:
+        """One write of ``n`` packed XADDs on a connection of redis-py's pool (it made the
+        connection: AUTH, TLS, database), then their ``n`` replies. A connection that
+        failed or timed out mid-way is dropped, never reused with replies pending."""
+        pool = self._r.connection_pool
+        conn = await pool.get_connection()
+        ok = False
+        try:
+            await conn.send_packed_command(packed, check_health=False)
+            read = conn.read_response
+            first_error = None
+            for _ in range(n):
+                reply = await read()
+                if isinstance(reply, Exception) and first_error is None:
+                    first_error = reply
+            ok = True
+            if first_error is not None:
+                raise first_error
+        finally:
+            if not ok:
+                await conn.disconnect()
+            await pool.release(conn)
 
     # -- import -----------------------------------------------------------------------------
 
