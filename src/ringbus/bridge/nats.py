@@ -20,7 +20,8 @@ import logging
 import re
 import ssl
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import (Any, Awaitable, Callable, Dict, List, NamedTuple, Optional, Sequence,
+                    Tuple, Union)
 
 from ringbus.bridge.base import Bridge, Export, Import, Key
 from ringbus.bridge.codec import MalformedMessage
@@ -268,7 +269,7 @@ class NatsBridge(Bridge):
                     held[4] = now
                     batch.append((seq, held[1], held[0], held[2], held[3]))
             if batch:
-                link.write(batch)
+                link.publish(batch)
                 await link.drain()
             return True
         nc, inbox = self._nc, self._inbox
@@ -455,20 +456,51 @@ class NatsBridge(Bridge):
     # -- import -----------------------------------------------------------------------------
 
     async def _import_loop(self, spec: Import) -> None:
-        import nats.errors
         from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+        from nats.js.errors import NotFoundError
         config = ConsumerConfig(durable_name=spec.name, ack_policy=AckPolicy.EXPLICIT,
                                 deliver_policy=DeliverPolicy.ALL, ack_wait=self.ack_wait,
                                 max_deliver=-1, filter_subject=spec.subject,
                                 max_ack_pending=max(self.batch * 4, 1000))
+        if not self.publish_link:
+            await self._import_with_nats_py(spec, config)
+            return
+        try:
+            await self._js.consumer_info(self.stream, spec.name)
+        except NotFoundError:
+            await self._js.add_consumer(self.stream, config)
+        from ringbus.bridge.natslink import PullLink
+        auth = self._auth
+        link = PullLink(self.servers, self._nc.new_inbox() + ".", user=auth["user"],
+                        password=auth["password"], token=auth["token"],
+                        on_lost=lambda: None, on_back=lambda: None)
+        await link.connect()
+        reader = asyncio.ensure_future(link.run())
+        try:
+            while not self._stopping:
+                if not link.connected:
+                    await asyncio.sleep(0.05)
+                    continue
+                deliveries = await link.fetch(self.stream, spec.name, self.batch,
+                                              self.fetch_wait)
+                if not deliveries:
+                    self.stats_["lag"] = 0
+                    continue
+                if not await self._consume(spec, deliveries, link.verdicts):
+                    return
+        finally:
+            await link.close()
+            reader.cancel()
+
+    async def _import_with_nats_py(self, spec: Import, config: Any) -> None:
+        import nats.errors
         psub = await self._js.pull_subscribe(spec.subject, durable=spec.name,
                                              stream=self.stream, config=config)
-        stats, decode, t = self.stats_, self._decode, spec.event_type
         while not self._stopping:
             try:
                 msgs = await psub.fetch(self.batch, timeout=self.fetch_wait)
             except (nats.errors.TimeoutError, asyncio.TimeoutError):
-                stats["lag"] = 0
+                self.stats_["lag"] = 0
                 continue
             except Exception as exc:
                 if self._stopping:
@@ -477,65 +509,121 @@ class NatsBridge(Bridge):
                              spec.subject, exc)
                 await asyncio.sleep(0.1)
                 continue
-            stats["imported"] += len(msgs)
-            events: List[Tuple[int, Any]] = []
-            held: List[Tuple[Any, Optional[str], int]] = []
-            batch_ids = set()
-            for m in msgs:
-                md = m.metadata
-                hdr = m.headers or {}
-                mid = hdr.get(ID_HEADER)
-                if md.num_delivered > 1:
-                    stats["redelivered"] += 1
-                if mid is not None and (mid in batch_ids or self._duplicate(mid)):
-                    stats["duplicates_dropped"] += 1
-                    await m.ack()
-                    continue
-                try:
-                    payload = decode(spec, hdr.get(CODEC_HEADER), m.data)
-                except MalformedMessage as exc:
-                    self._malformed(spec, m.data, exc)
-                    await self._to_dead_letter(m, spec, str(exc))
-                    continue
-                if mid is not None:
-                    batch_ids.add(mid)
-                events.append((t, payload))
-                held.append((m, mid, md.num_delivered))
-            if msgs:
-                stats["lag"] = msgs[-1].metadata.num_pending
-            if not events:
+            if not msgs:
                 continue
+            deliveries = []
+            for m in msgs:
+                md, hdr = m.metadata, m.headers or {}
+                deliveries.append(Delivery(m.subject, hdr.get(ID_HEADER), hdr.get(CODEC_HEADER),
+                                           m.data, md.num_delivered, md.num_pending, m))
+            if not await self._consume(spec, deliveries, self._verdicts_by_nats_py):
+                return
+
+    async def _verdicts_by_nats_py(self, verdicts: List[Tuple["Delivery", bytes]]) -> None:
+        for d, verdict in verdicts:
+            m = d.handle
+            if verdict == ACK:
+                await m.ack()
+            elif verdict == TERM:
+                await m.term()
+            else:
+                await m.nak(delay=self.redelivery_delay or None)
+
+    async def _consume(self, spec: Import, deliveries: List["Delivery"],
+                       send: Callable[[List[Tuple["Delivery", bytes]]], Awaitable[None]]
+                       ) -> bool:
+        """One fetched batch: duplicates and malformed messages out, the rest through the
+        bus; then each message's verdict (ack, NAK with a delay, term) goes back in one go.
+        False when the bridge stopped first (nothing of the rest is acked)."""
+        stats, decode, t = self.stats_, self._decode, spec.event_type
+        stats["imported"] += len(deliveries)
+        verdicts: List[Tuple[Delivery, bytes]] = []
+        events: List[Tuple[int, Any]] = []
+        held: List[Delivery] = []
+        batch_ids = set()
+        for d in deliveries:
+            if d.delivered > 1:
+                stats["redelivered"] += 1
+            mid = d.msg_id
+            if mid is not None and (mid in batch_ids or self._duplicate(mid)):
+                stats["duplicates_dropped"] += 1
+                verdicts.append((d, ACK))
+                continue
+            try:
+                payload = decode(spec, d.kind, d.data)
+            except MalformedMessage as exc:
+                self._malformed(spec, d.data, exc)
+                if await self._to_dead_letter(d, str(exc)):
+                    verdicts.append((d, TERM))
+                continue
+            if mid is not None:
+                batch_ids.add(mid)
+            events.append((t, payload))
+            held.append(d)
+        if deliveries:
+            stats["lag"] = deliveries[-1].pending
+        if events:
             results = await self._through_bus(events)
             if results is None:
-                return                  # stopping: not acked, the engine delivers them again
-            for (m, mid, delivered), ok in zip(held, results):
+                await send(verdicts)
+                return False            # stopping: not acked, the engine delivers them again
+            nak = NAK_AFTER(self.redelivery_delay)
+            for d, ok in zip(held, results):
                 if ok:
-                    self._handled(mid)
-                    await m.ack()
+                    self._handled(d.msg_id)
+                    verdicts.append((d, ACK))
                     stats["acked_back"] += 1
                 else:
                     stats["failed"] += 1
-                    if delivered >= self.max_deliver:
-                        await self._to_dead_letter(m, spec, f"a handler raised on each of "
-                                                            f"{delivered} deliveries")
+                    if d.delivered >= self.max_deliver:
+                        if await self._to_dead_letter(d, f"a handler raised on each of "
+                                                         f"{d.delivered} deliveries"):
+                            verdicts.append((d, TERM))
                     else:
-                        await m.nak(delay=self.redelivery_delay or None)
+                        verdicts.append((d, nak))
+        await send(verdicts)
+        return True
 
-    async def _to_dead_letter(self, m: Any, spec: Import, reason: str) -> None:
-        headers = {"Ringbus-Subject": m.subject, "Ringbus-Reason": reason[:200]}
-        for k, v in (m.headers or {}).items():
-            if k in (ID_HEADER, CODEC_HEADER):
-                headers[k if k != ID_HEADER else "Ringbus-Msg-Id"] = v
+    async def _to_dead_letter(self, d: "Delivery", reason: str) -> bool:
+        headers = {"Ringbus-Subject": d.subject, "Ringbus-Reason": reason[:200]}
+        if d.msg_id is not None:
+            headers["Ringbus-Msg-Id"] = d.msg_id
+        if d.kind is not None:
+            headers[CODEC_HEADER] = d.kind
         try:
-            await self._js.publish(self.dead_letter, m.data, headers=headers)
+            await self._js.publish(self.dead_letter, d.data, headers=headers)
         except Exception as exc:
             # Not moved: left unacked, delivered again after ack_wait.
             _log.warning("ringbus.bridge: dead-letter publish failed: %r", exc)
-            return
-        await m.term()
+            return False
         self.stats_["dead_lettered"] += 1
-        _log.warning("ringbus.bridge: message on %s dead-lettered to %s: %s", m.subject,
+        _log.warning("ringbus.bridge: message on %s dead-lettered to %s: %s", d.subject,
                      self.dead_letter, reason)
+        return True
+
+
+ACK, TERM = b"+ACK", b"+TERM"
+
+
+def NAK_AFTER(delay: float) -> bytes:
+    """The NAK that asks for a redelivery ``delay`` seconds from now."""
+    return b"-NAK" if delay <= 0 else b'-NAK {"delay": %d}' % int(delay * 1e9)
+
+
+class Delivery(NamedTuple):
+    """One message a pull consumer delivered: its stream subject, de-duplication id and
+    codec (headers), data, delivery count, the consumer's pending count after it, and the
+    handle to answer it (its ack subject, or nats-py's Msg)."""
+
+    subject: str
+    msg_id: Optional[str]
+    kind: Optional[str]
+    data: bytes
+    delivered: int
+    pending: int
+    handle: Any
+
+
 
 
 def _headers(msg_id: str, kind: str) -> Dict[str, str]:

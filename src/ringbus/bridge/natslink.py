@@ -1,13 +1,18 @@
-"""PublishLink: the exporter's own NATS connection, the hot path between the outbox and the
-socket. It speaks just enough of the NATS protocol to publish (``HPUB`` with the
-``Nats-Msg-Id`` header, a batch in one write) and to read JetStream's PubAcks on one
-wildcard inbox (``MSG``), answering the server's ``PING``. nats-py does the rest (streams,
-consumers, imports); its per-message publish and its subscription callbacks are what this
-saves.
+"""The bridges' own NATS connections, the hot paths between the bus and the socket. Each
+speaks just enough of the NATS protocol for one job, on one wildcard inbox, answering the
+server's ``PING``; nats-py does everything else (streams, consumers, dead letters). What they
+save is nats-py's per-message work: a coroutine and a header dict per publish, a Msg object
+and a queue hop per delivered message, an awaited publish per ack.
 
-It never buffers across a reconnect: what a dead socket swallowed is re-published by the
-bridge, in order, before anything new (see NatsBridge). Used for ``nats://`` servers with
-user/password or a token; TLS and credentials files keep nats-py's path.
+- :class:`PublishLink` (export): ``HPUB`` with the ``Nats-Msg-Id`` header, a batch in one
+  write; JetStream's PubAcks (``MSG``) matched by one regex each, handed over per read.
+- :class:`PullLink` (import): pull requests to a durable consumer, the delivered ``HMSG``s
+  parsed from the read buffer, and the acks / NAKs / terms of a batch in one write.
+
+Neither buffers across a reconnect: what a dead socket swallowed is re-published by the
+exporter in order before anything new, and an importer's lost acks mean redeliveries, which
+it drops by id. Used for ``nats://`` servers with user/password or a token; TLS and
+credentials files keep nats-py's paths.
 """
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ import re
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["PublishLink"]
+__all__ = ["PublishLink", "PullLink"]
 
 _log = logging.getLogger("ringbus.bridge")
 
@@ -26,19 +31,20 @@ _log = logging.getLogger("ringbus.bridge")
 Record = Tuple[int, str, str, str, bytes]
 
 
-class PublishLink:
-    """``connect()``, then ``write(records)`` and ``await drain()``; ``on_ack(acks)``
-    gets the PubAcks of each read, a list of (sequence, data), ``on_lost()`` when the connection broke, ``on_back()``
-    once it is made again (by ``run()``, which also reads)."""
+class _Link:
+    """One raw connection: ``connect()``, ``write(bytes)`` and ``await drain()``;
+    ``run()`` reads (``_read``, the subclass's) and, when the connection breaks, calls
+    ``on_lost()``, reconnects every 0.1 s and calls ``on_back()``."""
+
+    what = "link"
 
     def __init__(self, servers: Sequence[str], inbox: str, *, user: Optional[str],
-                 password: Optional[str], token: Optional[str],
-                 on_ack: Callable[[List[Tuple[int, bytes]]], None], on_lost: Callable[[], None],
+                 password: Optional[str], token: Optional[str], on_lost: Callable[[], None],
                  on_back: Callable[[], None]) -> None:
         self.servers = list(servers)
-        self.inbox = inbox                  # "_INBOX.<nuid>." : acks come to inbox + seq
+        self.inbox = inbox                  # "_INBOX.<nuid>.": what comes back, inbox + n
         self._user, self._password, self._token = user, password, token
-        self.on_ack, self.on_lost, self.on_back = on_ack, on_lost, on_back
+        self.on_lost, self.on_back = on_lost, on_back
         self.connected = False
         self._reader: Optional[asyncio.StreamReader] = None
         self._writer: Optional[asyncio.StreamWriter] = None
@@ -56,7 +62,7 @@ class PublishLink:
                 return
             except (OSError, asyncio.TimeoutError, ConnectionError) as exc:
                 last = exc
-        raise ConnectionError(f"no NATS server accepted the publish link: {last}")
+        raise ConnectionError(f"no NATS server accepted the {self.what}: {last}")
 
     async def _open(self, url: str) -> None:
         parts = urlsplit(url)
@@ -73,7 +79,7 @@ class PublishLink:
             password = unquote(parts.password) if parts.password else self._password
             options: dict = {"verbose": False, "pedantic": False, "headers": True,
                              "no_responders": True, "protocol": 1, "lang": "python",
-                             "version": "ringbus", "name": "ringbus-bridge-publish"}
+                             "version": "ringbus", "name": f"ringbus-bridge-{self.what}"}
             if user:
                 options.update(user=user, **{"pass": password or ""})
             elif self._token:
@@ -95,19 +101,9 @@ class PublishLink:
             raise
         self._reader, self._writer = reader, writer
 
-    def write(self, records: List[Record]) -> None:
-        """One write of HPUBs for ``records`` (no await: the caller drains)."""
-        inbox = self.inbox
-        out: List[bytes] = []
-        append = out.append
-        for seq, subject, msg_id, kind, data in records:
-            hdr = f"NATS/1.0\r\nNats-Msg-Id: {msg_id}\r\nRingbus-Codec: {kind}\r\n\r\n"
-            hlen = len(hdr)                 # ASCII: ids, codec names
-            append(f"HPUB {subject} {inbox}{seq} {hlen} {hlen + len(data)}\r\n{hdr}".encode())
-            append(data)
-            append(b"\r\n")
+    def write(self, data: bytes) -> None:
         assert self._writer is not None
-        self._writer.write(b"".join(out))
+        self._writer.write(data)
 
     async def drain(self) -> None:
         if self._writer is not None:
@@ -139,6 +135,46 @@ class PublishLink:
                     await asyncio.sleep(0.1)
             if self.connected:
                 self.on_back()
+
+    async def _read(self) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        self._closing = True
+        writer, self._writer = self._writer, None
+        self.connected = False
+        if writer is not None:
+            try:
+                await asyncio.wait_for(writer.drain(), 1.0)
+            except Exception:
+                pass
+            writer.close()
+
+
+class PublishLink(_Link):
+    """The exporter's link: ``publish(records)``, then ``await drain()``;
+    ``on_ack(acks)`` gets the PubAcks of each read, a list of (sequence, data)."""
+
+    what = "publish link"
+
+    def __init__(self, servers: Sequence[str], inbox: str, *,
+                 on_ack: Callable[[List[Tuple[int, bytes]]], None], **kw: Any) -> None:
+        super().__init__(servers, inbox, **kw)
+        self.on_ack = on_ack
+
+    def publish(self, records: List[Record]) -> None:
+        """One write of HPUBs for ``records`` (no await: the caller drains)."""
+        inbox = self.inbox
+        out: List[bytes] = []
+        append = out.append
+        for seq, subject, msg_id, kind, data in records:
+            hdr = f"NATS/1.0\r\nNats-Msg-Id: {msg_id}\r\nRingbus-Codec: {kind}\r\n\r\n"
+            hlen = len(hdr)                 # ASCII: ids, codec names
+            append(f"HPUB {subject} {inbox}{seq} {hlen} {hlen + len(data)}\r\n{hdr}".encode())
+            append(data)
+            append(b"\r\n")
+        assert self._writer is not None
+        self._writer.write(b"".join(out))
 
     async def _read(self) -> None:
         # Parsed from the bytes read, not line by line through StreamReader: one PubAck is
@@ -191,13 +227,139 @@ class PublishLink:
             if acks:
                 on_ack(acks)
 
-    async def close(self) -> None:
-        self._closing = True
-        writer, self._writer = self._writer, None
-        self.connected = False
-        if writer is not None:
-            try:
-                await asyncio.wait_for(writer.drain(), 1.0)
-            except Exception:
-                pass
-            writer.close()
+
+
+class PullLink(_Link):
+    """The importer's link: ``await fetch(stream, durable, batch, expires)`` sends one pull
+    request and returns what it delivered (a list of ``Delivery``; empty when the request
+    expired with nothing); ``await verdicts([(delivery, b"+ACK" / b"-NAK ..." /
+    b"+TERM"), ...])`` answers them in one write."""
+
+    what = "pull link"
+    # "HMSG <subject> <sid> [reply] <header bytes> <total bytes>" / "MSG ... <bytes>"
+    _HMSG = re.compile(rb"HMSG (\S+) +\d+ +(?:(\S+) +)?(\d+) +(\d+)\r\n")
+    _MSG = re.compile(rb"MSG (\S+) +\d+ +(?:(\S+) +)?(\d+)\r\n")
+
+    def __init__(self, servers: Sequence[str], inbox: str, **kw: Any) -> None:
+        super().__init__(servers, inbox, **kw)
+        self._request = 0
+        self._want = 0
+        self._got: List[Any] = []
+        self._done: Optional["asyncio.Future[None]"] = None
+
+    async def fetch(self, stream: str, durable: str, batch: int, expires: float) -> List[Any]:
+        if self._got:
+            # Delivered after the last request was given up: theirs, not lost.
+            got, self._got = self._got, []
+            return got
+        loop = asyncio.get_running_loop()
+        self._request += 1
+        self._want = batch
+        done = self._done = loop.create_future()
+        body = b'{"batch": %d, "expires": %d}' % (batch, int(expires * 1e9))
+        self.write(b"PUB $JS.API.CONSUMER.MSG.NEXT.%s.%s %s%d %d\r\n%s\r\n" % (
+            stream.encode(), durable.encode(), self.inbox.encode(), self._request, len(body),
+            body))
+        try:
+            await asyncio.wait_for(asyncio.shield(done), expires + 1.0)
+        except asyncio.TimeoutError:
+            pass                            # a lost request or status: what came is it
+        self._done = None
+        got, self._got = self._got, []
+        return got
+
+    async def verdicts(self, verdicts: List[Tuple[Any, bytes]]) -> None:
+        if not verdicts or self._writer is None:
+            return                          # lost: the consumer redelivers after ack_wait
+        out = []
+        for d, verdict in verdicts:
+            out.append(b"PUB %s %d\r\n%s\r\n" % (d.handle, len(verdict), verdict))
+        self.write(b"".join(out))
+        await self.drain()
+
+    def _finish(self) -> None:
+        done = self._done
+        if done is not None and not done.done():
+            done.set_result(None)
+
+    async def _read(self) -> None:
+        from ringbus.bridge.nats import CODEC_HEADER, ID_HEADER, Delivery
+        reader = self._reader
+        assert reader is not None
+        hmsg, msg = self._HMSG.match, self._MSG.match
+        id_key = b"\r\n" + ID_HEADER.encode() + b":"
+        codec_key = b"\r\n" + CODEC_HEADER.encode() + b":"
+        buf = b""
+        while True:
+            chunk = await reader.read(1 << 16)
+            if not chunk:
+                raise ConnectionError("closed")
+            buf = buf + chunk if buf else chunk
+            pos, end = 0, len(buf)
+            got = self._got
+            while pos < end:
+                m = hmsg(buf, pos)
+                if m is not None:
+                    start = m.end()
+                    hlen, total = int(m.group(3)), int(m.group(4))
+                    stop = start + total
+                    if stop + 2 > end:
+                        break               # not all here yet
+                    head = buf[start:start + hlen]
+                    reply = m.group(2)
+                    pos = stop + 2
+                    if reply is None or not reply.startswith(b"$JS.ACK."):
+                        # A status (404 no messages, 408 request expired, 409 ...): this
+                        # request is over.
+                        self._finish()
+                        continue
+                    got.append(_delivery(Delivery, m.group(1), reply, head, buf[start + hlen:stop],
+                                         id_key, codec_key))
+                    if len(got) >= self._want:
+                        self._finish()
+                    continue
+                m = msg(buf, pos)
+                if m is not None:
+                    start = m.end()
+                    stop = start + int(m.group(3))
+                    if stop + 2 > end:
+                        break
+                    reply = m.group(2)
+                    pos = stop + 2
+                    if reply is not None and reply.startswith(b"$JS.ACK."):
+                        got.append(_delivery(Delivery, m.group(1), reply, b"",
+                                             buf[start:stop], id_key, codec_key))
+                        if len(got) >= self._want:
+                            self._finish()
+                    continue
+                eol = buf.find(b"\r\n", pos)
+                if eol < 0:
+                    break
+                if buf.startswith(b"PING", pos):
+                    self.write(b"PONG\r\n")
+                elif buf.startswith(b"-ERR", pos):
+                    _log.warning("ringbus.bridge: NATS (pull link): %s",
+                                 buf[pos + 5:eol].strip().decode(errors="replace"))
+                pos = eol + 2
+            buf = buf[pos:]
+
+
+def _header(head: bytes, key: bytes) -> Optional[str]:
+    i = head.find(key)
+    if i < 0:
+        return None
+    j = head.find(b"\r\n", i + len(key))
+    return head[i + len(key):j].strip().decode(errors="replace")
+
+
+def _delivery(cls: Any, subject: bytes, reply: bytes, head: bytes, data: bytes,
+              id_key: bytes, codec_key: bytes) -> Any:
+    # $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>
+    # (and, from nats-server 2.10, <domain>.<account hash> first and a token last).
+    tokens = reply.split(b".")
+    if len(tokens) >= 12:
+        delivered, pending = int(tokens[6]), int(tokens[10])
+    else:
+        delivered, pending = int(tokens[4]), int(tokens[8])
+    return cls(subject.decode(), _header(head, id_key) if head else None,
+               _header(head, codec_key) if head else None, data, delivered, pending, reply)
