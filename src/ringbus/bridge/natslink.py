@@ -23,6 +23,8 @@ import re
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 from urllib.parse import unquote, urlsplit
 
+from ringbus.bridge.nats import CODEC_HEADER, ID_HEADER, Delivery
+
 __all__ = ["PublishLink", "PullLink"]
 
 _log = logging.getLogger("ringbus.bridge")
@@ -33,7 +35,7 @@ Record = Tuple[int, str, str, str, bytes]
 
 class _Link:
     """One raw connection: ``connect()``, ``write(bytes)`` and ``await drain()``;
-    ``run()`` reads (``_read``, the subclass's) and, when the connection breaks, calls
+    ``run()`` reads (what comes is the subclass's ``_parse``) and, when the connection breaks, calls
     ``on_lost()``, reconnects every 0.1 s and calls ``on_back()``."""
 
     what = "link"
@@ -137,7 +139,30 @@ class _Link:
                 self.on_back()
 
     async def _read(self) -> None:
+        # Parsed from the bytes read, not line by line through StreamReader: a read brings
+        # hundreds of messages.
+        reader = self._reader
+        assert reader is not None
+        buf = b""
+        while True:
+            chunk = await reader.read(1 << 16)
+            if not chunk:
+                raise ConnectionError("closed")
+            buf = buf + chunk if buf else chunk
+            buf = buf[self._parse(buf):]
+
+    def _parse(self, buf: bytes) -> int:
+        """Handle the whole messages at the start of ``buf``; how many bytes they were."""
         raise NotImplementedError
+
+    def _control(self, buf: bytes, pos: int, eol: int) -> None:
+        """A line that is not a message: PING is answered, -ERR logged; +OK, PONG and INFO
+        need nothing."""
+        if buf.startswith(b"PING", pos):
+            self.write(b"PONG\r\n")
+        elif buf.startswith(b"-ERR", pos):
+            _log.warning("ringbus.bridge: NATS (%s): %s", self.what,
+                         buf[pos + 5:eol].strip().decode(errors="replace"))
 
     async def close(self) -> None:
         self._closing = True
@@ -161,6 +186,9 @@ class PublishLink(_Link):
                  on_ack: Callable[[List[Tuple[int, bytes]]], None], **kw: Any) -> None:
         super().__init__(servers, inbox, **kw)
         self.on_ack = on_ack
+        # "MSG <inbox><seq> <sid> [reply] <size>": nats-server 2.9 leaves two spaces where
+        # the reply is empty.
+        self._ack = re.compile(re.escape(inbox.encode()) + rb"(\d+) +\d+ +(?:\S+ +)?(\d+)\r\n")
 
     def publish(self, records: List[Record]) -> None:
         """One write of HPUBs for ``records`` (no await: the caller drains)."""
@@ -176,57 +204,36 @@ class PublishLink(_Link):
         assert self._writer is not None
         self._writer.write(b"".join(out))
 
-    async def _read(self) -> None:
-        # Parsed from the bytes read, not line by line through StreamReader: one PubAck is
-        # about 100 bytes and a read brings hundreds, handed over in one on_ack call.
-        reader = self._reader
-        assert reader is not None
-        # "MSG <inbox><seq> <sid> [reply] <size>": nats-server 2.9 leaves two spaces where
-        # the reply is empty.
-        ack = re.compile(re.escape(self.inbox.encode()) + rb"(\d+) +\d+ +(?:\S+ +)?(\d+)\r\n")
-        on_ack = self.on_ack
-        buf = b""
-        while True:
-            chunk = await reader.read(1 << 16)
-            if not chunk:
-                raise ConnectionError("closed")
-            buf = buf + chunk if buf else chunk
-            pos, end = 0, len(buf)
-            acks: List[Tuple[int, bytes]] = []
-            match = ack.match
-            while pos < end:
-                if buf.startswith(b"MSG ", pos):
-                    m = match(buf, pos + 4)
-                    if m is not None:
-                        start = m.end()
-                        stop = start + int(m.group(2))
-                        if stop + 2 > end:
-                            break               # the payload is not all here yet
-                        acks.append((int(m.group(1)), buf[start:stop]))
-                        pos = stop + 2
-                        continue
-                eol = buf.find(b"\r\n", pos)
-                if eol < 0:
-                    break
-                if buf.startswith(b"MSG ", pos):
-                    # Not an ack of ours (nothing else is subscribed): skip its payload.
-                    stop = eol + 2 + int(buf[pos:eol].split()[-1])
+    def _parse(self, buf: bytes) -> int:
+        match = self._ack.match
+        acks: List[Tuple[int, bytes]] = []
+        pos, end = 0, len(buf)
+        while pos < end:
+            if buf.startswith(b"MSG ", pos):
+                m = match(buf, pos + 4)
+                if m is not None:
+                    start = m.end()
+                    stop = start + int(m.group(2))
                     if stop + 2 > end:
-                        break
+                        break                   # the payload is not all here yet
+                    acks.append((int(m.group(1)), buf[start:stop]))
                     pos = stop + 2
                     continue
-                if buf.startswith(b"PING", pos):
-                    assert self._writer is not None
-                    self._writer.write(b"PONG\r\n")
-                elif buf.startswith(b"-ERR", pos):
-                    _log.warning("ringbus.bridge: NATS (publish link): %s",
-                                 buf[pos + 5:eol].strip().decode(errors="replace"))
-                # +OK, PONG, INFO: nothing to do
-                pos = eol + 2
-            buf = buf[pos:]
-            if acks:
-                on_ack(acks)
-
+            eol = buf.find(b"\r\n", pos)
+            if eol < 0:
+                break
+            if buf.startswith(b"MSG ", pos):
+                # Not an ack of ours (nothing else is subscribed): skip its payload.
+                stop = eol + 2 + int(buf[pos:eol].split()[-1])
+                if stop + 2 > end:
+                    break
+                pos = stop + 2
+                continue
+            self._control(buf, pos, eol)
+            pos = eol + 2
+        if acks:
+            self.on_ack(acks)                   # one call per read
+        return pos
 
 
 class PullLink(_Link):
@@ -282,66 +289,51 @@ class PullLink(_Link):
         if done is not None and not done.done():
             done.set_result(None)
 
-    async def _read(self) -> None:
-        from ringbus.bridge.nats import CODEC_HEADER, ID_HEADER, Delivery
-        reader = self._reader
-        assert reader is not None
+    def _parse(self, buf: bytes) -> int:
         hmsg, msg = self._HMSG.match, self._MSG.match
-        id_key = b"\r\n" + ID_HEADER.encode() + b":"
-        codec_key = b"\r\n" + CODEC_HEADER.encode() + b":"
-        buf = b""
-        while True:
-            chunk = await reader.read(1 << 16)
-            if not chunk:
-                raise ConnectionError("closed")
-            buf = buf + chunk if buf else chunk
-            pos, end = 0, len(buf)
-            got = self._got
-            while pos < end:
-                m = hmsg(buf, pos)
-                if m is not None:
-                    start = m.end()
-                    hlen, total = int(m.group(3)), int(m.group(4))
-                    stop = start + total
-                    if stop + 2 > end:
-                        break               # not all here yet
-                    head = buf[start:start + hlen]
-                    reply = m.group(2)
-                    pos = stop + 2
-                    if reply is None or not reply.startswith(b"$JS.ACK."):
-                        # A status (404 no messages, 408 request expired, 409 ...): this
-                        # request is over.
-                        self._finish()
-                        continue
-                    got.append(_delivery(Delivery, m.group(1), reply, head, buf[start + hlen:stop],
-                                         id_key, codec_key))
+        id_key, codec_key = _ID_KEY, _CODEC_KEY
+        got = self._got
+        pos, end = 0, len(buf)
+        while pos < end:
+            m = hmsg(buf, pos)
+            if m is not None:
+                start = m.end()
+                hlen, total = int(m.group(3)), int(m.group(4))
+                stop = start + total
+                if stop + 2 > end:
+                    break                       # not all here yet
+                reply = m.group(2)
+                pos = stop + 2
+                if reply is None or not reply.startswith(b"$JS.ACK."):
+                    # A status (404 no messages, 408 request expired, 409 ...): this
+                    # request is over.
+                    self._finish()
+                    continue
+                got.append(_delivery(m.group(1), reply, buf[start:start + hlen],
+                                     buf[start + hlen:stop], id_key, codec_key))
+                if len(got) >= self._want:
+                    self._finish()
+                continue
+            m = msg(buf, pos)
+            if m is not None:
+                start = m.end()
+                stop = start + int(m.group(3))
+                if stop + 2 > end:
+                    break
+                reply = m.group(2)
+                pos = stop + 2
+                if reply is not None and reply.startswith(b"$JS.ACK."):
+                    got.append(_delivery(m.group(1), reply, b"", buf[start:stop], id_key,
+                                         codec_key))
                     if len(got) >= self._want:
                         self._finish()
-                    continue
-                m = msg(buf, pos)
-                if m is not None:
-                    start = m.end()
-                    stop = start + int(m.group(3))
-                    if stop + 2 > end:
-                        break
-                    reply = m.group(2)
-                    pos = stop + 2
-                    if reply is not None and reply.startswith(b"$JS.ACK."):
-                        got.append(_delivery(Delivery, m.group(1), reply, b"",
-                                             buf[start:stop], id_key, codec_key))
-                        if len(got) >= self._want:
-                            self._finish()
-                    continue
-                eol = buf.find(b"\r\n", pos)
-                if eol < 0:
-                    break
-                if buf.startswith(b"PING", pos):
-                    self.write(b"PONG\r\n")
-                elif buf.startswith(b"-ERR", pos):
-                    _log.warning("ringbus.bridge: NATS (pull link): %s",
-                                 buf[pos + 5:eol].strip().decode(errors="replace"))
-                pos = eol + 2
-            buf = buf[pos:]
+                continue
+            eol = buf.find(b"\r\n", pos)
+            if eol < 0:
+                break
+            self._control(buf, pos, eol)
+            pos = eol + 2
+        return pos
 
 
 def _header(head: bytes, key: bytes) -> Optional[str]:
@@ -352,8 +344,12 @@ def _header(head: bytes, key: bytes) -> Optional[str]:
     return head[i + len(key):j].strip().decode(errors="replace")
 
 
-def _delivery(cls: Any, subject: bytes, reply: bytes, head: bytes, data: bytes,
-              id_key: bytes, codec_key: bytes) -> Any:
+_ID_KEY = b"\r\n" + ID_HEADER.encode() + b":"
+_CODEC_KEY = b"\r\n" + CODEC_HEADER.encode() + b":"
+
+
+def _delivery(subject: bytes, reply: bytes, head: bytes, data: bytes, id_key: bytes,
+              codec_key: bytes) -> Delivery:
     # $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>
     # (and, from nats-server 2.10, <domain>.<account hash> first and a token last).
     tokens = reply.split(b".")
@@ -361,5 +357,5 @@ def _delivery(cls: Any, subject: bytes, reply: bytes, head: bytes, data: bytes,
         delivered, pending = int(tokens[6]), int(tokens[10])
     else:
         delivered, pending = int(tokens[4]), int(tokens[8])
-    return cls(subject.decode(), _header(head, id_key) if head else None,
+    return Delivery(subject.decode(), _header(head, id_key) if head else None,
                _header(head, codec_key) if head else None, data, delivered, pending, reply)
