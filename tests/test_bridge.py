@@ -268,6 +268,27 @@ def test_duplicates_are_dropped_by_id(engine):
     assert got == ["once", "next"]
 
 
+def test_another_producers_entry_of_one_field_is_its_data():
+    e = start("redis")
+    try:
+        bus = ringbus.Bus()
+        IN = bus.event_type("o.in")
+        got = []
+        bus.subscribe(IN, got.append)
+        bridge = e.bridge(bus)
+        e.import_(bridge, IN, "orders.raw", "risk")
+        import msgspec
+        import redis
+        r = redis.Redis(port=e.server.port)
+        with bus.running(), bridge.running():
+            r.xadd("orders.raw", {"payload": msgspec.msgpack.encode({"qty": 3})})
+            wait_for(lambda: got)
+        r.close()
+        assert got == [{"qty": 3}]
+    finally:
+        stop(e)
+
+
 def test_a_full_ring_stops_the_fetching(engine):
     bus = ringbus.Bus(capacity=2)
     T, IN = bus.event_type("o"), bus.event_type("o.in")
@@ -391,6 +412,11 @@ def test_bad_arguments_are_refused_at_the_call(engine):
         b.export(T, subject="t.y")
     with pytest.raises(ValueError, match="durable/group"):
         engine.import_(b, T, "t.x", "bad name")
+    with b.running():
+        with pytest.raises(RuntimeError, match="before running"):
+            b.export(bus.event_type("late"), subject="t.late")
+        with pytest.raises(RuntimeError, match="before running"):
+            engine.import_(b, T, "t.x", "late")
     if engine.name == "nats":
         with pytest.raises(ValueError, match="stream"):
             NatsBridge(bus, servers=engine.url, stream="md.bad")

@@ -175,6 +175,7 @@ class Bridge:
         a field name; without ``key=`` the placeholder names the field). One subject (or
         stream) per key keeps each key's events in order."""
         bus = self._bus
+        self._not_running("export")
         if subject is None:
             subject = self._default_subject()
         if not isinstance(subject, str) or not subject:
@@ -202,6 +203,7 @@ class Bridge:
 
     def import_(self, event_type: Any, subject: str, name: str) -> Import:
         bus = self._bus
+        self._not_running("import_")
         if not isinstance(subject, str) or not subject:
             raise TypeError(f"subject must be a non-empty str, got {subject!r}")
         if not isinstance(name, str) or not name or any(c in name for c in " .*>\t"):
@@ -217,6 +219,12 @@ class Bridge:
             bus.subscribe(self._carrier, self._deliver, name=f"{self._name}:import", weak=False)
         self._add_closer()
         return spec
+
+    def _not_running(self, what: str) -> None:
+        # The streams, consumers and groups are made when the bridge starts.
+        if self._running:
+            raise RuntimeError(f"{what}() on a running bridge: call it before running() / "
+                               f"run()")
 
     def _add_closer(self) -> None:
         if not self._closer_added:
@@ -261,18 +269,23 @@ class Bridge:
         """Up to n outbox events, encoded: (id, subject, kind, data). One that cannot be
         encoded (or has no subject) goes to the bus's error policy, counted."""
         out: List[Tuple[str, str, str, bytes]] = []
-        popleft, outbox = self._outbox.popleft, self._outbox
+        outbox = self._outbox
+        popleft, append = outbox.popleft, out.append
         encode, next_id = self._codec.encode, self._producer.next_id
-        while outbox and len(out) < n:
+        for _ in range(min(n, len(outbox))):
             spec, payload = popleft()
             try:
-                subject = spec.subject_of(payload)
-                kind, data = encode(payload)
+                # The common cases inline: one subject, bytes passed through.
+                subject = spec._head if spec._tail is None else spec.subject_of(payload)
+                if type(payload) is bytes:
+                    kind, data = "bytes", payload
+                else:
+                    kind, data = encode(payload)
             except Exception as exc:
                 self.stats_["export_errors"] += 1
                 self._report(spec.event_type, payload, exc)
                 continue
-            out.append((next_id(), subject, kind, data))
+            append((next_id(), subject, kind, data))
         return out
 
     def _report(self, event_type: int, payload: Any, exc: Exception) -> None:

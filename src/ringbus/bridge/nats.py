@@ -262,14 +262,14 @@ class NatsBridge(Bridge):
         if link is not None:
             if not link.connected:
                 return False
-            batch = []
+            frames = []
             for seq in seqs:
                 held = unacked.get(seq)
                 if held is not None:
                     held[4] = now
-                    batch.append((seq, held[1], held[0], held[2], held[3]))
-            if batch:
-                link.publish(batch)
+                    frames.append(held[5])
+            if frames:
+                link.write(b"".join(frames))
                 await link.drain()
             return True
         nc, inbox = self._nc, self._inbox
@@ -364,10 +364,13 @@ class NatsBridge(Bridge):
                 if not records:
                     continue
                 now = time.monotonic()
-                first = self._seq + 1
-                for rec in records:
-                    self._seq += 1
-                    unacked[self._seq] = [rec[0], rec[1], rec[2], rec[3], now]
+                first = seq = self._seq + 1
+                frame = self._link.frame if self._link is not None else None
+                for msg_id, subject, kind, data in records:
+                    unacked[seq] = [msg_id, subject, kind, data, now,
+                                    frame(seq, subject, msg_id, kind, data) if frame else None]
+                    seq += 1
+                self._seq = seq - 1
                 stats["exported"] += len(records)
                 stats["in_flight"] = len(unacked)
                 if not await self._send(range(first, self._seq + 1)):
@@ -481,8 +484,13 @@ class NatsBridge(Bridge):
                 if not link.connected:
                     await asyncio.sleep(0.05)
                     continue
-                deliveries = await link.fetch(self.stream, spec.name, self.batch,
-                                              self.fetch_wait)
+                # What is there now, up to a batch; when nothing is, wait for the first
+                # (a long poll of one message: a batch request would hold what comes
+                # until it filled up or expired).
+                deliveries = await link.fetch(self.stream, spec.name, self.batch, 1.0,
+                                              no_wait=True)
+                if not deliveries:
+                    deliveries = await link.fetch(self.stream, spec.name, 1, self.fetch_wait)
                 if not deliveries:
                     self.stats_["lag"] = 0
                     continue

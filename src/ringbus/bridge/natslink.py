@@ -29,8 +29,6 @@ __all__ = ["PublishLink", "PullLink"]
 
 _log = logging.getLogger("ringbus.bridge")
 
-# One exported message: (our sequence, subject, de-duplication id, codec, data).
-Record = Tuple[int, str, str, str, bytes]
 
 
 class _Link:
@@ -190,19 +188,13 @@ class PublishLink(_Link):
         # the reply is empty.
         self._ack = re.compile(re.escape(inbox.encode()) + rb"(\d+) +\d+ +(?:\S+ +)?(\d+)\r\n")
 
-    def publish(self, records: List[Record]) -> None:
-        """One write of HPUBs for ``records`` (no await: the caller drains)."""
-        inbox = self.inbox
-        out: List[bytes] = []
-        append = out.append
-        for seq, subject, msg_id, kind, data in records:
-            hdr = f"NATS/1.0\r\nNats-Msg-Id: {msg_id}\r\nRingbus-Codec: {kind}\r\n\r\n"
-            hlen = len(hdr)                 # ASCII: ids, codec names
-            append(f"HPUB {subject} {inbox}{seq} {hlen} {hlen + len(data)}\r\n{hdr}".encode())
-            append(data)
-            append(b"\r\n")
-        assert self._writer is not None
-        self._writer.write(b"".join(out))
+    def frame(self, seq: int, subject: str, msg_id: str, kind: str, data: bytes) -> bytes:
+        """The HPUB of one message, made once: a re-publish writes it again as it is."""
+        hdr = f"NATS/1.0\r\nNats-Msg-Id: {msg_id}\r\nRingbus-Codec: {kind}\r\n\r\n"
+        hlen = len(hdr)                     # ASCII: ids, codec names
+        return b"%s%s\r\n" % (
+            f"HPUB {subject} {self.inbox}{seq} {hlen} {hlen + len(data)}\r\n{hdr}".encode(),
+            data)
 
     def _parse(self, buf: bytes) -> int:
         match = self._ack.match
@@ -254,7 +246,8 @@ class PullLink(_Link):
         self._got: List[Any] = []
         self._done: Optional["asyncio.Future[None]"] = None
 
-    async def fetch(self, stream: str, durable: str, batch: int, expires: float) -> List[Any]:
+    async def fetch(self, stream: str, durable: str, batch: int, expires: float,
+                    no_wait: bool = False) -> List[Any]:
         if self._got:
             # Delivered after the last request was given up: theirs, not lost.
             got, self._got = self._got, []
@@ -263,7 +256,8 @@ class PullLink(_Link):
         self._request += 1
         self._want = batch
         done = self._done = loop.create_future()
-        body = b'{"batch": %d, "expires": %d}' % (batch, int(expires * 1e9))
+        body = (b'{"batch": %d, "no_wait": true}' % batch if no_wait
+                else b'{"batch": %d, "expires": %d}' % (batch, int(expires * 1e9)))
         self.write(b"PUB $JS.API.CONSUMER.MSG.NEXT.%s.%s %s%d %d\r\n%s\r\n" % (
             stream.encode(), durable.encode(), self.inbox.encode(), self._request, len(body),
             body))

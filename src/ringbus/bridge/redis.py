@@ -326,8 +326,11 @@ class RedisBridge(Bridge):
                 attempts.pop((k, e), None)
                 continue
             kind = fields.get(b"c")
+            data = fields.get(b"d")
+            if data is None and len(fields) == 1:
+                data = next(iter(fields.values()))      # another producer's one field
             try:
-                payload = self._decode(spec, kind.decode() if kind else None, fields.get(b"d"))
+                payload = self._decode(spec, kind.decode() if kind else None, data)
             except (MalformedMessage, UnicodeDecodeError) as exc:
                 self._malformed(spec, fields, exc)
                 await self._to_dead_letter(k, e, fields, str(exc), spec.name)
