@@ -87,7 +87,8 @@ class _Servers:
                         f"{module} client not installed (pip install 'ringbus[{engine}]')")
                 continue
             try:
-                server = testing.nats_server() if engine == "nats" else testing.redis_server()
+                server = (testing.nats_server() if engine == "nats"
+                          else testing.redis_server(fsync="everysec"))
             except (testing.ServerMissing, RuntimeError) as exc:
                 setattr(self, f"{engine}_missing", f"skipped: {exc}")
                 continue

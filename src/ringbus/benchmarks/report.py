@@ -425,7 +425,7 @@ def _table_method(report: Report, kind: str) -> list[str]:
             f"cases on its own; min–max over the rounds; k msg/s = 1e6 / (ns/msg); vs ref "
             f"= the reference row's ns/msg over the row's (> 1 = faster)",
             "servers started for the run on loopback (nats-server -js, file store; "
-            "redis-server, appendfsync always), 100-byte payloads; out: timed until the "
+            "redis-server, appendonly + appendfsync everysec), 100-byte payloads; out: timed until the "
             "last ack; in: the messages are put in first, untimed, and the clock runs until "
             "the last one was handled and acked (ringbus: from the bridge's start, connected)",
         ]

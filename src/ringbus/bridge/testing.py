@@ -107,15 +107,16 @@ def nats_server(*, user: Optional[str] = None, password: Optional[str] = None) -
     return Server(argv, port, store, "nats-server").start()
 
 
-def redis_server(*, password: Optional[str] = None) -> Server:
-    """A started ``redis-server`` (append-only file, fsync always, in a temporary
-    directory: what it acknowledged survives a kill -9)."""
+def redis_server(*, password: Optional[str] = None, fsync: str = "always") -> Server:
+    """A started ``redis-server`` with an append-only file in a temporary directory,
+    ``appendfsync`` = ``fsync`` ("always": what it acknowledged survives a kill -9, as the
+    fault tests need; "everysec": Redis's usual setting, the benchmarks')."""
     if REDIS is None:
         raise ServerMissing("redis-server is not installed (apt-get install redis-server)")
     store = Path(tempfile.mkdtemp(prefix="ringbus-redis-"))
     port = free_port()
     argv = [REDIS, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(store),
-            "--save", "", "--appendonly", "yes", "--appendfsync", "always",
+            "--save", "", "--appendonly", "yes", "--appendfsync", fsync,
             "--daemonize", "no", "--protected-mode", "no"]
     if password is not None:
         argv += ["--requirepass", password]
