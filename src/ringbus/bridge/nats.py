@@ -484,18 +484,25 @@ class NatsBridge(Bridge):
                 if not link.connected:
                     await asyncio.sleep(0.05)
                     continue
-                # What is there now, up to a batch; when nothing is, wait for the first
-                # (a long poll of one message: a batch request would hold what comes
-                # until it filled up or expired).
-                deliveries = await link.fetch(self.stream, spec.name, self.batch, 1.0,
-                                              no_wait=True)
-                if not deliveries:
-                    deliveries = await link.fetch(self.stream, spec.name, 1, self.fetch_wait)
-                if not deliveries:
-                    self.stats_["lag"] = 0
-                    continue
-                if not await self._consume(spec, deliveries, link.verdicts):
-                    return
+                try:
+                    # What is there now, up to a batch; when nothing is, wait for the first
+                    # (a long poll of one message: a batch request would hold what comes
+                    # until it filled up or expired).
+                    deliveries = await link.fetch(self.stream, spec.name, self.batch, 1.0,
+                                                  no_wait=True)
+                    if not deliveries:
+                        deliveries = await link.fetch(self.stream, spec.name, 1,
+                                                      self.fetch_wait)
+                    if not deliveries:
+                        self.stats_["lag"] = 0
+                        continue
+                    if not await self._consume(spec, deliveries, link.verdicts):
+                        return
+                except (ConnectionError, OSError) as exc:
+                    # Down mid-batch: what was not acked is delivered again (ack_wait).
+                    _log.warning("ringbus.bridge: import from %s: %r; going on",
+                                 spec.subject, exc)
+                    await asyncio.sleep(0.1)
         finally:
             await link.close()
             reader.cancel()

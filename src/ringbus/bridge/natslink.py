@@ -102,8 +102,10 @@ class _Link:
         self._reader, self._writer = reader, writer
 
     def write(self, data: bytes) -> None:
-        assert self._writer is not None
-        self._writer.write(data)
+        """Written, or dropped while the connection is down: what the callers lose that way
+        comes back by their own rules (a re-publish, a redelivery, a pull request again)."""
+        if self._writer is not None:
+            self._writer.write(data)
 
     async def drain(self) -> None:
         if self._writer is not None:
@@ -252,6 +254,8 @@ class PullLink(_Link):
             # Delivered after the last request was given up: theirs, not lost.
             got, self._got = self._got, []
             return got
+        if not self.connected:
+            return []
         loop = asyncio.get_running_loop()
         self._request += 1
         self._want = batch
