@@ -140,6 +140,7 @@ class NatsBridge(Bridge):
         self._inbox = ""
         self._changed: Optional[asyncio.Event] = None
         self._resend = False
+        self._readers: Dict[int, Any] = {}      # import -> its PullLink (or subscription)
         self._last_error: Optional[str] = None
         self._errors_logged: set = set()
 
@@ -186,6 +187,10 @@ class NatsBridge(Bridge):
         self._js = self._nc.jetstream(timeout=max(2.0, self.ack_wait))
 
     async def _disconnect(self) -> None:
+        readers, self._readers = self._readers, {}
+        for reader in readers.values():          # imports that never started
+            if hasattr(reader, "verdicts"):
+                await reader.close()
         link, self._link = self._link, None
         if link is not None:
             await link.close()
@@ -291,6 +296,7 @@ class NatsBridge(Bridge):
         await self._ensure_stream(self.stream, subjects, self.duplicate_window)
         if self._imports:
             await self._ensure_stream(f"{self.stream}_dead", [self.dead_letter], 120.0)
+        self._readers = {id(spec): await self._prepare_import(spec) for spec in self._imports}
         if self._exports:
             self._inbox = self._nc.new_inbox() + "."
             if self.publish_link:
@@ -337,6 +343,18 @@ class NatsBridge(Bridge):
     # -- export -----------------------------------------------------------------------------
 
     async def _export_loop(self) -> None:
+        # Whatever goes wrong in one turn is logged and the exporter goes on: what it holds
+        # unacknowledged is re-published (order kept), nothing is dropped.
+        while True:
+            try:
+                await self._export_turns()
+                return
+            except Exception as exc:
+                _log.warning("ringbus.bridge: exporter: %r; going on", exc)
+                self._resend = True
+                await asyncio.sleep(0.05)
+
+    async def _export_turns(self) -> None:
         changed, wake = self._changed, self._wake
         assert changed is not None and wake is not None
         stats, unacked, up = self.stats_, self._unacked, self._up
@@ -458,7 +476,9 @@ class NatsBridge(Bridge):
 
     # -- import -----------------------------------------------------------------------------
 
-    async def _import_loop(self, spec: Import) -> None:
+    async def _prepare_import(self, spec: Import) -> Any:
+        """The durable consumer (made when missing) and what reads it: a PullLink,
+        connected, or nats-py's pull subscription. Before the bridge says it is ready."""
         from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
         from nats.js.errors import NotFoundError
         config = ConsumerConfig(durable_name=spec.name, ack_policy=AckPolicy.EXPLICIT,
@@ -466,8 +486,8 @@ class NatsBridge(Bridge):
                                 max_deliver=-1, filter_subject=spec.subject,
                                 max_ack_pending=max(self.batch * 4, 1000))
         if not self.publish_link:
-            await self._import_with_nats_py(spec, config)
-            return
+            return await self._js.pull_subscribe(spec.subject, durable=spec.name,
+                                                 stream=self.stream, config=config)
         try:
             await self._js.consumer_info(self.stream, spec.name)
         except NotFoundError:
@@ -478,6 +498,13 @@ class NatsBridge(Bridge):
                         password=auth["password"], token=auth["token"],
                         on_lost=lambda: None, on_back=lambda: None)
         await link.connect()
+        return link
+
+    async def _import_loop(self, spec: Import) -> None:
+        link = self._readers.pop(id(spec))
+        if not self.publish_link:
+            await self._import_with_nats_py(spec, link)
+            return
         reader = asyncio.ensure_future(link.run())
         try:
             while not self._stopping:
@@ -498,8 +525,9 @@ class NatsBridge(Bridge):
                         continue
                     if not await self._consume(spec, deliveries, link.verdicts):
                         return
-                except (ConnectionError, OSError) as exc:
-                    # Down mid-batch: what was not acked is delivered again (ack_wait).
+                except Exception as exc:
+                    # Down mid-batch (or worse): what was not acked is delivered again
+                    # after ack_wait; the importer goes on.
                     _log.warning("ringbus.bridge: import from %s: %r; going on",
                                  spec.subject, exc)
                     await asyncio.sleep(0.1)
@@ -507,10 +535,8 @@ class NatsBridge(Bridge):
             await link.close()
             reader.cancel()
 
-    async def _import_with_nats_py(self, spec: Import, config: Any) -> None:
+    async def _import_with_nats_py(self, spec: Import, psub: Any) -> None:
         import nats.errors
-        psub = await self._js.pull_subscribe(spec.subject, durable=spec.name,
-                                             stream=self.stream, config=config)
         while not self._stopping:
             try:
                 msgs = await psub.fetch(self.batch, timeout=self.fetch_wait)
