@@ -497,6 +497,13 @@ class NatsBridge(Bridge):
         link = PullLink(self.servers, self._nc.new_inbox() + ".", user=auth["user"],
                         password=auth["password"], token=auth["token"],
                         on_lost=lambda: None, on_back=lambda: None)
+
+        def back() -> None:
+            # What the lost connection had delivered, unacked, is redelivered once
+            # ack_wait has passed, and JetStream serves redeliveries before new
+            # messages: fetching nothing until then keeps each subject's order.
+            link.hold_until = time.monotonic() + self.ack_wait
+        link.on_back = back
         await link.connect()
         return link
 
@@ -508,8 +515,9 @@ class NatsBridge(Bridge):
         reader = asyncio.ensure_future(link.run())
         try:
             while not self._stopping:
-                if not link.connected:
-                    await asyncio.sleep(0.05)
+                wait = link.hold_until - time.monotonic()
+                if not link.connected or wait > 0:
+                    await asyncio.sleep(0.05 if wait <= 0 else min(wait, 0.1))
                     continue
                 try:
                     # What is there now, up to a batch; when nothing is, wait for the first

@@ -245,6 +245,7 @@ class PullLink(_Link):
         super().__init__(servers, inbox, **kw)
         self._request = 0
         self._want = 0
+        self.hold_until = 0.0               # the importer fetches nothing before (monotonic)
         self._got: List[Any] = []
         self._done: Optional["asyncio.Future[None]"] = None
 

@@ -235,6 +235,8 @@ class RedisBridge(Bridge):
         retry: Dict[Tuple[bytes, bytes], float] = {}     # (key, entry id) -> due
         attempts: Dict[Tuple[bytes, bytes], int] = {}
         next_scan = next_claim = next_lag = 0.0
+        # Set after a lost connection: where the re-read of our own pending entries is.
+        own_pending: Optional[Dict[bytes, bytes]] = None
         stats = self.stats_
         while not self._stopping:
             try:
@@ -275,7 +277,24 @@ class RedisBridge(Bridge):
                 if now >= next_lag and made:
                     next_lag = now + 1.0
                     stats["lag"] = await self._lag(made, group)
-                if not entries and made:
+                if not entries and made and own_pending is not None:
+                    # After a lost connection: this consumer's own pending entries first,
+                    # in order (one whose reply the connection lost would otherwise come
+                    # back by XAUTOCLAIM behind later entries of its key).
+                    resp = await self._r.xreadgroup(group, self._consumer, own_pending,
+                                                    count=self.batch)
+                    found = False
+                    for k, items in resp or ():
+                        for e, fields in items:
+                            found = True
+                            own_pending[k] = e
+                            if (k, e) in retry or not fields:
+                                continue        # ours, failed, claimed when due; deleted
+                            n = attempts[(k, e)] = attempts.get((k, e), 1) + 1
+                            entries.append((k, e, fields, n))
+                    if not found:
+                        own_pending = None
+                elif not entries and made:
                     resp = await self._r.xreadgroup(
                         group, self._consumer, {k: ">" for k in made}, count=self.batch,
                         block=int(self.fetch_wait * 1000))
@@ -294,6 +313,7 @@ class RedisBridge(Bridge):
                 if self._stopping:
                     return
                 stats["connected"] = False
+                own_pending = {k: b"0-0" for k in made}
                 _log.warning("ringbus.bridge: Redis %s: read failed (%s); retrying",
                              _redact(self.url), type(exc).__name__)
                 await asyncio.sleep(0.1)
