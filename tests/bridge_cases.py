@@ -10,14 +10,16 @@ import pytest
 import brokers
 
 
-def wait_for(cond: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
+def wait_for(cond: Callable[[], Any], timeout: float = 15.0,
+             what: "str | Callable[[], str]" = "") -> Any:
     deadline = time.monotonic() + timeout
     while True:
         got = cond()
         if got:
             return got
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what or cond}")
+            said = what() if callable(what) else what
+            raise AssertionError(f"timed out after {timeout} s waiting for {said or cond}")
         time.sleep(0.005)
 
 

@@ -95,10 +95,12 @@ def test_server_paused_past_the_ack_wait_is_reported_and_recovered(engine, caplo
         engine.server.pause()
         try:
             out_bus.publish_many(TICK, [{"sym": SYMS[i % 4], "i": i} for i in range(n // 2, n)])
-            wait_for(lambda: exporter.stats()["stalled"], timeout=10, what="the stall reported")
+            wait_for(lambda: exporter.stats()["stalled"], timeout=10,
+                     what=lambda: f"the stall reported: {exporter.stats()}")
             assert exporter.stats()["stalls"] == 1
             assert exporter.stats()["acked"] < n
-            assert "no ack from" in caplog.text
+            # Logged on the bridge's thread just after the flag is set.
+            wait_for(lambda: "no ack from" in caplog.text, timeout=5)
             time.sleep(0.5)                     # longer than the ack wait, still paused
         finally:
             engine.server.resume()
@@ -109,7 +111,8 @@ def test_server_paused_past_the_ack_wait_is_reported_and_recovered(engine, caplo
                  what=f"all imported: {importer.stats()}")
         time.sleep(0.3)
     _check(got, n)
-    assert "again" in caplog.text                   # "acknowledges again" / "answers again"
+    # "acknowledges again" / "answers again"
+    wait_for(lambda: "again" in caplog.text, timeout=5)
 
 
 IMPORTER = textwrap.dedent("""
