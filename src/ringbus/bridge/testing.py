@@ -71,9 +71,22 @@ class Server:
             self.proc.kill()
             self.proc.wait(10)
 
-    def pause(self) -> None:
+    def pause(self, timeout: float = 5.0) -> None:
+        """SIGSTOP, and wait until the kernel shows every thread stopped (a signal is
+        delivered, not obeyed, when kill() returns: a busy server may still answer)."""
         assert self.proc is not None
         self.proc.send_signal(signal.SIGSTOP)
+        deadline = time.monotonic() + timeout
+        task = Path(f"/proc/{self.proc.pid}/task")
+        while time.monotonic() < deadline:
+            try:
+                states = [(t / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                          for t in task.iterdir()]
+            except OSError:
+                return                      # no /proc: the signal has to do
+            if all(st in ("T", "t") for st in states):
+                return
+            time.sleep(0.001)
 
     def resume(self) -> None:
         assert self.proc is not None
