@@ -1,0 +1,206 @@
+"""Event names to ids in bulk: one compiled pass over a column of names.
+
+Three layouts of a column, one pass each, each asking Python only once per *distinct* name
+(``resolve(name) -> id or -1``, the registry's look-up):
+
+- Python ``str`` objects (a numpy object array): the registry's dict, read with its cached
+  hash, plus the previous row's answer when the same object repeats;
+- UTF-8 bytes with offsets (an Arrow ``string`` / ``large_string`` array, zero-copy);
+- fixed-width cells (numpy ``U`` / ``S`` arrays).
+
+The byte layouts go through a small open-addressing table keyed by the bytes themselves
+(pointers into the caller's buffers, valid for the pass), so no ``str`` is made per row.
+Rows whose name is unknown get -1; the caller names them in its error.
+"""
+from cpython.dict cimport PyDict_GetItem
+from cpython.object cimport PyObject
+from cpython.unicode cimport PyUnicode_CheckExact, PyUnicode_Check
+from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdlib cimport calloc, free
+from libc.string cimport memcmp
+
+cdef extern from "Python.h":
+    object PyUnicode_DecodeUTF8(const char *s, Py_ssize_t size, const char *errors)
+    object PyUnicode_FromKindAndData(int kind, const void *buffer, Py_ssize_t size)
+    Py_ssize_t PyLong_AsSsize_t(PyObject *o) except? -1
+    int PyUnicode_4BYTE_KIND
+
+
+cdef struct NameSlot:
+    const char *key         # NULL: empty slot; else into the caller's buffer
+    Py_ssize_t length
+    uint64_t hash
+    int64_t id              # -1: looked up, unknown
+
+
+cdef class _ByteNames:
+    """Bytes -> id for one pass; grows at half load (distinct names are few)."""
+    cdef NameSlot *slots
+    cdef size_t mask
+    cdef size_t used
+
+    def __cinit__(self):
+        self.mask = 63
+        self.used = 0
+        self.slots = <NameSlot *>calloc(self.mask + 1, sizeof(NameSlot))
+        if self.slots == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        free(self.slots)
+
+    cdef NameSlot *find(self, const char *key, Py_ssize_t length, uint64_t h) noexcept nogil:
+        """The slot holding ``key``, or the empty slot where it goes."""
+        cdef size_t i = h & self.mask
+        cdef NameSlot *s
+        while True:
+            s = &self.slots[i]
+            if s.key == NULL:
+                return s
+            if s.hash == h and s.length == length and memcmp(s.key, key, length) == 0:
+                return s
+            i = (i + 1) & self.mask
+
+    cdef int add(self, NameSlot *s, const char *key, Py_ssize_t length, uint64_t h,
+                 int64_t id) except -1:
+        s.key, s.length, s.hash, s.id = key, length, h, id
+        self.used += 1
+        if self.used * 2 > self.mask:
+            self._grow()
+        return 0
+
+    cdef int _grow(self) except -1:
+        cdef size_t old_mask = self.mask, i, j
+        cdef NameSlot *old = self.slots
+        cdef NameSlot *fresh = <NameSlot *>calloc((old_mask + 1) * 2, sizeof(NameSlot))
+        if fresh == NULL:
+            raise MemoryError()
+        self.slots, self.mask = fresh, old_mask * 2 + 1
+        for i in range(old_mask + 1):
+            if old[i].key != NULL:
+                j = old[i].hash & self.mask
+                while fresh[j].key != NULL:
+                    j = (j + 1) & self.mask
+                fresh[j] = old[i]
+        free(old)
+        return 0
+
+
+cdef inline uint64_t _hash(const char *p, Py_ssize_t n) noexcept nogil:
+    # FNV-1a, then a final mix so that the low bits (the slot index) depend on every byte.
+    cdef uint64_t h = 14695981039346656037ULL
+    cdef Py_ssize_t i
+    for i in range(n):
+        h = (h ^ <unsigned char>p[i]) * 1099511628211ULL
+    h ^= h >> 29
+    return h
+
+
+cdef int64_t _resolve(object resolve, object name) except -2:
+    cdef int64_t v = resolve(name)
+    return v if v >= 0 else -1
+
+
+def ids_of_objects(object column, dict names, object resolve, int64_t[::1] out):
+    """``out[i]`` = the id of ``column[i]`` (a 1-D object array of ``str``); -1: unknown.
+
+    ``names``: name -> id (read here, per row); ``resolve(name)``: called for a name that
+    ``names`` lacks (it may register it: it returns the id, or -1). A row that is not a
+    ``str`` raises: None or NaN as a null (ValueError), anything else as a TypeError.
+    """
+    cdef object[::1] col = column
+    cdef Py_ssize_t i, n = col.shape[0]
+    cdef PyObject *prev = NULL
+    cdef PyObject *item
+    cdef PyObject *found
+    cdef int64_t prev_id = -1, v
+    for i in range(n):
+        item = <PyObject *>col[i]
+        if item == prev:
+            out[i] = prev_id
+            continue
+        obj = <object>item
+        if not PyUnicode_CheckExact(obj) and not PyUnicode_Check(obj):
+            _not_a_name(obj, i)
+        found = PyDict_GetItem(names, obj)
+        if found != NULL:
+            v = PyLong_AsSsize_t(found)
+        else:
+            v = _resolve(resolve, obj)
+        out[i] = v
+        prev, prev_id = item, v
+    return n
+
+
+cdef int _not_a_name(object obj, Py_ssize_t i) except -1:
+    if obj is None or (isinstance(obj, float) and obj != obj):
+        raise ValueError(f"types[{i}] is null ({obj!r}): every row needs an event name")
+    raise TypeError(f"types[{i}] is {type(obj).__name__} {obj!r}, expected an event name "
+                    f"(str)")
+
+
+def ids_of_utf8(object offsets, const unsigned char[::1] data, object resolve,
+                int64_t[::1] out):
+    """``out[i]`` = the id of the UTF-8 name ``data[offsets[i]:offsets[i + 1]]``; -1:
+    unknown. ``offsets``: int32 or int64, ``len(out) + 1`` of them (an Arrow string or
+    large_string array's, already moved to its slice's offset)."""
+    cdef const int32_t[::1] o32
+    cdef const int64_t[::1] o64
+    cdef Py_ssize_t i, n = out.shape[0], start, end
+    cdef const char *base = <const char *>&data[0] if data.shape[0] else <const char *>""
+    cdef _ByteNames table = _ByteNames()
+    cdef NameSlot *s
+    cdef uint64_t h
+    if offsets.dtype.itemsize == 4:
+        o32 = offsets
+        for i in range(n):
+            start, end = o32[i], o32[i + 1]
+            h = _hash(base + start, end - start)
+            s = table.find(base + start, end - start, h)
+            if s.key == NULL:
+                table.add(s, base + start, end - start, h, _resolve(
+                    resolve, PyUnicode_DecodeUTF8(base + start, end - start, "strict")))
+                s = table.find(base + start, end - start, h)
+            out[i] = s.id
+    else:
+        o64 = offsets
+        for i in range(n):
+            start, end = o64[i], o64[i + 1]
+            h = _hash(base + start, end - start)
+            s = table.find(base + start, end - start, h)
+            if s.key == NULL:
+                table.add(s, base + start, end - start, h, _resolve(
+                    resolve, PyUnicode_DecodeUTF8(base + start, end - start, "strict")))
+                s = table.find(base + start, end - start, h)
+            out[i] = s.id
+    return n
+
+
+def ids_of_cells(const unsigned char[::1] cells, Py_ssize_t width, bint ucs4, object resolve,
+                 int64_t[::1] out):
+    """``out[i]`` = the id of cell ``i`` of a fixed-width numpy string array's bytes
+    (``U``: native UCS-4, ``ucs4=True``; ``S``: UTF-8), trailing NULs ignored; -1: unknown."""
+    cdef Py_ssize_t i, n = out.shape[0], length
+    cdef Py_ssize_t unit = 4 if ucs4 else 1
+    cdef const char *p
+    cdef _ByteNames table = _ByteNames()
+    cdef NameSlot *s
+    cdef uint64_t h
+    if n and cells.shape[0] < n * width:
+        raise ValueError("cells shorter than n * width")
+    for i in range(n):
+        p = <const char *>&cells[i * width]
+        length = width
+        while length >= unit and memcmp(p + length - unit, b"\0\0\0\0", unit) == 0:
+            length -= unit
+        h = _hash(p, length)
+        s = table.find(p, length, h)
+        if s.key == NULL:
+            if ucs4:
+                name = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, p, length // 4)
+            else:
+                name = PyUnicode_DecodeUTF8(p, length, "strict")
+            table.add(s, p, length, h, _resolve(resolve, name))
+            s = table.find(p, length, h)
+        out[i] = s.id
+    return n
