@@ -15,9 +15,9 @@ Rows whose name is unknown get -1; the caller names them in its error.
 from cpython.dict cimport PyDict_GetItem
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_CheckExact, PyUnicode_Check
-from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, intptr_t, uint64_t
 from libc.stdlib cimport calloc, free
-from libc.string cimport memcmp
+from libc.string cimport memcmp, memcpy
 
 cdef extern from "Python.h":
     object PyUnicode_DecodeUTF8(const char *s, Py_ssize_t size, const char *errors)
@@ -108,14 +108,20 @@ def ids_of_objects(object column, dict names, object resolve, int64_t[::1] out):
     ``names`` lacks (it may register it: it returns the id, or -1). A row that is not a
     ``str`` raises: None or NaN as a null (ValueError), anything else as a TypeError.
     """
-    cdef object[::1] col = column
-    cdef Py_ssize_t i, n = col.shape[0]
+    if column.dtype.kind != "O" or column.ndim != 1 or not column.flags.c_contiguous:
+        raise TypeError("column must be a contiguous 1-D object array")
+    cdef Py_ssize_t i, n = column.shape[0]
+    if out.shape[0] < n:
+        raise ValueError("out is shorter than column")
+    # The cells, borrowed: `column` holds them for the pass (read-only arrays too, which a
+    # typed memoryview refuses).
+    cdef PyObject **cells = <PyObject **><intptr_t>column.__array_interface__["data"][0]
     cdef PyObject *prev = NULL
     cdef PyObject *item
     cdef PyObject *found
     cdef int64_t prev_id = -1, v
     for i in range(n):
-        item = <PyObject *>col[i]
+        item = cells[i]
         if item == prev:
             out[i] = prev_id
             continue
@@ -203,4 +209,49 @@ def ids_of_cells(const unsigned char[::1] cells, Py_ssize_t width, bint ucs4, ob
             table.add(s, p, length, h, _resolve(resolve, name))
             s = table.find(p, length, h)
         out[i] = s.id
+    return n
+
+
+def ids_of_views(const unsigned char[::1] views, list buffers, object resolve,
+                 int64_t[::1] out):
+    """``out[i]`` = the id of the name in Arrow string view ``i`` (16 bytes each: the
+    length, then the bytes inline up to 12, else a prefix, a buffer index and an offset
+    into ``buffers``, uint8 arrays of the variadic data buffers); -1: unknown. polars
+    keeps its strings this way: read in place, no conversion to offsets."""
+    cdef Py_ssize_t i, j, n = out.shape[0], nbuf = len(buffers)
+    cdef int32_t length, index, offset
+    cdef const char *p
+    cdef const unsigned char[::1] buf
+    cdef _ByteNames table = _ByteNames()
+    cdef NameSlot *s
+    cdef uint64_t h
+    if views.shape[0] < n * 16:
+        raise ValueError("views shorter than 16 bytes per row")
+    cdef const char **bases = <const char **>calloc(nbuf + 1, sizeof(char *))
+    if bases == NULL:
+        raise MemoryError()
+    try:
+        for j in range(nbuf):
+            buf = buffers[j]
+            bases[j] = <const char *>&buf[0] if buf.shape[0] else NULL
+        for i in range(n):
+            p = <const char *>&views[i * 16]
+            memcpy(&length, p, 4)
+            if length <= 12:
+                p = p + 4
+            else:
+                memcpy(&index, p + 8, 4)
+                memcpy(&offset, p + 12, 4)
+                if index < 0 or index >= nbuf or bases[index] == NULL:
+                    raise ValueError(f"string view {i} points outside its buffers")
+                p = bases[index] + offset
+            h = _hash(p, length)
+            s = table.find(p, length, h)
+            if s.key == NULL:
+                table.add(s, p, length, h, _resolve(
+                    resolve, PyUnicode_DecodeUTF8(p, length, "strict")))
+                s = table.find(p, length, h)
+            out[i] = s.id
+    finally:
+        free(bases)
     return n

@@ -33,7 +33,7 @@ class Names:
         self.registry, self.register, self.arg = registry, register, arg
         # Categories: an unknown one is -1 in the table, an error only if a row uses it.
         self.lenient = lenient
-        self.unknown: list[str] = []
+        self.unknown: dict[str, None] = {}        # distinct, in the order met
         self.known: dict[str, int] = registry._names     # read-only here
         self.resolve: Callable[[str], int] = (registry.event_type if register
                                               else self._missing)
@@ -42,12 +42,12 @@ class Names:
         t = self.known.get(name)
         if t is not None:
             return t
-        self.unknown.append(name)
+        self.unknown[name] = None
         return -1
 
     def check(self, names: Optional[list] = None) -> None:
         """Raise for the unknown names met (or ``names``): ValueError naming them."""
-        missing = self.unknown if names is None else names
+        missing = list(self.unknown) if names is None else names
         if not missing or (self.lenient and names is None):
             return
         shown = ", ".join(repr(m) for m in missing[:8])
@@ -191,15 +191,21 @@ def _arrow(column: Any, ctx: Names) -> Any:
         lut = _categories_lut(column.dictionary, ctx).astype(_I64, copy=False)
         codes = column.indices.to_numpy(zero_copy_only=False)
         return _through_lut(lut, codes, column.dictionary.to_pylist(), ctx)
-    if types.is_string_view(t):
-        column = column.cast(pa.large_string())
-        t = column.type
     n = len(column)
+    out = np.empty(n, dtype=_I64)
+    if types.is_string_view(t):
+        buffers = column.buffers()
+        views = np.frombuffer(buffers[1], dtype=np.uint8)[column.offset * 16:
+                                                          (column.offset + n) * 16]
+        _names.ids_of_views(views, [np.frombuffer(b, dtype=np.uint8) if b is not None
+                                    else np.empty(0, np.uint8) for b in buffers[2:]],
+                            ctx.resolve, out)
+        ctx.check()
+        return out
     _, offsets, data = column.buffers()
     width = np.int64 if types.is_large_string(t) else np.int32
     offsets = np.frombuffer(offsets, dtype=width)[column.offset:column.offset + n + 1] \
         if n else np.zeros(1, dtype=width)
-    out = np.empty(n, dtype=_I64)
     _names.ids_of_utf8(offsets, np.frombuffer(data, dtype=np.uint8) if data is not None
                        and data.size else np.empty(0, np.uint8), ctx.resolve, out)
     ctx.check()
@@ -225,7 +231,8 @@ def _polars(column: Any, ctx: Names) -> Any:
         lut = _categories_lut(np.array(categories, dtype=object), ctx).astype(_I64)
         return _through_lut(lut, column.to_physical().to_numpy(), categories, ctx)
     try:
-        arrow = column.to_arrow()
+        # String views as polars holds them (no conversion); Categorical: a dictionary.
+        arrow = column.to_arrow(compat_level=pl.CompatLevel.newest())
     except ImportError:                 # polars without pyarrow: Python str per row
         return _numpy(np.array(column.to_list(), dtype=object), ctx)
     return _arrow(arrow, ctx)
