@@ -82,9 +82,12 @@ def _ids(column: Any, ctx: Names) -> Any:
         return _polars(column, ctx)
     if module.startswith("pyarrow"):
         return _arrow(column, ctx)
-    if isinstance(column, (list, tuple)) and column and isinstance(column[0], str):
-        # A list of str: object cells, not numpy's fixed-width copy.
-        return _numpy(np.array(column, dtype=object), ctx)
+    if isinstance(column, (list, tuple)):
+        if not column:
+            return np.empty(0, dtype=_I64)      # not numpy's float64 for []
+        if isinstance(column[0], str):
+            # A list of str: object cells, not numpy's fixed-width copy.
+            return _numpy(np.array(column, dtype=object), ctx)
     return _numpy(np.asarray(column), ctx)
 
 
@@ -178,6 +181,10 @@ def _arrow(column: Any, ctx: Names) -> Any:
                         f"(give a column name, or an Array)")
     t = column.type
     types = pa.types
+    if types.is_null(t):            # no values at all: nulls only, or no rows
+        if len(column):
+            raise _null_at(ctx.arg, 0)
+        return np.empty(0, dtype=_I64)
     if types.is_floating(t) or not (types.is_integer(t) or types.is_string(t)
                                     or types.is_large_string(t) or types.is_dictionary(t)
                                     or types.is_string_view(t)):
