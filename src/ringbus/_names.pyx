@@ -15,7 +15,7 @@ Rows whose name is unknown get -1; the caller names them in its error.
 from cpython.dict cimport PyDict_GetItem
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_CheckExact, PyUnicode_Check
-from libc.stdint cimport int32_t, int64_t, intptr_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, intptr_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcmp, memcpy
 
@@ -30,6 +30,9 @@ cdef struct NameSlot:
     const char *key         # NULL: empty slot; else into the caller's buffer
     Py_ssize_t length
     uint64_t hash
+    # The two words _words() reads: for a key of <= 16 bytes they hold every byte, so
+    # equal words and length are equal keys (no memcmp call on the common path).
+    uint64_t w0, w1
     int64_t id              # -1: looked up, unknown
 
 
@@ -40,7 +43,7 @@ cdef class _ByteNames:
     cdef size_t used
 
     def __cinit__(self):
-        self.mask = 63
+        self.mask = 255
         self.used = 0
         self.slots = <NameSlot *>calloc(self.mask + 1, sizeof(NameSlot))
         if self.slots == NULL:
@@ -49,25 +52,40 @@ cdef class _ByteNames:
     def __dealloc__(self):
         free(self.slots)
 
-    cdef NameSlot *find(self, const char *key, Py_ssize_t length, uint64_t h) noexcept nogil:
-        """The slot holding ``key``, or the empty slot where it goes."""
+    cdef NameSlot *find(self, const char *key, Py_ssize_t length, uint64_t h,
+                        uint64_t w0, uint64_t w1) noexcept nogil:
+        """The slot holding ``key`` (its hash and words from _words), or the empty slot
+        where it goes."""
         cdef size_t i = h & self.mask
         cdef NameSlot *s
         while True:
             s = &self.slots[i]
             if s.key == NULL:
                 return s
-            if s.hash == h and s.length == length and memcmp(s.key, key, length) == 0:
+            if (s.hash == h and s.length == length and s.w0 == w0 and s.w1 == w1
+                    and (length <= 16 or memcmp(s.key, key, length) == 0)):
                 return s
             i = (i + 1) & self.mask
 
-    cdef int add(self, NameSlot *s, const char *key, Py_ssize_t length, uint64_t h,
-                 int64_t id) except -1:
-        s.key, s.length, s.hash, s.id = key, length, h, id
+    cdef int64_t lookup(self, const char *key, Py_ssize_t length, object resolve,
+                        bint ucs4=False) except -2:
+        """The id of ``key`` (-1: unknown); a key seen for the first time is decoded and
+        given to ``resolve``, once."""
+        cdef uint64_t w0, w1
+        cdef uint64_t h = _words(key, length, &w0, &w1)
+        cdef NameSlot *s = self.find(key, length, h, w0, w1)
+        if s.key != NULL:
+            return s.id
+        if ucs4:
+            name = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, key, length // 4)
+        else:
+            name = PyUnicode_DecodeUTF8(key, length, "strict")
+        cdef int64_t found = _resolve(resolve, name)
+        s.key, s.length, s.hash, s.w0, s.w1, s.id = key, length, h, w0, w1, found
         self.used += 1
-        if self.used * 2 > self.mask:
+        if self.used * 4 > self.mask:       # a quarter full: probes rarely go past one slot
             self._grow()
-        return 0
+        return found
 
     cdef int _grow(self) except -1:
         cdef size_t old_mask = self.mask, i, j
@@ -86,12 +104,46 @@ cdef class _ByteNames:
         return 0
 
 
-cdef inline uint64_t _hash(const char *p, Py_ssize_t n) noexcept nogil:
-    # FNV-1a, then a final mix so that the low bits (the slot index) depend on every byte.
-    cdef uint64_t h = 14695981039346656037ULL
-    cdef Py_ssize_t i
-    for i in range(n):
-        h = (h ^ <unsigned char>p[i]) * 1099511628211ULL
+cdef inline uint64_t _rotl(uint64_t x, int r) noexcept nogil:
+    return (x << r) | (x >> (64 - r))
+
+
+cdef inline uint64_t _words(const char *p, Py_ssize_t n, uint64_t *w0,
+                            uint64_t *w1) noexcept nogil:
+    """Hash ``n`` bytes at ``p`` a word at a time; ``w0``/``w1``: two words that hold all of
+    a key of <= 16 bytes (overlapping loads of its head and tail; for >16 its last 16).
+
+    Names are short: a byte-at-a-time hash (a multiply chain per byte) cost more than the
+    rest of the pass. Not keyed, so not proof against crafted collisions: a column's
+    distinct names are expected to be few (event types), and each is probed per row."""
+    cdef uint64_t a = 0, b = 0, h = <uint64_t>n * 0x9E3779B97F4A7C15ULL
+    cdef uint32_t x, y
+    cdef Py_ssize_t m = n
+    while m > 16:
+        memcpy(&a, p, 8)
+        memcpy(&b, p + 8, 8)
+        h = _rotl((h ^ (a * 0xC2B2AE3D27D4EB4FULL)) * 0x9E3779B97F4A7C15ULL, 31) ^ b
+        p += 16
+        m -= 16
+    if n > 16:
+        memcpy(&a, p + m - 16, 8)
+        memcpy(&b, p + m - 8, 8)
+    elif m >= 8:
+        memcpy(&a, p, 8)
+        memcpy(&b, p + m - 8, 8)
+    elif m >= 4:
+        memcpy(&x, p, 4)
+        memcpy(&y, p + m - 4, 4)
+        a, b = x, y
+    elif m > 0:
+        a = (<uint64_t><unsigned char>p[0] | (<uint64_t><unsigned char>p[m >> 1] << 8)
+             | (<uint64_t><unsigned char>p[m - 1] << 16))
+        b = 0
+    w0[0], w1[0] = a, b
+    h ^= a * 0xC2B2AE3D27D4EB4FULL
+    h ^= _rotl(b * 0x165667B19E3779F9ULL, 29)
+    h ^= h >> 32
+    h *= 0x9E3779B97F4A7C15ULL
     h ^= h >> 29
     return h
 
@@ -155,30 +207,16 @@ def ids_of_utf8(object offsets, const unsigned char[::1] data, object resolve,
     cdef Py_ssize_t i, n = out.shape[0], start, end
     cdef const char *base = <const char *>&data[0] if data.shape[0] else <const char *>""
     cdef _ByteNames table = _ByteNames()
-    cdef NameSlot *s
-    cdef uint64_t h
     if offsets.dtype.itemsize == 4:
         o32 = offsets
         for i in range(n):
             start, end = o32[i], o32[i + 1]
-            h = _hash(base + start, end - start)
-            s = table.find(base + start, end - start, h)
-            if s.key == NULL:
-                table.add(s, base + start, end - start, h, _resolve(
-                    resolve, PyUnicode_DecodeUTF8(base + start, end - start, "strict")))
-                s = table.find(base + start, end - start, h)
-            out[i] = s.id
+            out[i] = table.lookup(base + start, end - start, resolve)
     else:
         o64 = offsets
         for i in range(n):
             start, end = o64[i], o64[i + 1]
-            h = _hash(base + start, end - start)
-            s = table.find(base + start, end - start, h)
-            if s.key == NULL:
-                table.add(s, base + start, end - start, h, _resolve(
-                    resolve, PyUnicode_DecodeUTF8(base + start, end - start, "strict")))
-                s = table.find(base + start, end - start, h)
-            out[i] = s.id
+            out[i] = table.lookup(base + start, end - start, resolve)
     return n
 
 
@@ -190,8 +228,6 @@ def ids_of_cells(const unsigned char[::1] cells, Py_ssize_t width, bint ucs4, ob
     cdef Py_ssize_t unit = 4 if ucs4 else 1
     cdef const char *p
     cdef _ByteNames table = _ByteNames()
-    cdef NameSlot *s
-    cdef uint64_t h
     if n and cells.shape[0] < n * width:
         raise ValueError("cells shorter than n * width")
     for i in range(n):
@@ -199,16 +235,7 @@ def ids_of_cells(const unsigned char[::1] cells, Py_ssize_t width, bint ucs4, ob
         length = width
         while length >= unit and memcmp(p + length - unit, b"\0\0\0\0", unit) == 0:
             length -= unit
-        h = _hash(p, length)
-        s = table.find(p, length, h)
-        if s.key == NULL:
-            if ucs4:
-                name = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, p, length // 4)
-            else:
-                name = PyUnicode_DecodeUTF8(p, length, "strict")
-            table.add(s, p, length, h, _resolve(resolve, name))
-            s = table.find(p, length, h)
-        out[i] = s.id
+        out[i] = table.lookup(p, length, resolve, ucs4)
     return n
 
 
@@ -223,8 +250,6 @@ def ids_of_views(const unsigned char[::1] views, list buffers, object resolve,
     cdef const char *p
     cdef const unsigned char[::1] buf
     cdef _ByteNames table = _ByteNames()
-    cdef NameSlot *s
-    cdef uint64_t h
     if views.shape[0] < n * 16:
         raise ValueError("views shorter than 16 bytes per row")
     cdef const char **bases = <const char **>calloc(nbuf + 1, sizeof(char *))
@@ -245,13 +270,7 @@ def ids_of_views(const unsigned char[::1] views, list buffers, object resolve,
                 if index < 0 or index >= nbuf or bases[index] == NULL:
                     raise ValueError(f"string view {i} points outside its buffers")
                 p = bases[index] + offset
-            h = _hash(p, length)
-            s = table.find(p, length, h)
-            if s.key == NULL:
-                table.add(s, p, length, h, _resolve(
-                    resolve, PyUnicode_DecodeUTF8(p, length, "strict")))
-                s = table.find(p, length, h)
-            out[i] = s.id
+            out[i] = table.lookup(p, length, resolve)
     finally:
         free(bases)
     return n
