@@ -1,5 +1,7 @@
 """Data pipelines (issue 15): names mapped in bulk, DataFrames and Arrow batches as rows,
 batch handlers told their group. Each library's tests skip without it."""
+import functools
+import importlib
 import subprocess
 import sys
 
@@ -53,36 +55,37 @@ def test_import_and_a_numpy_batch_load_no_dataframe_library():
 
 # -- names in bulk ------------------------------------------------------------------------------
 
+def _kinds(plain, **by_library):
+    """[(label, factory)]: ``plain`` as they are, then each library's (label, make(module,
+    ...)) rows, left out when the library is not installed."""
+    out = list(plain)
+    for library, rows in by_library.items():
+        try:
+            module = importlib.import_module(library)
+        except ImportError:
+            continue
+        out += [(label, functools.partial(make, module)) for label, make in rows]
+    return out
+
+
 def _name_columns():
     """(label, factory(names list) -> column) for every kind of names column."""
-    out = [("list", list), ("numpy U", np.array), ("numpy S", lambda v: np.array(v, "S")),
-           ("numpy object", lambda v: np.array(v, dtype=object))]
-    try:
-        import pandas as pd
-        out += [("pandas object", lambda v: pd.Series(v, dtype=object)),
-                ("pandas str", lambda v: pd.Series(v, dtype="string")),
-                ("pandas category", lambda v: pd.Series(v, dtype="category")),
-                ("pandas Categorical", pd.Categorical)]
-    except ImportError:
-        pass
-    try:
-        import pyarrow as pa
-        out += [("arrow string", pa.array),
-                ("arrow large_string", lambda v: pa.array(v, pa.large_string())),
-                ("arrow string_view", lambda v: pa.array(v, pa.string_view())),
-                ("arrow dictionary", lambda v: pa.array(v).dictionary_encode()),
-                ("arrow chunked", lambda v: pa.chunked_array([v[:2], v[2:]], pa.string())),
-                ("arrow sliced", lambda v: pa.array(["x"] + v + ["y"]).slice(1, len(v)))]
-    except ImportError:
-        pass
-    try:
-        import polars as pl
-        out += [("polars String", pl.Series),
-                ("polars Categorical", lambda v: pl.Series(v).cast(pl.Categorical)),
-                ("polars Enum", lambda v: pl.Series(v).cast(pl.Enum(NAMES[::-1])))]
-    except ImportError:
-        pass
-    return out
+    return _kinds(
+        [("list", list), ("numpy U", np.array), ("numpy S", lambda v: np.array(v, "S")),
+         ("numpy object", lambda v: np.array(v, dtype=object))],
+        pandas=[("pandas object", lambda pd, v: pd.Series(v, dtype=object)),
+                ("pandas str", lambda pd, v: pd.Series(v, dtype="string")),
+                ("pandas category", lambda pd, v: pd.Series(v, dtype="category")),
+                ("pandas Categorical", lambda pd, v: pd.Categorical(v))],
+        pyarrow=[("arrow string", lambda pa, v: pa.array(v)),
+                 ("arrow large_string", lambda pa, v: pa.array(v, pa.large_string())),
+                 ("arrow string_view", lambda pa, v: pa.array(v, pa.string_view())),
+                 ("arrow dictionary", lambda pa, v: pa.array(v).dictionary_encode()),
+                 ("arrow chunked", lambda pa, v: pa.chunked_array([v[:2], v[2:]], pa.string())),
+                 ("arrow sliced", lambda pa, v: pa.array(["x"] + v + ["y"]).slice(1, len(v)))],
+        polars=[("polars String", lambda pl, v: pl.Series(v)),
+                ("polars Categorical", lambda pl, v: pl.Series(v).cast(pl.Categorical)),
+                ("polars Enum", lambda pl, v: pl.Series(v).cast(pl.Enum(NAMES[::-1])))])
 
 
 COLUMNS = _name_columns()
@@ -158,30 +161,18 @@ def test_integer_columns_of_every_kind_are_ids(bus):
 
 
 def _null_columns():
-    out = [("object None", lambda: np.array(["md.tick", None], dtype=object)),
-           ("object NaN", lambda: np.array(["md.tick", float("nan")], dtype=object))]
-    try:
-        import pandas as pd
-        out += [("pandas str", lambda: pd.Series(["md.tick", None], dtype="string")),
-                ("pandas category", lambda: pd.Series(["md.tick", None], dtype="category")),
-                ("pandas Int64", lambda: pd.Series([0, None], dtype="Int64"))]
-    except ImportError:
-        pass
-    try:
-        import pyarrow as pa
-        out += [("arrow string", lambda: pa.array(["md.tick", None])),
-                ("arrow dictionary", lambda: pa.array(["md.tick", None]).dictionary_encode()),
-                ("arrow int", lambda: pa.array([0, None]))]
-    except ImportError:
-        pass
-    try:
-        import polars as pl
-        out += [("polars String", lambda: pl.Series(["md.tick", None])),
-                ("polars Enum", lambda: pl.Series(["md.tick", None], dtype=pl.Enum(NAMES))),
-                ("polars Int", lambda: pl.Series([0, None]))]
-    except ImportError:
-        pass
-    return out
+    return _kinds(
+        [("object None", lambda: np.array(["md.tick", None], dtype=object)),
+         ("object NaN", lambda: np.array(["md.tick", float("nan")], dtype=object))],
+        pandas=[("pandas str", lambda pd: pd.Series(["md.tick", None], dtype="string")),
+                ("pandas category", lambda pd: pd.Series(["md.tick", None], dtype="category")),
+                ("pandas Int64", lambda pd: pd.Series([0, None], dtype="Int64"))],
+        pyarrow=[("arrow string", lambda pa: pa.array(["md.tick", None])),
+                 ("arrow dictionary", lambda pa: pa.array(["md.tick", None]).dictionary_encode()),
+                 ("arrow int", lambda pa: pa.array([0, None]))],
+        polars=[("polars String", lambda pl: pl.Series(["md.tick", None])),
+                ("polars Enum", lambda pl: pl.Series(["md.tick", None], dtype=pl.Enum(NAMES))),
+                ("polars Int", lambda pl: pl.Series([0, None]))])
 
 
 NULLS = _null_columns()
@@ -197,23 +188,11 @@ def test_a_null_in_the_types_column_raises_before_any_handler(bus, make):
 
 
 def _float_columns():
-    out = [("numpy", lambda: np.array([0.0, 1.0])), ("list", lambda: [0.0, 1.0])]
-    try:
-        import pandas as pd
-        out.append(("pandas", lambda: pd.Series([0.0, 1.0])))
-    except ImportError:
-        pass
-    try:
-        import pyarrow as pa
-        out.append(("arrow", lambda: pa.array([0.0, 1.0])))
-    except ImportError:
-        pass
-    try:
-        import polars as pl
-        out.append(("polars", lambda: pl.Series([0.0, 1.0])))
-    except ImportError:
-        pass
-    return out
+    return _kinds(
+        [("numpy", lambda: np.array([0.0, 1.0])), ("list", lambda: [0.0, 1.0])],
+        pandas=[("pandas", lambda pd: pd.Series([0.0, 1.0]))],
+        pyarrow=[("arrow", lambda pa: pa.array([0.0, 1.0]))],
+        polars=[("polars", lambda pl: pl.Series([0.0, 1.0]))])
 
 
 FLOATS = _float_columns()
