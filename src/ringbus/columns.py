@@ -230,7 +230,7 @@ def _polars(column: Any, ctx: Names) -> Any:
                                 or isinstance(dtype, (pl.Enum, pl.Categorical))):
         raise _float(ctx.arg, f"polars dtype {dtype}")
     if column.null_count():
-        raise _null_at(ctx.arg, int(column.is_null().arg_max()))
+        raise _null_at(ctx.arg, int(np.argmax(column.is_null().to_numpy())))
     if dtype.is_integer():
         return column.to_numpy()
     if isinstance(dtype, pl.Enum):

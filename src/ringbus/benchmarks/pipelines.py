@@ -106,7 +106,8 @@ class _Routed(CheckedRun):
 
 class _Mapped(CheckedRun):
     def __init__(self, call: Callable[[], Any], n: int):
-        self.call, self.n, self.out = call, n, None
+        self.call, self.n = call, n
+        self.out: Any = None
 
     def run(self) -> int:
         t0 = perf_counter_ns()
