@@ -2,7 +2,7 @@
 # final order. Registration code (Python) builds a new immutable HandlerArray and swaps it
 # in; emit only indexes an array.
 from cpython.object cimport PyObject
-from libc.stdint cimport int64_t, uint32_t
+from libc.stdint cimport int64_t, uint32_t, uint64_t
 
 from ringbus._atomic cimport rb_atomic_i64
 
@@ -78,11 +78,20 @@ cdef class DispatchTable:
     # the table; _meters counts them.
     cdef rb_meter **_meter_chunks
     cdef uint32_t _meters
+    # Publish-to-handle delay per event type (a ring's stamps, RingBuffer._consume): the
+    # meter of id t is _delay_meters[t] (0: none yet), one of the chunked meters above.
+    # Touched only with the GIL held.
+    cdef uint32_t *_delay_meters
+    cdef Py_ssize_t _delay_n
 
     cdef Py_ssize_t check_id(self, object event_type) except -1
     cdef Py_ssize_t dispatch(self, Py_ssize_t t, object payload) except -1
     # The same, for an event taken from ring slot `sequence` (current_event().sequence).
-    cdef Py_ssize_t dispatch_at(self, Py_ssize_t t, object payload, int64_t sequence) except -1
+    # ``start``: the caller's clock_ticks() just before, or 0 (a metered handler's call
+    # then starts at its own clock read): one clock read shared by the queueing delay and
+    # the first handler's time.
+    cdef Py_ssize_t dispatch_at(self, Py_ssize_t t, object payload, int64_t sequence,
+                                uint64_t start) except -1
     cdef int _reclaim(self) except -1
     cdef Py_ssize_t dispatch_group(self, Py_ssize_t t, object rows, Py_ssize_t n) except -1
     # Runs entries[0:count], which are `owner`'s entries from index `base` on (owner NULL:
@@ -90,9 +99,18 @@ cdef class DispatchTable:
     # for this event under on_error="raise" (None: none).
     cdef Py_ssize_t _run(self, HandlerEntry *entries, Py_ssize_t count, Py_ssize_t t,
                          object payload, PyObject *owner, Py_ssize_t base,
-                         list errors) except -1
+                         list errors, uint64_t start) except -1
     cdef object _handler_failed(self, HandlerEntry *entry, Py_ssize_t t, object payload)
     cdef rb_meter *_meter(self, uint32_t m) noexcept nogil
+    # Record now - `stamp` (clock_ticks() when event t was published) as t's queueing
+    # delay; returns now.
+    cdef uint64_t record_delay(self, Py_ssize_t t, uint64_t stamp) noexcept
+
+
+# The metrics clock (_clock.h), whose calibration is this module's: other modules read it
+# through these (a call through a pointer, a few ns) rather than including the header.
+cdef uint64_t clock_ticks() noexcept nogil
+cdef uint64_t clock_ns(uint64_t ticks) noexcept nogil
 
 
 # A RecordRing or MessageRing handler's call, under a frame current_event() reads.

@@ -8,7 +8,7 @@ from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF
 from libc.stdint cimport int64_t, intptr_t, uint32_t, uint64_t
-from libc.stdlib cimport calloc, free
+from libc.stdlib cimport calloc, free, realloc
 from libc.string cimport memcpy, memset
 
 from ringbus._atomic cimport (
@@ -52,6 +52,19 @@ cdef extern from "<sys/mman.h>" nogil:
 # Past this size the table gets 2 MiB pages where the kernel allows (THP "madvise" mode):
 # with 100,000 types a random id otherwise costs a TLB walk on top of the slot's cache miss.
 cdef size_t HUGE_PAGE = 2 * 1024 * 1024
+
+
+cdef uint64_t clock_ticks() noexcept nogil:
+    return rb_clock_ticks()
+
+
+cdef uint64_t clock_ns(uint64_t ticks) noexcept nogil:
+    return rb_clock_ns(ticks)
+
+
+def _calibrate_clock():
+    """Choose and calibrate the metrics clock (about 5 ms the first time)."""
+    rb_clock_calibrate()
 
 
 cdef TableSlot *_alloc_slots(Py_ssize_t count) noexcept:
@@ -180,7 +193,7 @@ cdef inline void _pop_frame(rb_frame *frame) noexcept:
 
 
 cdef inline Py_ssize_t _dispatch(DispatchTable self, Py_ssize_t t, object payload,
-                                 int64_t sequence) except -1:
+                                 int64_t sequence, uint64_t start) except -1:
     """The one-event dispatch (``dispatch``): announce the slot's array, run it, let go."""
     cdef TableSlot *slot = &self._slots[t]
     # Acquire: the fields read next are at least as new as this generation.
@@ -222,7 +235,8 @@ cdef inline Py_ssize_t _dispatch(DispatchTable self, Py_ssize_t t, object payloa
         entries = &first
     _push_frame(&frame, self, t, payload, sequence)
     try:
-        return self._run(entries, count, t, payload, <PyObject *><intptr_t>owner, 0, None)
+        return self._run(entries, count, t, payload, <PyObject *><intptr_t>owner, 0, None,
+                         start)
     finally:
         _pop_frame(&frame)
         # Release: every read of the array, and every call through it, happens before a
@@ -249,9 +263,12 @@ cdef class DispatchTable:
         self._error_sink = None
         self._meter_chunks = NULL
         self._meters = 0
+        self._delay_meters = NULL
+        self._delay_n = 0
 
     def __dealloc__(self):
         free(self._slots)
+        free(self._delay_meters)
         cdef Py_ssize_t c
         if self._meter_chunks != NULL:
             for c in range(METER_CHUNKS):
@@ -308,6 +325,49 @@ cdef class DispatchTable:
     cdef rb_meter *_meter(self, uint32_t m) noexcept nogil:
         m -= 1
         return &self._meter_chunks[m >> METER_CHUNK_BITS][m & (METER_CHUNK - 1)]
+
+    cdef uint64_t record_delay(self, Py_ssize_t t, uint64_t stamp) noexcept:
+        cdef uint64_t now = rb_clock_ticks()
+        if <size_t>t >= <size_t>self._size:
+            return now                          # an unknown id: the consumer reports it
+        if t >= self._delay_n or self._delay_meters[t] == 0:
+            # Cold, once per event type. Never raises into the consumer, which holds an
+            # event taken from its slot: without memory the delay goes unrecorded.
+            try:
+                self._delay_meter(t)
+            except MemoryError:
+                return now
+        cdef rb_meter *meter = self._meter(self._delay_meters[t])
+        meter.calls += 1
+        # The stamp was read on the producer's core: with an invariant TSC the cores agree,
+        # but a few ticks of skew must not become a 2**64 ns delay.
+        rb_hist_record(&meter.time, rb_clock_ns(now - stamp) if now > stamp else 0)
+        return now
+
+    def _delay_meter(self, Py_ssize_t t):
+        """The meter of event type ``t``'s publish-to-handle delay (made on first use)."""
+        cdef Py_ssize_t n
+        cdef uint32_t *grown
+        if t < 0:
+            raise ValueError(f"event type {t} < 0")
+        if t >= self._delay_n:
+            n = max(64, self._delay_n)
+            while n <= t:
+                n *= 2
+            grown = <uint32_t *>realloc(self._delay_meters, n * sizeof(uint32_t))
+            if grown == NULL:
+                raise MemoryError()
+            memset(&grown[self._delay_n], 0, (n - self._delay_n) * sizeof(uint32_t))
+            self._delay_meters = grown
+            self._delay_n = n
+        if self._delay_meters[t] == 0:
+            self._delay_meters[t] = self._new_meter()
+        return self._delay_meters[t]
+
+    def _delays(self):
+        """[(event type, its delay meter)] of every type that has one."""
+        return [(t, self._delay_meters[t]) for t in range(self._delay_n)
+                if self._delay_meters[t]]
 
     # -- registration side (Python callers, not the hot path) ---------------------------
 
@@ -389,7 +449,7 @@ cdef class DispatchTable:
         cdef rb_frame frame
         resume = suspension.resume
         if resume is None:      # raised outside a resumable dispatch: nothing after it
-            return self._run(NULL, 0, -1, None, NULL, 0, errors)
+            return self._run(NULL, 0, -1, None, NULL, 0, errors, 0)
         handlers, at, t, sequence = resume
         if ringbus_emit_depth >= self._max_depth:
             raise EmitDepthError(f"emit() nested deeper than max_depth={self._max_depth}")
@@ -397,7 +457,7 @@ cdef class DispatchTable:
         _push_frame(&frame, self, t, payload, sequence)
         try:
             return self._run(&handlers.entries[at], handlers.count - at, t, payload,
-                             <PyObject *>handlers, at, errors)
+                             <PyObject *>handlers, at, errors, 0)
         finally:
             _pop_frame(&frame)
 
@@ -454,11 +514,12 @@ cdef class DispatchTable:
 
     cdef Py_ssize_t dispatch(self, Py_ssize_t t, object payload) except -1:
         """Dispatch one event whose id the caller has checked."""
-        return _dispatch(self, t, payload, RB_NO_SEQUENCE)
+        return _dispatch(self, t, payload, RB_NO_SEQUENCE, 0)
 
-    cdef Py_ssize_t dispatch_at(self, Py_ssize_t t, object payload, int64_t sequence) except -1:
+    cdef Py_ssize_t dispatch_at(self, Py_ssize_t t, object payload, int64_t sequence,
+                                uint64_t start) except -1:
         """``dispatch`` of the event the caller took from ring slot ``sequence``."""
-        return _dispatch(self, t, payload, sequence)
+        return _dispatch(self, t, payload, sequence, start)
 
     cdef Py_ssize_t dispatch_group(self, Py_ssize_t t, object rows, Py_ssize_t n) except -1:
         """Dispatch ``n`` rows of type ``t`` (a checked id) held in the sequence ``rows``.
@@ -486,7 +547,7 @@ cdef class DispatchTable:
             while i < handlers.count:
                 if handlers.entries[i].batch:
                     frame.payload = <PyObject *>rows
-                    ran += self._run(&handlers.entries[i], 1, t, rows, NULL, 0, None)
+                    ran += self._run(&handlers.entries[i], 1, t, rows, NULL, 0, None, 0)
                     i += 1
                     continue
                 j = i
@@ -495,7 +556,7 @@ cdef class DispatchTable:
                 for r in range(n):
                     row = rows[r]
                     frame.payload = <PyObject *>row     # `row` holds it for the call
-                    ran += self._run(&handlers.entries[i], j - i, t, row, NULL, 0, None)
+                    ran += self._run(&handlers.entries[i], j - i, t, row, NULL, 0, None, 0)
                 i = j
             return ran
         finally:
@@ -503,7 +564,7 @@ cdef class DispatchTable:
 
     cdef Py_ssize_t _run(self, HandlerEntry *entries, Py_ssize_t count, Py_ssize_t t,
                          object payload, PyObject *owner, Py_ssize_t base,
-                         list errors) except -1:
+                         list errors, uint64_t start) except -1:
         cdef Py_ssize_t i, ran = 0
         cdef HandlerEntry *entry
         cdef PyObject *result
@@ -512,8 +573,9 @@ cdef class DispatchTable:
         # bound method put `self` there instead of allocating a new argument array.
         cdef PyObject *args[2]
         # Metered entries: one clock read per call. A call's end is the next call's start
-        # (the loop's few instructions between them are charged to the next handler).
-        cdef uint64_t stamp = 0, now
+        # (the loop's few instructions between them are charged to the next handler); the
+        # first call's start is the caller's read (`start`, a ring consumer's) if it made one.
+        cdef uint64_t stamp = start, now
         cdef rb_meter *meter
         for i in range(count):
             entry = &entries[i]

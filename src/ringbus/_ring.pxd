@@ -103,6 +103,14 @@ cdef class RingBuffer(Driver):
     cdef bint _stopping_drain       # stop(drain=True) in progress: the consumer's own
                                     # publishes go to the backlog (the ring's stop target
                                     # would leave them queued)
+    # Publish stamps (metrics): a clock_ticks() per slot, written before the slot is
+    # published, read by the "dispatch" stage before it releases the slot. Allocated the
+    # first time stamping is turned on, freed with the ring (a consumer mid-batch may still
+    # read it after stamping is turned off). Sequences >= _stamp_from carry a stamp;
+    # INT64_MAX while stamping is off, so the consumer's cost then is one compare.
+    cdef unsigned long long *_stamps
+    cdef bint _stamping
+    cdef int64_t _stamp_from
 
     cdef int publish_c(self, Py_ssize_t t, object payload, double timeout) except -1
     cdef int try_publish_c(self, Py_ssize_t t, object payload) except -1
