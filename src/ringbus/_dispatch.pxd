@@ -79,15 +79,16 @@ cdef class DispatchTable:
     cdef rb_meter **_meter_chunks
     cdef uint32_t _meters
     # Publish-to-handle delay per event type (a ring's stamps, RingBuffer._consume): the
-    # meter of id t is _delay_meters[t] (0: none yet), one of the chunked meters above.
-    # Touched only with the GIL held.
-    cdef uint32_t *_delay_meters
+    # meter of id t is _delay_meters[t] (NULL: none yet), one of the chunked meters above
+    # (which never move). Touched only with the GIL held.
+    cdef rb_meter **_delay_meters
     cdef Py_ssize_t _delay_n
+    cdef dict _delay_index          # id -> meter index, for reading (cold)
 
     cdef Py_ssize_t check_id(self, object event_type) except -1
     cdef Py_ssize_t dispatch(self, Py_ssize_t t, object payload) except -1
     # The same, for an event taken from ring slot `sequence` (current_event().sequence).
-    # ``start``: the caller's clock_ticks() just before, or 0 (a metered handler's call
+    # ``start``: the caller's clock read (_ticks.h) just before, or 0 (a metered handler's call
     # then starts at its own clock read): one clock read shared by the queueing delay and
     # the first handler's time.
     cdef Py_ssize_t dispatch_at(self, Py_ssize_t t, object payload, int64_t sequence,
@@ -102,15 +103,17 @@ cdef class DispatchTable:
                          list errors, uint64_t start) except -1
     cdef object _handler_failed(self, HandlerEntry *entry, Py_ssize_t t, object payload)
     cdef rb_meter *_meter(self, uint32_t m) noexcept nogil
-    # Record now - `stamp` (clock_ticks() when event t was published) as t's queueing
-    # delay; returns now.
-    cdef uint64_t record_delay(self, Py_ssize_t t, uint64_t stamp) noexcept
+    # The meter of event type t's queueing delay, made on first use; NULL for an unknown
+    # id, or without memory (the delay then goes unrecorded: never an error in a consumer).
+    cdef rb_meter *delay_meter(self, Py_ssize_t t) noexcept
 
 
-# The metrics clock (_clock.h), whose calibration is this module's: other modules read it
-# through these (a call through a pointer, a few ns) rather than including the header.
-cdef uint64_t clock_ticks() noexcept nogil
-cdef uint64_t clock_ns(uint64_t ticks) noexcept nogil
+# The metrics clock (_clock.h), whose calibration is this module's: other modules read
+# ticks with _ticks.h, given these.
+# Calibrate on the first call; then what _ticks.h's inline readers take: 1 when ticks are
+# TSC counts, and the ticks-to-ns multiplier.
+cdef int clock_is_tsc() noexcept
+cdef uint64_t clock_mult() noexcept
 
 
 # A RecordRing or MessageRing handler's call, under a frame current_event() reads.

@@ -39,6 +39,7 @@ cdef extern from "_dispatch_frame.h":
 # Here too: its globals (the calibration) must be this module's alone.
 cdef extern from "_clock.h" nogil:
     int rb_clock_tsc
+    uint64_t rb_clock_mult
     uint64_t rb_clock_ticks()
     uint64_t rb_clock_ns(uint64_t ticks)
     int rb_clock_calibrate()
@@ -54,12 +55,13 @@ cdef extern from "<sys/mman.h>" nogil:
 cdef size_t HUGE_PAGE = 2 * 1024 * 1024
 
 
-cdef uint64_t clock_ticks() noexcept nogil:
-    return rb_clock_ticks()
+cdef int clock_is_tsc() noexcept:
+    return rb_clock_calibrate()
 
 
-cdef uint64_t clock_ns(uint64_t ticks) noexcept nogil:
-    return rb_clock_ns(ticks)
+cdef uint64_t clock_mult() noexcept:
+    rb_clock_calibrate()
+    return rb_clock_mult
 
 
 def _calibrate_clock():
@@ -265,6 +267,7 @@ cdef class DispatchTable:
         self._meters = 0
         self._delay_meters = NULL
         self._delay_n = 0
+        self._delay_index = {}
 
     def __dealloc__(self):
         free(self._slots)
@@ -326,48 +329,43 @@ cdef class DispatchTable:
         m -= 1
         return &self._meter_chunks[m >> METER_CHUNK_BITS][m & (METER_CHUNK - 1)]
 
-    cdef uint64_t record_delay(self, Py_ssize_t t, uint64_t stamp) noexcept:
-        cdef uint64_t now = rb_clock_ticks()
+    cdef rb_meter *delay_meter(self, Py_ssize_t t) noexcept:
         if <size_t>t >= <size_t>self._size:
-            return now                          # an unknown id: the consumer reports it
-        if t >= self._delay_n or self._delay_meters[t] == 0:
-            # Cold, once per event type. Never raises into the consumer, which holds an
-            # event taken from its slot: without memory the delay goes unrecorded.
+            return NULL                         # an unknown id: the consumer reports it
+        if t >= self._delay_n or self._delay_meters[t] == NULL:
             try:
-                self._delay_meter(t)
+                self._delay_meter(t)            # cold: once per event type
             except MemoryError:
-                return now
-        cdef rb_meter *meter = self._meter(self._delay_meters[t])
-        meter.calls += 1
-        # The stamp was read on the producer's core: with an invariant TSC the cores agree,
-        # but a few ticks of skew must not become a 2**64 ns delay.
-        rb_hist_record(&meter.time, rb_clock_ns(now - stamp) if now > stamp else 0)
-        return now
+                return NULL
+        return self._delay_meters[t]
 
     def _delay_meter(self, Py_ssize_t t):
-        """The meter of event type ``t``'s publish-to-handle delay (made on first use)."""
+        """The meter index of event type ``t``'s publish-to-handle delay (made on first
+        use)."""
         cdef Py_ssize_t n
-        cdef uint32_t *grown
-        if t < 0:
-            raise ValueError(f"event type {t} < 0")
+        cdef rb_meter **grown
+        cdef uint32_t m
+        if not 0 <= t < self._size:
+            raise ValueError(f"event type {t} is not a registered id")
         if t >= self._delay_n:
             n = max(64, self._delay_n)
             while n <= t:
                 n *= 2
-            grown = <uint32_t *>realloc(self._delay_meters, n * sizeof(uint32_t))
+            grown = <rb_meter **>realloc(self._delay_meters, n * sizeof(rb_meter *))
             if grown == NULL:
                 raise MemoryError()
-            memset(&grown[self._delay_n], 0, (n - self._delay_n) * sizeof(uint32_t))
+            memset(&grown[self._delay_n], 0, (n - self._delay_n) * sizeof(rb_meter *))
             self._delay_meters = grown
             self._delay_n = n
-        if self._delay_meters[t] == 0:
-            self._delay_meters[t] = self._new_meter()
-        return self._delay_meters[t]
+        if self._delay_meters[t] == NULL:
+            m = self._new_meter()
+            self._delay_meters[t] = self._meter(m)
+            self._delay_index[t] = m
+        return self._delay_index[t]
 
     def _delays(self):
-        """[(event type, its delay meter)] of every type that has one."""
-        return [(t, self._delay_meters[t]) for t in range(self._delay_n)
-                if self._delay_meters[t]]
+        """[(event type, its delay meter index)] of every type that has one."""
+        return sorted(self._delay_index.items())
 
     # -- registration side (Python callers, not the hot path) ---------------------------
 
