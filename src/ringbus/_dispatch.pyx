@@ -64,11 +64,6 @@ cdef uint64_t clock_mult() noexcept:
     return rb_clock_mult
 
 
-def _calibrate_clock():
-    """Choose and calibrate the metrics clock (about 5 ms the first time)."""
-    rb_clock_calibrate()
-
-
 cdef TableSlot *_alloc_slots(Py_ssize_t count) noexcept:
     """``count`` zeroed-later slots, 64-byte aligned (one slot per cache line)."""
     cdef size_t size = count * sizeof(TableSlot)
