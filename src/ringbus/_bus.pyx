@@ -139,7 +139,7 @@ An in-process event bus.
         if not isinstance(metrics, bool):
             raise TypeError(f"metrics must be True or False, got {metrics!r}")
         if metrics:
-            self._registry.set_metrics(True)
+            self._set_metrics(True)
         self._close_timeout = bound
         self._closers = []
         self._closed = False
@@ -542,41 +542,60 @@ An in-process event bus.
         each call in a log-linear histogram (see :meth:`metrics`). Off by default: a
         subscription that is not metered pays one predictable branch per call."""
         self._need()
-        self._registry.set_metrics(True)
+        self._set_metrics(True)
 
     def disable_metrics(self):
         """Stop metering (what was counted stays readable until reset_metrics)."""
         self._need()
-        self._registry.set_metrics(False)
+        self._set_metrics(False)
+
+    def _set_metrics(self, bint on):
+        # The ring stamps publish times first: a subscription metered from the next event
+        # on then sees its queueing delay too.
+        self._ring._set_stamping(on)
+        self._registry.set_metrics(on)
 
     def metrics(self):
         """Plain data, a snapshot::
 
             {"enabled": bool, "clock": "tsc" | "monotonic",
-             "handlers": [{"subscription", "event_type", "event_name", "batch", "calls",
-                           "errors", "time_ns": {"count", "min", "max", "mean", "p50",
-                                                 "p90", "p99", "p99_9", "overflow"}}, ...],
+             "handlers": [{"subscription", "event_type", "event_name", "batch", "is_async",
+                           "calls", "errors", "time_ns": H, "wall_ns": H | None}, ...],
+             "publish_to_handle": [{"event_type", "event_name", "events",
+                                    "delay_ns": H}, ...],
              "ring": {"capacity", "fill", "fill_ratio", "published", "dispatched",
                       "dropped", "backlog", "high_water", "stages_high_water",
-                      "blocked_waits", "blocked_seconds"},
+                      "blocked_waits", "blocked_seconds", "lag_events", "lag_seconds",
+                      "stages_lag": {stage: {"events", "age_seconds"}}},
              "counters": stats()}
 
+        where H is a histogram's summary ``{"count", "min", "max", "mean", "p50", "p90",
+        "p99", "p99_9", "overflow"}`` in nanoseconds, within 1/64 (see ringbus.Histogram).
+
         ``handlers`` lists the metered subscriptions (those subscribed while metrics were
-        on, or when they were enabled), in event type then dispatch-registration order;
-        times are nanoseconds per call, within 1/64 (see ringbus.Histogram).
+        on, or when they were enabled), in event type then dispatch-registration order.
+        ``time_ns``: each call's time on the thread that dispatched it. ``wall_ns`` (async
+        handlers): each coroutine's time from its start to its end, awaits included.
+        ``publish_to_handle``: per event type, the delay from ``publish`` to the moment
+        the ring's consumer took the event to dispatch it (queueing, apart from handler
+        time), for events published while metrics were on.
         ``high_water``: the most events a consumer found queued for it when it took a
         batch (per stage in ``stages_high_water``); ``blocked_*``: how often and how long
-        this process's producers waited for room in the full ring.
+        this process's producers waited for room in the full ring; ``lag_events`` /
+        ``lag_seconds``: events the dispatch stage has not taken yet and how long ago the
+        oldest of them was published (None: none, or it was published with metrics off),
+        per stage in ``stages_lag``.
         """
         self._need()
         from ringbus import metrics as _metrics
         return _metrics.snapshot(self)
 
     def reset_metrics(self):
-        """Zero every subscription's calls, errors and time histogram, the ring's
-        high-water mark and its producers' waits."""
+        """Zero every subscription's calls, errors and time histograms, the
+        publish-to-handle delays, the ring's high-water mark and its producers' waits."""
         self._need()
         self._meter_reset()
+        self._registry.reset_walls()
         self._ring._flow_reset()
 
     def enable_watchdog(self, threshold=0.1):

@@ -9,7 +9,7 @@ from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF
 from cpython.list cimport PyList_GET_ITEM
 from libc.stdint cimport int64_t, intptr_t, uint32_t, uint64_t
-from libc.stdlib cimport calloc, free
+from libc.stdlib cimport calloc, free, realloc
 from libc.string cimport memcpy, memset
 
 from ringbus._atomic cimport (
@@ -40,6 +40,7 @@ cdef extern from "_dispatch_frame.h":
 # Here too: its globals (the calibration) must be this module's alone.
 cdef extern from "_clock.h" nogil:
     int rb_clock_tsc
+    uint64_t rb_clock_mult
     uint64_t rb_clock_ticks()
     uint64_t rb_clock_ns(uint64_t ticks)
     int rb_clock_calibrate()
@@ -53,6 +54,15 @@ cdef extern from "<sys/mman.h>" nogil:
 # Past this size the table gets 2 MiB pages where the kernel allows (THP "madvise" mode):
 # with 100,000 types a random id otherwise costs a TLB walk on top of the slot's cache miss.
 cdef size_t HUGE_PAGE = 2 * 1024 * 1024
+
+
+cdef int clock_is_tsc() noexcept:
+    return rb_clock_calibrate()
+
+
+cdef uint64_t clock_mult() noexcept:
+    rb_clock_calibrate()
+    return rb_clock_mult
 
 
 cdef TableSlot *_alloc_slots(Py_ssize_t count) noexcept:
@@ -182,7 +192,7 @@ cdef inline void _pop_frame(rb_frame *frame) noexcept:
 
 
 cdef inline Py_ssize_t _dispatch(DispatchTable self, Py_ssize_t t, object payload,
-                                 int64_t sequence) except -1:
+                                 int64_t sequence, uint64_t start) except -1:
     """The one-event dispatch (``dispatch``): announce the slot's array, run it, let go."""
     cdef TableSlot *slot = &self._slots[t]
     # Acquire: the fields read next are at least as new as this generation.
@@ -224,7 +234,8 @@ cdef inline Py_ssize_t _dispatch(DispatchTable self, Py_ssize_t t, object payloa
         entries = &first
     _push_frame(&frame, self, t, payload, sequence)
     try:
-        return self._run(entries, count, t, payload, <PyObject *><intptr_t>owner, 0, None)
+        return self._run(entries, count, t, payload, <PyObject *><intptr_t>owner, 0, None,
+                         start)
     finally:
         _pop_frame(&frame)
         # Release: every read of the array, and every call through it, happens before a
@@ -252,9 +263,13 @@ cdef class DispatchTable:
         self._error_sink = None
         self._meter_chunks = NULL
         self._meters = 0
+        self._delay_meters = NULL
+        self._delay_n = 0
+        self._delay_index = {}
 
     def __dealloc__(self):
         free(self._slots)
+        free(self._delay_meters)
         cdef Py_ssize_t c
         if self._meter_chunks != NULL:
             for c in range(METER_CHUNKS):
@@ -311,6 +326,44 @@ cdef class DispatchTable:
     cdef rb_meter *_meter(self, uint32_t m) noexcept nogil:
         m -= 1
         return &self._meter_chunks[m >> METER_CHUNK_BITS][m & (METER_CHUNK - 1)]
+
+    cdef rb_meter *delay_meter(self, Py_ssize_t t) noexcept:
+        if <size_t>t >= <size_t>self._size:
+            return NULL                         # an unknown id: the consumer reports it
+        if t >= self._delay_n or self._delay_meters[t] == NULL:
+            try:
+                self._delay_meter(t)            # cold: once per event type
+            except MemoryError:
+                return NULL
+        return self._delay_meters[t]
+
+    def _delay_meter(self, Py_ssize_t t):
+        """The meter index of event type ``t``'s publish-to-handle delay (made on first
+        use)."""
+        cdef Py_ssize_t n
+        cdef rb_meter **grown
+        cdef uint32_t m
+        if not 0 <= t < self._size:
+            raise ValueError(f"event type {t} is not a registered id")
+        if t >= self._delay_n:
+            n = max(64, self._delay_n)
+            while n <= t:
+                n *= 2
+            grown = <rb_meter **>realloc(self._delay_meters, n * sizeof(rb_meter *))
+            if grown == NULL:
+                raise MemoryError()
+            memset(&grown[self._delay_n], 0, (n - self._delay_n) * sizeof(rb_meter *))
+            self._delay_meters = grown
+            self._delay_n = n
+        if self._delay_meters[t] == NULL:
+            m = self._new_meter()
+            self._delay_meters[t] = self._meter(m)
+            self._delay_index[t] = m
+        return self._delay_index[t]
+
+    def _delays(self):
+        """[(event type, its delay meter index)] of every type that has one."""
+        return sorted(self._delay_index.items())
 
     # -- registration side (Python callers, not the hot path) ---------------------------
 
@@ -393,7 +446,7 @@ cdef class DispatchTable:
         cdef rb_frame frame
         resume = suspension.resume
         if resume is None:      # raised outside a resumable dispatch: nothing after it
-            return self._run(NULL, 0, -1, None, NULL, 0, errors)
+            return self._run(NULL, 0, -1, None, NULL, 0, errors, 0)
         handlers, at, t, sequence = resume
         if ringbus_emit_depth >= self._max_depth:
             raise EmitDepthError(f"emit() nested deeper than max_depth={self._max_depth}")
@@ -401,7 +454,7 @@ cdef class DispatchTable:
         _push_frame(&frame, self, t, payload, sequence)
         try:
             return self._run(&handlers.entries[at], handlers.count - at, t, payload,
-                             <PyObject *>handlers, at, errors)
+                             <PyObject *>handlers, at, errors, 0)
         finally:
             _pop_frame(&frame)
 
@@ -458,11 +511,12 @@ cdef class DispatchTable:
 
     cdef Py_ssize_t dispatch(self, Py_ssize_t t, object payload) except -1:
         """Dispatch one event whose id the caller has checked."""
-        return _dispatch(self, t, payload, RB_NO_SEQUENCE)
+        return _dispatch(self, t, payload, RB_NO_SEQUENCE, 0)
 
-    cdef Py_ssize_t dispatch_at(self, Py_ssize_t t, object payload, int64_t sequence) except -1:
+    cdef Py_ssize_t dispatch_at(self, Py_ssize_t t, object payload, int64_t sequence,
+                                uint64_t start) except -1:
         """``dispatch`` of the event the caller took from ring slot ``sequence``."""
-        return _dispatch(self, t, payload, sequence)
+        return _dispatch(self, t, payload, sequence, start)
 
     cdef Py_ssize_t dispatch_group(self, Py_ssize_t t, object rows, Py_ssize_t n,
                                    object per_row=None) except -1:
@@ -497,7 +551,7 @@ cdef class DispatchTable:
             while i < handlers.count:
                 if handlers.entries[i].batch:
                     frame.payload = <PyObject *>rows
-                    ran += self._run(&handlers.entries[i], 1, t, rows, NULL, 0, None)
+                    ran += self._run(&handlers.entries[i], 1, t, rows, NULL, 0, None, 0)
                     i += 1
                     continue
                 j = i
@@ -508,7 +562,7 @@ cdef class DispatchTable:
                 for r in range(n):
                     row = items[r]
                     frame.payload = <PyObject *>row     # `row` holds it for the call
-                    ran += self._run(&handlers.entries[i], j - i, t, row, NULL, 0, None)
+                    ran += self._run(&handlers.entries[i], j - i, t, row, NULL, 0, None, 0)
                 i = j
             return ran
         finally:
@@ -516,7 +570,7 @@ cdef class DispatchTable:
 
     cdef Py_ssize_t _run(self, HandlerEntry *entries, Py_ssize_t count, Py_ssize_t t,
                          object payload, PyObject *owner, Py_ssize_t base,
-                         list errors) except -1:
+                         list errors, uint64_t start) except -1:
         cdef Py_ssize_t i, ran = 0
         cdef HandlerEntry *entry
         cdef PyObject *result
@@ -531,8 +585,9 @@ cdef class DispatchTable:
         cdef Py_ssize_t nargs
         cdef unsigned char kind
         # Metered entries: one clock read per call. A call's end is the next call's start
-        # (the loop's few instructions between them are charged to the next handler).
-        cdef uint64_t stamp = 0, now
+        # (the loop's few instructions between them are charged to the next handler); the
+        # first call's start is the caller's read (`start`, a ring consumer's) if it made one.
+        cdef uint64_t stamp = start, now
         cdef rb_meter *meter
         for i in range(count):
             entry = &entries[i]

@@ -411,9 +411,11 @@ class AioState:
 
 # -- wrapping handlers at registration ---------------------------------------------------------
 
-def wrap(state: AioState, sub) -> None:
+def wrap(state: AioState, sub, timed: bool = False) -> None:
     """Set the callable the dispatch table calls for ``sub`` (an async or once=True handler):
-    a plain function around the user's handler. Called by Registry.subscribe."""
+    a plain function around the user's handler. Called by Registry.subscribe, and again by
+    Registry.set_metrics: ``timed`` (metrics on) records each coroutine's wall time, from
+    its start to its end, in ``sub._wall``."""
     kind = sub._hkind
     if kind == WEAK:
         # The table would call ref()(payload) itself, which we cannot wrap: call through
@@ -426,6 +428,8 @@ def wrap(state: AioState, sub) -> None:
         call_kind, ref_arg = STRONG, None
     else:
         target, call_kind, ref_arg = sub._htarget, kind, sub._href
+    if timed and sub.is_async and sub._wall is not None:
+        target = _timed(target, sub._wall)
     call = target
     if sub.is_async:
         if sub.concurrent:
@@ -435,6 +439,26 @@ def wrap(state: AioState, sub) -> None:
     if sub.once:
         call = _once_caller(sub, call)
     sub._target, sub._ref, sub._kind = call, ref_arg, call_kind
+
+
+def _timed(fn, wall):
+    """``fn`` (an async handler) as one whose coroutines record their wall time: from the
+    call that starts it to its end, awaits included (its time on the consumer's thread is
+    the subscription's meter, as for any handler). Only while metrics are on: the wrapper
+    costs a coroutine frame per call."""
+    record, perf_counter_ns = wall.record, time.perf_counter_ns
+
+    async def timed(*args):
+        start = perf_counter_ns()
+        aw = fn(*args)
+        if aw is None:                  # a weakly held handler died
+            return None
+        try:
+            return await aw
+        finally:
+            record(perf_counter_ns() - start)
+    timed.__qualname__ = getattr(fn, "__qualname__", "handler")
+    return timed
 
 
 def _coroutine(obj):

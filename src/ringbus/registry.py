@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping, Optional, Union
 from ringbus import aio
 from ringbus._checks import int_arg
 from ringbus._dispatch import HandlerArray
+from ringbus._histogram import Histogram
 from ringbus.ordering import OrderCycleError, order
 from ringbus.subscription import Subscription
 
@@ -240,10 +241,10 @@ class Registry:
             sub = Subscription(self, t, handler, priority=priority, name=name,
                                seq=self._seq, weak=weak, batch=batch, once=once,
                                is_async=is_async, concurrent=limit, with_type=with_type)
-            if is_async or once:
-                aio.wrap(self.aio, sub)
             if self._metered:
-                sub._meter = self.table._new_meter()
+                self._meter(sub)
+            if is_async or once:
+                aio.wrap(self.aio, sub, timed=self._metered)
             sub.after = self._resolve(t, current, after, "after", sub)
             sub.before = self._resolve(t, current, before, "before", sub)
             self._install(t, current + [sub])      # raises, unchanged, on a cycle
@@ -379,13 +380,29 @@ class Registry:
             if on == self._metered:
                 return
             self._metered = on
-            table = self.table
             for t, subs in enumerate(self._subs):
                 for sub in subs:
-                    if on and not sub._meter:
-                        sub._meter = table._new_meter()
+                    if on:
+                        self._meter(sub)
+                    if sub.is_async:
+                        aio.wrap(self.aio, sub, timed=on)     # wall time: only when on
                 if subs:
                     self._install(t, subs)
+
+    def _meter(self, sub: Subscription) -> None:
+        """Give ``sub`` its meter (and an async handler its wall-time histogram)."""
+        if not sub._meter:
+            sub._meter = self.table._new_meter()
+        if sub.is_async and sub._wall is None:
+            sub._wall = Histogram()
+
+    def reset_walls(self) -> None:
+        """Zero the async handlers' wall-time histograms (bus.reset_metrics)."""
+        with self._lock:
+            for subs in self._subs:
+                for sub in subs:
+                    if sub._wall is not None:
+                        sub._wall.reset()
 
     @property
     def metered(self) -> bool:

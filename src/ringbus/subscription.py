@@ -19,7 +19,7 @@ class Subscription:
     __slots__ = ("event_type", "priority", "name", "after", "before", "seq", "batch",
                  "with_type", "once", "is_async", "concurrent",
                  "_bus", "_target", "_ref", "_kind", "_htarget", "_href", "_hkind",
-                 "_fired", "_active", "_meter", "__weakref__")
+                 "_fired", "_active", "_meter", "_wall", "__weakref__")
 
     def __init__(self, bus, event_type: int, handler: Callable[[Any], Any], *,
                  priority: int, name: Optional[str], seq: int, weak: Optional[bool],
@@ -50,6 +50,7 @@ class Subscription:
         self._active = True
         # Its meter in the bus's table (1-based), once metrics were enabled; 0: none.
         self._meter = 0
+        self._wall: Optional[Any] = None    # an async handler's wall times (a Histogram), metered
         self._bind(handler, weak)
 
     def _bind(self, handler, weak: Optional[bool]) -> None:
