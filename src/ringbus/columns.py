@@ -143,8 +143,7 @@ def _pandas(column: Any, ctx: Names) -> Any:
         raise TypeError(f"{ctx.arg} must be one column, got a DataFrame (give its name)")
     dtype = column.dtype
     if getattr(dtype, "name", None) == "category":
-        cat = column if name == "Categorical" else (
-            column.array if name in ("Series", "CategoricalIndex", "Index") else column)
+        cat = getattr(column, "array", column)      # a Series' / Index's Categorical
         codes = np.asarray(cat.codes)
         if len(codes) and codes.min() < 0:
             raise _null_at(ctx.arg, int(np.argmax(codes < 0)))

@@ -124,8 +124,21 @@ def _missing(rows: tuple, why: str) -> list[Contender]:
     return [Contender(label, shown, status=why) for label, shown in rows]
 
 
+#: The datasets made in this process, by (dataset, rows, names, seed): a run's cases share
+#: them (the flights CSV takes ~0.3 s to read; nothing changes them).
+_MADE: dict[tuple, tuple[Any, str, list[str]]] = {}
+
+
 def _data(dataset: str, settings: Settings, libs: dict) -> tuple[Any, str, list[str]]:
     """(pandas DataFrame, key column, names in id order)."""
+    key = (dataset, settings.batch_rows, settings.batch_types, settings.seed)
+    if key not in _MADE:
+        _MADE.clear()           # one dataset at a time: the 1M rows are ~60 MB
+        _MADE[key] = _make(dataset, settings, libs)
+    return _MADE[key]
+
+
+def _make(dataset: str, settings: Settings, libs: dict) -> tuple[Any, str, list[str]]:
     np, pd = libs["numpy"], libs["pandas"]
     if dataset == FLIGHTS:
         path = flights_path()
