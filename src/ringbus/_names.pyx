@@ -52,30 +52,10 @@ cdef class _ByteNames:
     def __dealloc__(self):
         free(self.slots)
 
-    cdef NameSlot *find(self, const char *key, Py_ssize_t length, uint64_t h,
-                        uint64_t w0, uint64_t w1) noexcept nogil:
-        """The slot holding ``key`` (its hash and words from _words), or the empty slot
-        where it goes."""
-        cdef size_t i = h & self.mask
-        cdef NameSlot *s
-        while True:
-            s = &self.slots[i]
-            if s.key == NULL:
-                return s
-            if (s.hash == h and s.length == length and s.w0 == w0 and s.w1 == w1
-                    and (length <= 16 or memcmp(s.key, key, length) == 0)):
-                return s
-            i = (i + 1) & self.mask
-
-    cdef int64_t lookup(self, const char *key, Py_ssize_t length, object resolve,
-                        bint ucs4=False) except -2:
-        """The id of ``key`` (-1: unknown); a key seen for the first time is decoded and
-        given to ``resolve``, once."""
-        cdef uint64_t w0, w1
-        cdef uint64_t h = _words(key, length, &w0, &w1)
-        cdef NameSlot *s = self.find(key, length, h, w0, w1)
-        if s.key != NULL:
-            return s.id
+    cdef int64_t add(self, NameSlot *s, const char *key, Py_ssize_t length, uint64_t h,
+                     uint64_t w0, uint64_t w1, object resolve, bint ucs4) except -2:
+        """The slow path of _lookup: a key met for the first time is decoded, given to
+        ``resolve`` (once) and put in the empty slot ``s``; returns its id."""
         if ucs4:
             name = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, key, length // 4)
         else:
@@ -148,6 +128,24 @@ cdef inline uint64_t _words(const char *p, Py_ssize_t n, uint64_t *w0,
     return h
 
 
+cdef inline int64_t _lookup(_ByteNames table, const char *key, Py_ssize_t length,
+                            object resolve, bint ucs4=False) except -2:
+    """The id of ``key`` (-1: unknown). Inline, the probe included: the per-row path makes
+    no call (a method would go through the class's vtable); only a new key leaves it."""
+    cdef uint64_t w0, w1
+    cdef uint64_t h = _words(key, length, &w0, &w1)
+    cdef size_t i = h & table.mask
+    cdef NameSlot *s
+    while True:
+        s = &table.slots[i]
+        if s.key == NULL:
+            return table.add(s, key, length, h, w0, w1, resolve, ucs4)
+        if (s.hash == h and s.length == length and s.w0 == w0 and s.w1 == w1
+                and (length <= 16 or memcmp(s.key, key, length) == 0)):
+            return s.id
+        i = (i + 1) & table.mask
+
+
 cdef int64_t _resolve(object resolve, object name) except -2:
     cdef int64_t v = resolve(name)
     return v if v >= 0 else -1
@@ -211,12 +209,12 @@ def ids_of_utf8(object offsets, const unsigned char[::1] data, object resolve,
         o32 = offsets
         for i in range(n):
             start, end = o32[i], o32[i + 1]
-            out[i] = table.lookup(base + start, end - start, resolve)
+            out[i] = _lookup(table, base + start, end - start, resolve)
     else:
         o64 = offsets
         for i in range(n):
             start, end = o64[i], o64[i + 1]
-            out[i] = table.lookup(base + start, end - start, resolve)
+            out[i] = _lookup(table, base + start, end - start, resolve)
     return n
 
 
@@ -235,7 +233,7 @@ def ids_of_cells(const unsigned char[::1] cells, Py_ssize_t width, bint ucs4, ob
         length = width
         while length >= unit and memcmp(p + length - unit, b"\0\0\0\0", unit) == 0:
             length -= unit
-        out[i] = table.lookup(p, length, resolve, ucs4)
+        out[i] = _lookup(table, p, length, resolve, ucs4)
     return n
 
 
@@ -270,7 +268,7 @@ def ids_of_views(const unsigned char[::1] views, list buffers, object resolve,
                 if index < 0 or index >= nbuf or bases[index] == NULL:
                     raise ValueError(f"string view {i} points outside its buffers")
                 p = bases[index] + offset
-            out[i] = table.lookup(p, length, resolve)
+            out[i] = _lookup(table, p, length, resolve)
     finally:
         free(bases)
     return n
