@@ -72,7 +72,8 @@ def event_ids(registry: Any, column: Any, *, register: bool = False,
 
 
 def _ids(column: Any, ctx: Names) -> Any:
-    """An integer array (ids as given) or int64 ids of names, -1 nowhere."""
+    """An integer array (ids as given) or int64 ids of names (-1: an unknown category of a
+    lenient mapping; otherwise an unknown name has raised)."""
     if isinstance(column, np.ndarray):
         return _numpy(column, ctx)
     module = type(column).__module__
