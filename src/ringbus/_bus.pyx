@@ -292,39 +292,79 @@ An in-process event bus.
     # -- batches -------------------------------------------------------------------------
 
     def subscribe_batch(self, event_type, handler, *, priority=0, after=(), before=(),
-                        name=None, weak=None):
+                        name=None, weak=None, with_type=False):
         """Call ``handler(rows)`` once per ``emit_batch`` / ``publish_batch`` with the rows of
-        ``event_type`` as one contiguous array, in their original order.
+        ``event_type``, in their original order, in the kind the batch came as: a contiguous
+        numpy array, a pandas or polars DataFrame, an Arrow RecordBatch or Table.
 
-        It takes its place in the same ordering graph as per-event subscribers. ``emit``
-        and ``publish`` of single events do not call it.
+        ``with_type=True``: called as ``handler(event_type, rows)``, so that one handler
+        subscribed to several types knows whose rows it got. It takes its place in the same
+        ordering graph as per-event subscribers. ``emit`` and ``publish`` of single events
+        do not call it.
         """
         self._need()
         return self._registry.subscribe(event_type, handler, priority=priority, after=after,
-                                        before=before, name=name, weak=weak, batch=True)
+                                        before=before, name=name, weak=weak, batch=True,
+                                        with_type=with_type)
 
     def emit_batch(self, types, rows):
         """Dispatch a batch now, on this thread; return the number of rows.
 
-        ``types``: 1-D integer array, one event type per row; ``rows``: any 1-D array of the
-        same length. Rows are grouped by type in one compiled counting pass; types are
-        dispatched in ascending id order. Per type, batch subscribers get that type's rows
-        as one array, per-event subscribers get each row (the array's scalar or record), in
-        the type's handler order. Bad input raises before any handler runs.
+        ``rows``: a 1-D numpy array (records, scalars or objects), a pandas or polars
+        DataFrame, or a pyarrow RecordBatch or Table. ``types``: one event type per row,
+        as ids (any integer column) or as event *names* (a numpy str/object array or list
+        of str, a pandas string or Categorical column, an Arrow string or dictionary array,
+        a polars String/Categorical/Enum Series), mapped in one compiled pass
+        (:meth:`event_types_of`); or a ``str``, the name of that column in ``rows`` (a
+        structured array's field).
+
+        Rows are grouped by type in one compiled counting pass; types are dispatched in
+        ascending id order. Per type, batch subscribers get that type's rows in their
+        original order, in the kind given (a numpy array, a DataFrame or Arrow slice:
+        one gather for the batch, none when its rows are already grouped by type);
+        per-event subscribers get each row: the array's scalar or record, or, from a frame,
+        a dict (column -> value). Bad input (lengths, a missing column, nulls, floats or
+        unknown names in ``types``) raises before any handler runs.
         """
         self._need()
-        ids, rows = _batch.prepare(self, types, rows)
+        ids, rows = _batch.prepare(self, types, rows, False, self._registry)
         return _batch.route(self, ids, rows)
 
     def publish_batch(self, types, rows, timeout=None):
-        """Queue a batch (checked and copied now) as one ring event; the consumer dispatches
-        it like :meth:`emit_batch`, in order with this producer's other events. Returns
-        True if queued (False if dropped under ``overflow="drop"``)."""
+        """Queue a batch (checked, its names mapped and copied now) as one ring event; the
+        consumer dispatches it like :meth:`emit_batch`, in order with this producer's other
+        events. Returns True if queued (False if dropped under ``overflow="drop"``)."""
         self._need_open()
-        batch = _batch.prepare(self, types, rows, True)
+        batch = _batch.prepare(self, types, rows, True, self._registry)
         if self._batch_type < 0:
             self._batch_type = self._registry.batch_event_type(self)
         return self._ring.publish_c(self._batch_type, batch, timeout_arg(timeout)) == 1
+
+    def event_types_of(self, names, register=False):
+        """The event type ids of a column of names, as an int64 numpy array.
+
+        ``names``: a list or numpy array of str, a pandas string or Categorical column, an
+        Arrow string or dictionary array, a polars String, Categorical or Enum Series;
+        mapped in one compiled pass that looks each distinct name up once (a Categorical or
+        dictionary column: its categories once, then its codes). An unknown name raises
+        ValueError naming it, unless ``register=True`` registers it (as
+        :meth:`event_type`, in the order met). A null raises ValueError.
+
+        >>> bus.event_types_of(["md.tick", "md.trade", "md.tick"])
+        array([0, 1, 0])
+        """
+        self._need()
+        if not isinstance(register, bool):
+            raise TypeError(f"register must be True or False, got {register!r}")
+        from ringbus import columns
+        import numpy as np
+        ids = columns.event_ids(self._registry, names, register=register, arg="names")
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if len(ids) and (ids.min() < 0 or ids.max() >= self._size):
+            bad = int(np.flatnonzero((ids < 0) | (ids >= self._size))[0])
+            raise ValueError(f"names[{bad}] = {ids[bad]} is not a registered event type id: "
+                             f"expected 0 <= id < {self._size}")
+        return ids
 
     # -- the ring: queued delivery ------------------------------------------------------
 
@@ -445,7 +485,7 @@ An in-process event bus.
         return self._registry.event_types
 
     def subscribe(self, event_type, handler, *, priority=0, after=(), before=(), name=None,
-                  weak=None, once=False, concurrent=False):
+                  weak=None, once=False, concurrent=False, with_type=False):
         """Call ``handler(payload)`` for every event of ``event_type``; return a Subscription.
 
         Order for one event: ``after=`` / ``before=`` edges first (Subscriptions or
@@ -458,14 +498,17 @@ An in-process event bus.
         function is an async handler: awaited in order by the loop consumer
         (:meth:`run_async`), or with ``concurrent=True`` (or a number, the most in flight)
         run as tasks; see ``ringbus.aio``.
+
+        ``with_type=True``: called as ``handler(event_type, payload)``, one handler for
+        several types told which one it got (a plain function only: not async, not once).
         """
         self._need()
         return self._registry.subscribe(event_type, handler, priority=priority, after=after,
                                         before=before, name=name, weak=weak, once=once,
-                                        concurrent=concurrent)
+                                        concurrent=concurrent, with_type=with_type)
 
     def on(self, event_type, *, priority=0, after=(), before=(), name=None, weak=None,
-           once=False, concurrent=False):
+           once=False, concurrent=False, with_type=False):
         """Decorator form of :meth:`subscribe`; returns the function unchanged.
 
         >>> @bus.on(TICK, priority=5)
@@ -473,7 +516,8 @@ An in-process event bus.
         """
         self._need()
         return self._registry.on(event_type, priority=priority, after=after, before=before,
-                                 name=name, weak=weak, once=once, concurrent=concurrent)
+                                 name=name, weak=weak, once=once, concurrent=concurrent,
+                                 with_type=with_type)
 
     def subscriptions(self, event_type):
         """The live subscriptions of ``event_type``, in dispatch order."""

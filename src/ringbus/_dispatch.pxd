@@ -10,6 +10,10 @@ cdef enum CallKind:
     CALL_STRONG = 0         # target(payload)
     CALL_WEAK_METHOD = 1    # target(ref(), payload): a bound method held weakly
     CALL_WEAK = 2           # ref()(payload): any callable held weakly
+    # Added to a kind: the handler asked for the event type first (with_type=True), as
+    # handler(event_type, payload). A bit of `kind`, not a field: the common call
+    # (CALL_STRONG alone) keeps its one comparison.
+    CALL_TYPED = 4
 
 cdef struct HandlerEntry:
     # Borrowed pointers: the owning HandlerArray keeps each object alive in `_keep`.
@@ -61,6 +65,9 @@ cdef class DispatchTable:
     # per-event, in the one dispatch order (emit_batch); None otherwise. Read once per
     # group of rows, never per event.
     cdef list _group_owners
+    # The id of each type as an int object (id t at index t): what a with_type=True handler
+    # is given, borrowed, so that its call allocates nothing for ids past the small-int cache.
+    cdef list _type_ids
     cdef Py_ssize_t _size           # valid ids are [0, _size)
     cdef Py_ssize_t _capacity       # allocated slots
     # Swapped-out arrays that some dispatch still announces in its hazard slot: a handler
@@ -94,7 +101,10 @@ cdef class DispatchTable:
     cdef Py_ssize_t dispatch_at(self, Py_ssize_t t, object payload, int64_t sequence,
                                 uint64_t start) except -1
     cdef int _reclaim(self) except -1
-    cdef Py_ssize_t dispatch_group(self, Py_ssize_t t, object rows, Py_ssize_t n) except -1
+    # `per_row(rows)`: the sequence per-event handlers take the rows from (None: `rows`
+    # itself), called once, only when the type has per-event handlers.
+    cdef Py_ssize_t dispatch_group(self, Py_ssize_t t, object rows, Py_ssize_t n,
+                                   object per_row=*) except -1
     # Runs entries[0:count], which are `owner`'s entries from index `base` on (owner NULL:
     # a group dispatch, which cannot be resumed); `errors`: Exceptions already collected
     # for this event under on_error="raise" (None: none).

@@ -5,6 +5,7 @@ from typing_extensions import disjoint_base
 STRONG: int
 WEAK_METHOD: int
 WEAK: int
+TYPED: int
 
 class EmitDepthError(RecursionError): ...
 

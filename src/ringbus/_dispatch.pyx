@@ -7,6 +7,7 @@ allocates on the path of one event.
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF
+from cpython.list cimport PyList_GET_ITEM
 from libc.stdint cimport int64_t, intptr_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, realloc
 from libc.string cimport memcpy, memset
@@ -92,6 +93,7 @@ import operator
 STRONG = CALL_STRONG
 WEAK_METHOD = CALL_WEAK_METHOD
 WEAK = CALL_WEAK
+TYPED = CALL_TYPED
 
 
 class EmitDepthError(RecursionError):
@@ -122,7 +124,7 @@ cdef class HandlerArray:
             ref = sub._ref
             kind = sub._kind
             batch = getattr(sub, "batch", False)
-            if kind not in (CALL_STRONG, CALL_WEAK_METHOD, CALL_WEAK):
+            if kind & ~CALL_TYPED not in (CALL_STRONG, CALL_WEAK_METHOD, CALL_WEAK):
                 raise ValueError(f"subscription has an unknown call kind {kind!r}")
             keep.append((sub, target, ref))
             self.entries[i].target = <PyObject *>target
@@ -257,6 +259,7 @@ cdef class DispatchTable:
         self._slots = NULL
         self._owners = []
         self._group_owners = []
+        self._type_ids = []
         self._size = 0
         self._capacity = 0
         self._retired = []
@@ -392,6 +395,7 @@ cdef class DispatchTable:
         memset(&self._slots[self._size], 0, (size - self._size) * sizeof(TableSlot))
         self._owners.extend([None] * (size - self._size))
         self._group_owners.extend([None] * (size - self._size))
+        self._type_ids.extend(range(self._size, size))
         self._size = size
 
     def _swap(self, Py_ssize_t t, HandlerArray handlers, HandlerArray group=None):
@@ -519,10 +523,13 @@ cdef class DispatchTable:
         """``dispatch`` of the event the caller took from ring slot ``sequence``."""
         return _dispatch(self, t, payload, sequence, start)
 
-    cdef Py_ssize_t dispatch_group(self, Py_ssize_t t, object rows, Py_ssize_t n) except -1:
-        """Dispatch ``n`` rows of type ``t`` (a checked id) held in the sequence ``rows``.
+    cdef Py_ssize_t dispatch_group(self, Py_ssize_t t, object rows, Py_ssize_t n,
+                                   object per_row=None) except -1:
+        """Dispatch ``n`` rows of type ``t`` (a checked id) held in ``rows``.
 
-        Batch subscribers get ``rows`` in one call; per-event subscribers get each row.
+        Batch subscribers get ``rows`` in one call; per-event subscribers get each row, from
+        ``rows`` itself or, when ``per_row`` is given, from ``per_row(rows)`` (a DataFrame's
+        rows as dicts), made once and only if the type has per-event subscribers.
         Walking the one dispatch order, a run of per-event handlers takes the rows one by
         one (exactly as ``emit`` per row would) and a batch handler takes them all at its
         place in the order. Returns the handler calls made.
@@ -531,9 +538,13 @@ cdef class DispatchTable:
         cdef Py_ssize_t i, j, r, ran = 0
         cdef rb_frame frame
         cdef object row
+        cdef object items = None
         if group is None:
+            if self._slots[t].count == 0:
+                return 0
+            items = rows if per_row is None else per_row(rows)
             for r in range(n):
-                ran += self.dispatch(t, rows[r])
+                ran += self.dispatch(t, items[r])
             return ran
         # A reference for the whole group (once per group, never per event): no hazard.
         cdef HandlerArray handlers = <HandlerArray>group
@@ -551,8 +562,10 @@ cdef class DispatchTable:
                 j = i
                 while j < handlers.count and not handlers.entries[j].batch:
                     j += 1
+                if items is None:
+                    items = rows if per_row is None else per_row(rows)
                 for r in range(n):
-                    row = rows[r]
+                    row = items[r]
                     frame.payload = <PyObject *>row     # `row` holds it for the call
                     ran += self._run(&handlers.entries[i], j - i, t, row, NULL, 0, None, 0)
                 i = j
@@ -568,8 +581,14 @@ cdef class DispatchTable:
         cdef PyObject *result
         cdef PyObject *alive
         # args[0] is scratch space: PY_VECTORCALL_ARGUMENTS_OFFSET lets a callee that is a
-        # bound method put `self` there instead of allocating a new argument array.
-        cdef PyObject *args[2]
+        # bound method put `self` there instead of allocating a new argument array. The
+        # other calls (weak, with_type) lay out [scratch, self?, event type?, payload] and
+        # start from the first argument they use.
+        cdef PyObject *args[4]
+        cdef PyObject **argv
+        cdef PyObject *callee
+        cdef Py_ssize_t nargs
+        cdef unsigned char kind
         # Metered entries: one clock read per call. A call's end is the next call's start
         # (the loop's few instructions between them are charged to the next handler); the
         # first call's start is the caller's read (`start`, a ring consumer's) if it made one.
@@ -584,16 +603,32 @@ cdef class DispatchTable:
                 result = PyObject_Vectorcall(entry.target, &args[1],
                                              1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)
             else:
-                alive = ringbus_weakref_get(entry.ref)
-                if alive == NULL:
-                    continue        # died since the array was built; its callback unsubscribes
-                if entry.kind == CALL_WEAK_METHOD:
-                    args[0] = alive
-                    result = PyObject_Vectorcall(entry.target, args, 2, NULL)
-                else:
-                    result = PyObject_Vectorcall(alive, &args[1],
-                                                 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)
-                Py_DECREF(<object>alive)
+                kind = entry.kind
+                args[3] = <PyObject *>payload
+                argv = &args[3]
+                nargs = 1
+                if kind & CALL_TYPED:
+                    # Borrowed: _type_ids only grows while the table lives.
+                    args[2] = PyList_GET_ITEM(self._type_ids, t)
+                    argv = &args[2]
+                    nargs = 2
+                    kind &= ~CALL_TYPED
+                alive = NULL
+                callee = entry.target
+                if kind != CALL_STRONG:
+                    alive = ringbus_weakref_get(entry.ref)
+                    if alive == NULL:
+                        continue    # died since the array was built; its callback unsubscribes
+                    if kind == CALL_WEAK_METHOD:
+                        argv -= 1
+                        argv[0] = alive
+                        nargs += 1
+                    else:
+                        callee = alive
+                result = PyObject_Vectorcall(callee, argv,
+                                             nargs | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)
+                if alive != NULL:
+                    Py_DECREF(<object>alive)
             ran += 1
             if entry.meter:
                 now = rb_clock_ticks()

@@ -177,7 +177,8 @@ class Registry:
     def subscribe(self, event_type: EventType, handler: Handler, *, priority: int = 0,
                   after: Any = (), before: Any = (), name: Optional[str] = None,
                   weak: Optional[bool] = None, batch: bool = False, once: bool = False,
-                  concurrent: Union[bool, int] = False) -> Subscription:
+                  concurrent: Union[bool, int] = False,
+                  with_type: bool = False) -> Subscription:
         """Call ``handler(payload)`` for every event of ``event_type``.
 
         Order for one event: ``after=`` / ``before=`` edges first (Subscriptions or
@@ -191,6 +192,9 @@ class Registry:
         ringbus.aio); ``concurrent=True`` (at most DEFAULT_CONCURRENCY tasks in flight) or
         ``concurrent=N`` runs it as tasks instead of awaiting it in order.
 
+        ``with_type=True``: called as ``handler(event_type, payload)`` (a batch handler:
+        ``handler(event_type, rows)``), the id passed by the compiled dispatch itself.
+
         A handler with a ``_ringbus_router(bus, event_type)`` method (ringbus.Workers) is
         subscribed as the router it returns for that type.
         """
@@ -199,7 +203,9 @@ class Registry:
         if router is not None and not isinstance(handler, type):
             group = handler
             handler = router(self.table, self._known(event_type, "event_type"), batch=batch)
-        _check_handler(handler)
+        if not isinstance(with_type, bool):
+            raise TypeError(f"with_type must be True or False, got {with_type!r}")
+        _check_handler(handler, with_type)
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise TypeError(f"priority must be an int, got {type(priority).__name__}")
         if name is not None and not isinstance(name, str):
@@ -216,6 +222,10 @@ class Registry:
         if batch and (is_async or once):
             raise TypeError("subscribe_batch takes a plain function: batch handlers cannot be "
                             "async or once=True")
+        if with_type and (is_async or once or group is not None):
+            raise TypeError("with_type=True takes a plain function: not an async handler, "
+                            "once=True or a worker group (they are called with the payload "
+                            "alone)")
         with self._lock:
             if isinstance(event_type, str) and _is_pattern(event_type):
                 raise ValueError(f"event_type {event_type!r} is a topic pattern ('*' or '>' "
@@ -230,7 +240,7 @@ class Registry:
             self._seq += 1
             sub = Subscription(self, t, handler, priority=priority, name=name,
                                seq=self._seq, weak=weak, batch=batch, once=once,
-                               is_async=is_async, concurrent=limit)
+                               is_async=is_async, concurrent=limit, with_type=with_type)
             if self._metered:
                 self._meter(sub)
             if is_async or once:
@@ -277,8 +287,8 @@ class Registry:
 
     def on(self, event_type: EventType, *, priority: int = 0, after: Any = (),
            before: Any = (), name: Optional[str] = None, weak: Optional[bool] = None,
-           once: bool = False,
-           concurrent: Union[bool, int] = False) -> Callable[[Handler], Handler]:
+           once: bool = False, concurrent: Union[bool, int] = False,
+           with_type: bool = False) -> Callable[[Handler], Handler]:
         """Decorator form of :meth:`subscribe`; returns the function unchanged."""
         if callable(event_type) and not isinstance(event_type, (int, str)):
             # `@bus.on` without the event type would replace the function by `decorate`.
@@ -287,7 +297,7 @@ class Registry:
         def decorate(handler: Handler) -> Handler:
             self.subscribe(event_type, handler, priority=priority, after=after,
                            before=before, name=name, weak=weak, once=once,
-                           concurrent=concurrent)
+                           concurrent=concurrent, with_type=with_type)
             return handler
         return decorate
 
@@ -497,7 +507,7 @@ def _never_runs(handler: Any) -> Optional[str]:
     return None
 
 
-def _check_handler(handler: Any) -> None:
+def _check_handler(handler: Any, with_type: bool = False) -> None:
     if not callable(handler):
         raise TypeError(f"handler must be callable, got {type(handler).__name__}: {handler!r}")
     never = _never_runs(handler)
@@ -510,7 +520,9 @@ def _check_handler(handler: Any) -> None:
     except (TypeError, ValueError):
         return                              # builtins without a signature: trust them
     try:
-        sig.bind(None)
+        sig.bind(None, None) if with_type else sig.bind(None)
     except TypeError:
-        raise TypeError(f"handler {handler!r} must accept one positional argument "
-                        f"(the payload); its signature is {sig}") from None
+        what = ("two positional arguments (the event type, then the payload: with_type=True)"
+                if with_type else "one positional argument (the payload)")
+        raise TypeError(f"handler {handler!r} must accept {what}; its signature is "
+                        f"{sig}") from None

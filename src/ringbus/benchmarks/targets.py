@@ -16,7 +16,7 @@ from typing import Callable, Mapping, Optional
 
 from ringbus.benchmarks import (
     emit_batch, event_types, fan_out, metrics, no_subscriber, one_thread, one_to_one,
-    one_to_one_threads, workers, xproc_latency, xproc_messages, xproc_records,
+    one_to_one_threads, pipelines, workers, xproc_latency, xproc_messages, xproc_records,
 )
 from ringbus.benchmarks.handoff import SIMPLEQUEUE
 from ringbus.benchmarks.peers import (
@@ -73,6 +73,38 @@ _W = workers
 _MT = metrics
 _ME, _MH, _MR = _MT.EMIT, _MT.HANDOFF, _MT.RECORD
 _WC, _WT = _W.CPU, _W.TINY
+
+def _pipeline_targets() -> tuple[Target, ...]:
+    """Issue 15, per dataset and chunk size: ringbus (names mapped by it) ahead of each peer
+    on the peer's own input kind, and >= 3x pandas groupby iteration (from a DataFrame, and
+    at its best input kind, " *"); names to ids >= 3x Series.map(dict), >= polars
+    cast(Enum). "x peer" = the peer's ns/row over ringbus's."""
+    p = pipelines
+    out = []
+    for case in p.NAMES[:-1]:
+        out += [
+            Target(case, p.RB_PANDAS, ">= 3x pandas groupby", (case, p.PANDAS),
+                   (case, p.RB_PANDAS), ">=", 3.0),
+            Target(case, p.RB_ARROW, ">= 1x Arrow sort", (case, p.ARROW), (case, p.RB_ARROW),
+                   ">=", 1.0),
+            Target(case, p.RB_POLARS, ">= 1x polars partition_by", (case, p.POLARS),
+                   (case, p.RB_POLARS), ">=", 1.0),
+            Target(case, p.RB_NUMPY, ">= 1x numpy argsort", (case, p.NUMPY),
+                   (case, p.RB_NUMPY), ">=", 1.0),
+            Target(case, p.PANDAS, "ringbus (best) >= 3x this", (case, p.PANDAS),
+                   (case, "ringbus *"), ">=", 3.0),
+        ]
+    n = p.NAMES_CASE
+    out += [
+        Target(n, p.SERIES_MAP, ">= 3x ringbus (pandas)", (n, p.SERIES_MAP),
+               (n, p.MAP_PANDAS), ">=", 3.0),
+        Target(n, p.POLARS_ENUM, ">= 1x ringbus (polars)", (n, p.POLARS_ENUM),
+               (n, p.MAP_POLARS), ">=", 1.0),
+    ]
+    return tuple(out)
+
+
+_PIPELINE_TARGETS = _pipeline_targets()
 
 TARGETS: tuple[Target, ...] = (
     Target(_O, RINGBUS, "<= 1.5x floor", (_O, RINGBUS), (_O, FLOOR), "<=", 1.5),
@@ -134,6 +166,7 @@ TARGETS: tuple[Target, ...] = (
            (_MH, RINGBUS), "<=", 30.0, unit="ns", diff=True),
     Target(_MR, _MT.C_RECORD, "<= 5 ns per value recorded", (_MR, _MT.C_RECORD),
            (_MR, _MT.C_MAKE), "<=", 5.0, unit="ns", diff=True),
+    *_PIPELINE_TARGETS,
     # Issue 4, RecordRing (to come with RecordRing's own case, see benchmarks/__init__.py):
     # nogil C-API producer -> batch consumer >= 20M records/s (<= 50 ns/record, absolute)
     # and >= 5x the object ring's per-event events/s.
