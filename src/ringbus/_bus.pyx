@@ -269,7 +269,9 @@ An in-process event bus.
         cdef Py_ssize_t t
         if PyLong_CheckExact(event_type):
             t = ringbus_index_or_neg(event_type)
-            if <size_t>t < <size_t>self._size:
+            # count -1: an id of the process this bus never registered (same cache line
+            # as the dispatch reads next).
+            if <size_t>t < <size_t>self._size and self._slots[t].count >= 0:
                 return t
         if self._registry is None:     # an uninitialised Bus has no ids: always lands here
             _not_initialised()
