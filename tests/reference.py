@@ -237,7 +237,8 @@ class Bus:
     def _add(self, t: int, handler, options: dict, seq: int, lenient: bool) -> Subscription:
         current = self._subs[t]
         name = options["name"]
-        if name is not None and any(s.name == name for s in current):
+        # A type registered later does not refuse a pattern's name (the bus does not either).
+        if name is not None and not lenient and any(s.name == name for s in current):
             raise ValueError(f"name {name!r} is already used on event type {t}")
         sub = Subscription(self, t, handler, priority=options["priority"], name=name,
                            seq=seq, weak=options["weak"], with_type=options["with_type"])
