@@ -521,6 +521,13 @@ cdef class DispatchTable:
             "stopped": self._stopped,
         }
 
+    def _dispatch_now(self, Py_ssize_t t, payload):
+        """Not API (ringbus.conflation): dispatch a checked id's event now, as a consumer
+        would, without counting an emit."""
+        if not 0 <= t < self._size:
+            raise ValueError(f"event type {t} is not in the table")
+        return self.dispatch(t, payload)
+
     def _stopped_add(self):
         """Not API (ringbus.aio): a guard stopped an event outside this table's dispatch (an
         awaited handler's result, a request's handlers)."""

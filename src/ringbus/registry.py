@@ -47,7 +47,8 @@ class Registry:
     It holds its table weakly: the Bus owns the Registry, never the other way round.
     """
 
-    __slots__ = ("_table", "_lock", "_names", "_ids", "_here", "_patterns", "_subs", "_ranked", "_seq", "_on_error",
+    __slots__ = ("_table", "_lock", "_names", "_ids", "_here", "_patterns", "_conflator",
+                 "_subs", "_ranked", "_seq", "_on_error",
                  "_aio", "_metered", "__weakref__")
 
     def __init__(self, table, *, on_error: ErrorPolicy = "log", max_depth: int = 64):
@@ -58,6 +59,7 @@ class Registry:
         self._ids: list[Optional[str]] = []      # per id: its name on this bus
         self._here = bytearray()                    # per id: 1 if registered on this bus
         self._patterns: list[patterns.PatternSubscription] = []    # active, in seq order
+        self._conflator: Optional[Any] = None       # ringbus.conflation, on first use
         self._subs: list[list[Subscription]] = []   # per id, registration order
         self._ranked: list[tuple[Subscription, ...]] = []   # per id, dispatch order
         self._seq = 0
@@ -368,6 +370,21 @@ class Registry:
                 self.subscribe(t, route_queued_batch, name="ringbus.route_batch")
             return t
 
+    def conflator(self, bus) -> "Conflator":
+        """The bus's conflation state (ringbus.conflation), made on first use with its
+        internal carrier event type and that type's one handler."""
+        conflator = self._conflator
+        if conflator is None:
+            with self._lock:
+                if self._conflator is None:
+                    from ringbus.conflation import CONFLATED_EVENT_TYPE, Conflator
+                    t = self.event_type(CONFLATED_EVENT_TYPE)
+                    made = Conflator(bus, t)
+                    self.subscribe(t, made.deliver, name="ringbus.deliver_conflated")
+                    self._conflator = made
+                conflator = self._conflator
+        return conflator
+
     def request_event_type(self, bus) -> int:
         """The internal event type whose payloads are requests (Bus.request).
 
@@ -407,6 +424,7 @@ class Registry:
         with self._lock:
             counters["subscriptions"] = sum(len(s) for s in self._subs)
             counters["event_types"] = sum(self._here)
+            counters["conflated"] = self._conflator.conflated if self._conflator else 0
         return counters
 
     def _remove(self, sub: Subscription) -> None:

@@ -55,6 +55,7 @@ def _pymitter_row(xs: list, events: int) -> Contender:
 def _nautilus_row(xs: list, events: int) -> Contender:
     shown = "nautilus_trader MessageBus.publish"
     try:
+        importlib.import_module("nautilus_trader")
         component = importlib.import_module("nautilus_trader.common.component")
         identifiers = importlib.import_module("nautilus_trader.model.identifiers")
     except ImportError:
