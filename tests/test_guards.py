@@ -145,3 +145,31 @@ def test_a_request_after_a_passing_guard_is_answered():
 def test_stop_is_one_object_everywhere():
     assert pickle.loads(pickle.dumps(STOP)) is STOP
     assert repr(STOP) == "ringbus.STOP"
+
+
+def test_an_async_guard_awaited_by_the_loop_consumer_stops_the_event():
+    bus = ringbus.Bus()
+    t = bus.event_type("guard.async")
+    sent = []
+
+    async def risk(order):
+        await asyncio.sleep(0.001)          # suspends: the consumer awaits it in order
+        return STOP if order < 0 else None
+
+    bus.subscribe(t, risk, name="risk")
+    bus.subscribe(t, sent.append, after="risk")
+
+    async def main():
+        bus.attach()
+        try:
+            for o in (1, -1, 2):
+                await bus.publish_async(t, o)
+            for _ in range(200):
+                if bus.stats()["dispatched"] == 3 and len(sent) == 2:
+                    break
+                await asyncio.sleep(0.005)
+        finally:
+            bus.detach()
+
+    asyncio.run(main())
+    assert sent == [1, 2] and bus.stats()["stopped"] == 1

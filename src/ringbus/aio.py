@@ -397,12 +397,18 @@ class AioState:
             # on_error="raise": Exceptions of the event's handlers so far, kept by the
             # table, raised with the rest's once the event's handlers ran.
             errors = list(getattr(suspended, "pending_errors", None) or ())
+            result = None
             try:
-                await suspended.awaitable
+                result = await suspended.awaitable
             except Exception as exc:
                 err = self.report(suspended.sub, suspended.payload, exc)
                 if err is not None:
                     errors.append(err)
+            if result is STOP:
+                # A guard awaited in order: the event's later handlers do not run (the
+                # table raises what it collected, if anything, with none left to run).
+                bus._stopped_add()
+                suspended.resume = None
             self.dispatching = True
             try:
                 bus._resume(suspended, errors)
