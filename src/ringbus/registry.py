@@ -12,7 +12,7 @@ import logging
 import threading
 import types
 import weakref
-from typing import Any, Callable, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Union
 
 from ringbus import aio, identity, patterns
 from ringbus._checks import int_arg
@@ -20,6 +20,9 @@ from ringbus._dispatch import HandlerArray
 from ringbus._histogram import Histogram
 from ringbus.ordering import OrderCycleError, order
 from ringbus.subscription import Subscription
+
+if TYPE_CHECKING:
+    from ringbus.conflation import Conflator
 
 __all__ = ["Registry"]
 
@@ -59,7 +62,7 @@ class Registry:
         self._ids: list[Optional[str]] = []      # per id: its name on this bus
         self._here = bytearray()                    # per id: 1 if registered on this bus
         self._patterns: list[patterns.PatternSubscription] = []    # active, in seq order
-        self._conflator: Optional[Any] = None       # ringbus.conflation, on first use
+        self._conflator: Optional[Conflator] = None     # ringbus.conflation, on first use
         self._subs: list[list[Subscription]] = []   # per id, registration order
         self._ranked: list[tuple[Subscription, ...]] = []   # per id, dispatch order
         self._seq = 0
