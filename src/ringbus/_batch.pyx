@@ -94,6 +94,9 @@ def route(DispatchTable table not None, ids_array, rows):
         starts = np.empty_like(present)
         lengths = np.empty_like(present)
         _prefix(counts, size, present, starts, lengths, &npresent)
+        for k in range(npresent):       # once per type: an id this bus never registered
+            if table._slots[present[k]].count < 0:
+                table.check_id(present[k])
         if _grouped(ids, npresent):
             # Already grouped: one run per type. Its rows stay where they are: each group is
             # a slice of the input at its run's start.

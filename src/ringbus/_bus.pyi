@@ -1,6 +1,6 @@
 import asyncio
 import concurrent.futures
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, Coroutine, Literal, SupportsIndex, TypeVar
@@ -73,6 +73,8 @@ class Bus(DispatchTable):
     # -- the ring: queued delivery
     def publish(self, event_type: SupportsIndex, payload: object = None,
                 timeout: float | None = None) -> bool: ...
+    def publish_conflated(self, event_type: SupportsIndex, key: Hashable, payload: object = None,
+                          timeout: float | None = None) -> bool: ...
     def try_publish(self, event_type: SupportsIndex, payload: object = None) -> bool: ...
     def publish_many(self, event_type: SupportsIndex, payloads: Iterable[object],
                      timeout: float | None = None) -> int: ...

@@ -269,7 +269,9 @@ An in-process event bus.
         cdef Py_ssize_t t
         if PyLong_CheckExact(event_type):
             t = ringbus_index_or_neg(event_type)
-            if <size_t>t < <size_t>self._size:
+            # count -1: an id of the process this bus never registered (same cache line
+            # as the dispatch reads next).
+            if <size_t>t < <size_t>self._size and self._slots[t].count >= 0:
                 return t
         if self._registry is None:     # an uninitialised Bus has no ids: always lands here
             _not_initialised()
@@ -384,6 +386,17 @@ An in-process event bus.
         self._need_open()
         return self._ring.publish_c(self._checked(event_type), payload,
                                     timeout_arg(timeout)) == 1
+
+    def publish_conflated(self, event_type, key, payload=None, timeout=None):
+        """Publish an event that conflates per ``(event_type, key)``: while one of the same
+        type and key is queued and not yet dispatched, its payload is replaced by this one
+        (counted in ``stats()["conflated"]``) instead of queuing another. Keys are dispatched
+        in first-arrival order. Returns True (queued or conflated), or False when the ring's
+        ``overflow="drop"`` dropped it. For market data: when the consumer lags, only the
+        latest payload of a key matters. See ringbus.conflation."""
+        self._need_open()
+        cdef Py_ssize_t t = self._checked(event_type)
+        return self._registry.conflator(self).publish(self, t, key, payload, timeout)
 
     def try_publish(self, event_type, payload=None):
         """Queue an event only if there is room now; returns False when full (never blocks,
@@ -525,8 +538,9 @@ An in-process event bus.
         return self._registry.subscriptions(event_type)
 
     def stats(self):
-        """Counters as a dict: emitted, handler_calls, handler_errors, subscriptions,
-        event_types, and from the ring: published, dispatched, dropped, pending, backlog
+        """Counters as a dict: emitted, handler_calls, handler_errors, stopped (events a
+        guard's STOP ended early), conflated (publish_conflated calls that replaced a queued
+        payload), subscriptions, event_types (registered on this bus), and from the ring: published, dispatched, dropped, pending, backlog
         (follow-ups a consumer's handlers published into its full ring, waiting)."""
         self._need()
         counters = self._registry.stats()

@@ -78,6 +78,7 @@ cdef class DispatchTable:
     cdef unsigned long long _emitted        # emit() calls; the ring counts its own
     cdef unsigned long long _handler_calls
     cdef unsigned long long _handler_errors
+    cdef unsigned long long _stopped        # events whose handlers a guard stopped (STOP)
     cdef int _max_depth
     cdef bint _raise_errors         # on_error="raise": collect, run the rest, then raise
     cdef object _error_sink         # called as sink(event_type, payload, subscription, exc)

@@ -7,6 +7,11 @@ WEAK_METHOD: int
 WEAK: int
 TYPED: int
 
+class _Stop:
+    def __reduce__(self) -> str: ...
+
+STOP: _Stop
+
 class EmitDepthError(RecursionError): ...
 
 class Suspension(BaseException):

@@ -91,6 +91,25 @@ WEAK = CALL_WEAK
 TYPED = CALL_TYPED
 
 
+class _Stop:
+    """The type of :data:`STOP`, a singleton."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return "ringbus.STOP"
+
+    def __reduce__(self):
+        return "STOP"           # pickled by name: the one object in every process
+
+
+#: Returned by a handler (a guard: a risk check vetoing an order): the event's later
+#: handlers do not run. Counted in ``stats()["stopped"]``. Never a request's answer.
+STOP = _Stop()
+# The dispatch compares each result's address with it: one pointer compare per handler.
+cdef PyObject *_STOP = <PyObject *>STOP
+
+
 class EmitDepthError(RecursionError):
     """Handlers re-entered ``emit`` more deeply than the bus's ``max_depth`` allows.
 
@@ -204,7 +223,9 @@ cdef inline Py_ssize_t _dispatch(DispatchTable self, Py_ssize_t t, object payloa
     cdef int depth = ringbus_emit_depth
     cdef rb_atomic_i64 *hazard
     cdef rb_frame frame
-    if count == 0:
+    if count <= 0:
+        if count < 0:   # never registered on this bus (ids are process-wide): cold
+            self.check_id(t)
         return 0        # no handlers in either state a torn read could mix: nothing to use
     if depth >= self._max_depth:
         raise EmitDepthError(
@@ -261,6 +282,7 @@ cdef class DispatchTable:
         self._max_depth = 64
         self._raise_errors = False
         self._error_sink = None
+        self._stopped = 0
         self._meter_chunks = NULL
         self._meters = 0
         self._delay_meters = NULL
@@ -368,8 +390,9 @@ cdef class DispatchTable:
     # -- registration side (Python callers, not the hot path) ---------------------------
 
     def _grow(self, Py_ssize_t size):
-        """Make ids ``[0, size)`` valid. Existing entries keep their handlers."""
-        cdef Py_ssize_t cap
+        """Make room for ids ``[0, size)``, not registered yet. Existing entries keep their
+        handlers."""
+        cdef Py_ssize_t cap, t
         cdef TableSlot *slots
         if size <= self._size:
             return
@@ -388,10 +411,19 @@ cdef class DispatchTable:
             self._slots = slots
             self._capacity = cap
         memset(&self._slots[self._size], 0, (size - self._size) * sizeof(TableSlot))
+        # count -1: an id of the process that this bus has not registered (_register).
+        for t in range(self._size, size):
+            self._slots[t].count = -1
         self._owners.extend([None] * (size - self._size))
         self._group_owners.extend([None] * (size - self._size))
         self._type_ids.extend(range(self._size, size))
         self._size = size
+
+    def _register(self, Py_ssize_t t):
+        """Make id ``t`` valid here (no handlers yet), growing the table to it."""
+        self._grow(t + 1)
+        if self._slots[t].count < 0:
+            _slot_write(&self._slots[t], None)
 
     def _swap(self, Py_ssize_t t, HandlerArray handlers, HandlerArray group=None):
         """Install ``handlers`` (or None: no handlers) for id ``t``; returns the old array.
@@ -400,7 +432,7 @@ cdef class DispatchTable:
         group dispatch holds a reference to the one it runs: nothing to retire). The old
         array is freed once no dispatch uses it.
         """
-        if t < 0 or t >= self._size:
+        if t < 0 or t >= self._size or self._slots[t].count < 0:
             raise ValueError(f"event type {t} is not in the table")
         self._group_owners[t] = group
         if handlers is not None and handlers.count == 0:
@@ -481,7 +513,20 @@ cdef class DispatchTable:
             "emitted": self._emitted,
             "handler_calls": self._handler_calls,
             "handler_errors": self._handler_errors,
+            "stopped": self._stopped,
         }
+
+    def _dispatch_now(self, Py_ssize_t t, payload):
+        """Not API (ringbus.conflation): dispatch a checked id's event now, as a consumer
+        would, without counting an emit."""
+        if not 0 <= t < self._size:
+            raise ValueError(f"event type {t} is not in the table")
+        return self.dispatch(t, payload)
+
+    def _stopped_add(self):
+        """Not API (ringbus.aio): a guard stopped an event outside this table's dispatch (an
+        awaited handler's result, a request's handlers)."""
+        self._stopped += 1
 
     @property
     def max_depth(self):
@@ -498,15 +543,12 @@ cdef class DispatchTable:
                 f"event_type must be an int id (register names with bus.event_type()), "
                 f"got {type(event_type).__name__}: {event_type!r}")
         value = operator.index(event_type)
-        if not 0 <= value < self._size:
-            if self._size == 0:
-                raise ValueError(
-                    f"event_type {event_type!r} is not a registered id: no event type is "
-                    f"registered yet (register one with bus.event_type(name), which returns "
-                    f"its id)")
-            raise ValueError(
-                f"event_type {event_type!r} is not a registered id: the registered ids are "
-                f"0..{self._size - 1} (register more with bus.event_type(name))")
+        if value < 0:
+            raise ValueError(f"event_type {event_type!r} is not a registered id: ids are >= 0")
+        if value >= self._size or self._slots[value].count < 0:
+            # Ids are process-wide (ringbus.identity): name the event another bus registered.
+            from ringbus.registry import unregistered
+            raise ValueError(unregistered(value))
         return value
 
     cdef Py_ssize_t dispatch(self, Py_ssize_t t, object payload) except -1:
@@ -545,6 +587,10 @@ cdef class DispatchTable:
         cdef HandlerArray handlers = <HandlerArray>group
         if ringbus_emit_depth >= self._max_depth:
             raise EmitDepthError(f"emit_batch() nested deeper than max_depth={self._max_depth}")
+        # A guard (STOP) on a batch handler stops the group's later handlers; on a per-event
+        # handler, that row's later per-event handlers (`stopped`: made on the first STOP).
+        cdef unsigned long long guards = self._stopped
+        cdef bytearray stopped = None
         _push_frame(&frame, self, t, rows, RB_NO_SEQUENCE)
         try:
             i = 0
@@ -552,6 +598,8 @@ cdef class DispatchTable:
                 if handlers.entries[i].batch:
                     frame.payload = <PyObject *>rows
                     ran += self._run(&handlers.entries[i], 1, t, rows, NULL, 0, None, 0)
+                    if self._stopped != guards:
+                        return ran
                     i += 1
                     continue
                 j = i
@@ -560,9 +608,16 @@ cdef class DispatchTable:
                 if items is None:
                     items = rows if per_row is None else per_row(rows)
                 for r in range(n):
+                    if stopped is not None and stopped[r]:
+                        continue
                     row = items[r]
                     frame.payload = <PyObject *>row     # `row` holds it for the call
                     ran += self._run(&handlers.entries[i], j - i, t, row, NULL, 0, None, 0)
+                    if self._stopped != guards:
+                        guards = self._stopped
+                        if stopped is None:
+                            stopped = bytearray(n)
+                        stopped[r] = 1
                 i = j
             return ran
         finally:
@@ -633,6 +688,9 @@ cdef class DispatchTable:
                 stamp = now
             if result != NULL:
                 Py_DECREF(<object>result)
+                if result == _STOP:     # a guard: the later handlers do not run
+                    self._stopped += 1
+                    break
             else:
                 try:
                     failed = self._handler_failed(entry, t, payload)

@@ -598,7 +598,7 @@ A bounded ring of ``(event_type, payload)`` events between publishers and consum
             payload = entry[2]
             entry = None
             n += 1
-            if <size_t>t >= <size_t>table._size:
+            if <size_t>t >= <size_t>table._size or table._slots[t].count < 0:
                 _unknown_id(table, t, payload)
             else:
                 table.dispatch(t, payload)
@@ -704,7 +704,7 @@ A bounded ring of ``(event_type, payload)`` events between publishers and consum
         self._ready()
         cdef Py_ssize_t t = _event_type_arg(event_type)
         cdef DispatchTable table = self._main._table
-        if table is not None and t >= table._size:
+        if table is not None and (t >= table._size or table._slots[t].count < 0):
             table.check_id(t)       # the ring knows its table (started): refuse it here
         return self.publish_c(t, payload, timeout_arg(timeout)) == 1
 
@@ -785,7 +785,7 @@ A bounded ring of ``(event_type, payload)`` events between publishers and consum
                 done += 1
                 try:
                     if table is not None:
-                        if <size_t>t >= <size_t>table._size:
+                        if <size_t>t >= <size_t>table._size or table._slots[t].count < 0:
                             _unknown_id(table, t, payload)   # counted; the consumer goes on
                         else:
                             table.dispatch_at(t, payload, s - 1, start)   # s: past it

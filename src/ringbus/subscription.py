@@ -19,7 +19,7 @@ class Subscription:
     __slots__ = ("event_type", "priority", "name", "after", "before", "seq", "batch",
                  "with_type", "once", "is_async", "concurrent",
                  "_bus", "_target", "_ref", "_kind", "_htarget", "_href", "_hkind",
-                 "_fired", "_active", "_meter", "_wall", "__weakref__")
+                 "_fired", "_active", "_meter", "_wall", "_parent", "__weakref__")
 
     def __init__(self, bus, event_type: int, handler: Callable[[Any], Any], *,
                  priority: int, name: Optional[str], seq: int, weak: Optional[bool],
@@ -43,7 +43,7 @@ class Subscription:
         self.after: tuple[Subscription, ...] = ()
         self.before: tuple[Subscription, ...] = ()
         # once=True: an itertools.count whose first next() is the one call (ringbus.aio).
-        self._fired = None
+        self._fired: Optional[Any] = None
         # A weak reference back: the bus owns its subscriptions, never the other way round,
         # so dropping a bus frees its handlers without waiting for the cycle collector.
         self._bus = weakref.ref(bus)
@@ -51,6 +51,8 @@ class Subscription:
         # Its meter in the bus's table (1-based), once metrics were enabled; 0: none.
         self._meter = 0
         self._wall: Optional[Any] = None    # an async handler's wall times (a Histogram), metered
+        # A pattern's member (ringbus.patterns): the PatternSubscription it belongs to.
+        self._parent: Optional[Any] = None
         self._bind(handler, weak)
 
     def _bind(self, handler, weak: Optional[bool]) -> None:

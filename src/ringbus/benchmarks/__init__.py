@@ -37,7 +37,7 @@ from typing import Callable, Iterable, Optional
 
 from ringbus.benchmarks import (
     emit_batch, event_types, fan_out, latency, metrics, no_subscriber, one_thread, one_to_one,
-    one_to_one_threads, pipelines, three_to_one_threads, workers, xproc_latency,
+    one_to_one_threads, pipelines, routing, three_to_one_threads, workers, xproc_latency,
     xproc_messages, xproc_records,
 )
 from ringbus.benchmarks.handoff import QUEUE_PEER_NAMES
@@ -79,7 +79,7 @@ def case_names(settings: Settings) -> list[str]:
     """The cases a full run measures, in table order."""
     return ([one_to_one.NAME, fan_out.NAME]
             + [event_types.name(k) for k in settings.type_counts]
-            + [no_subscriber.NAME] + list(metrics.NAMES) + list(_FIXED)
+            + [no_subscriber.NAME] + list(routing.NAMES) + list(metrics.NAMES) + list(_FIXED)
             + list(pipelines.NAMES) + list(_WORKER_CASES))
 
 
@@ -93,6 +93,8 @@ def build_case(name: str, settings: Settings,
         return workers.build(name, settings, progress)
     if name in metrics.NAMES:
         return metrics.build(name, settings, progress)
+    if name in routing.NAMES:
+        return routing.build(name, settings, progress)
     if name in pipelines.NAMES:
         return pipelines.build(name, settings, progress)
     if name.startswith(event_types.PREFIX) and name[len(event_types.PREFIX):].isdigit():

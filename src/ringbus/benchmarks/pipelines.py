@@ -317,7 +317,7 @@ def _build_names(settings: Settings) -> Case:
     objects = series.to_numpy(dtype=object)
     arrow = pa.array(objects, pa.string())
     pseries = pl.from_pandas(df)[col]
-    enum = pl.Enum(names)       # in id order: the Enum's codes are the ids
+    enum = pl.Enum(names)       # in id order: the Enum's codes are the ids' ranks
     calls = {
         MAP_PANDAS: lambda: bus.event_types_of(series),
         MAP_ARROW: lambda: bus.event_types_of(arrow),
@@ -332,7 +332,12 @@ def _build_names(settings: Settings) -> Case:
     n = len(series)
     for label, call in calls.items():
         got = call()
-        got = got.to_physical().to_numpy() if label == POLARS_ENUM else np.asarray(got)
+        if label == POLARS_ENUM:
+            # The Enum's codes are positions in `names`; ids are process-wide (issue 13),
+            # not from 0: checked through the names' ids (the timed cast stays the codes).
+            got = np.asarray([table[name] for name in names])[got.to_physical().to_numpy()]
+        else:
+            got = np.asarray(got)
         if not np.array_equal(got.astype(np.int64), want):
             out.append(Contender(label, shown[label], status="FAILED: ids differ from "
                                                              "Series.map(dict)'s"))

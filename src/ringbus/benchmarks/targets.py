@@ -16,7 +16,8 @@ from typing import Callable, Mapping, Optional
 
 from ringbus.benchmarks import (
     emit_batch, event_types, fan_out, metrics, no_subscriber, one_thread, one_to_one,
-    one_to_one_threads, pipelines, workers, xproc_latency, xproc_messages, xproc_records,
+    one_to_one_threads, pipelines, routing, workers, xproc_latency, xproc_messages,
+    xproc_records,
 )
 from ringbus.benchmarks.handoff import SIMPLEQUEUE
 from ringbus.benchmarks.peers import (
@@ -63,6 +64,7 @@ class Outcome:
 
 
 _O, _F, _N = one_to_one.NAME, fan_out.NAME, no_subscriber.NAME
+_RP = routing.PATTERN
 _T100K = event_types.name(100_000)
 _P, _T1, _B = one_thread.NAME, one_to_one_threads.NAME, emit_batch.NAME
 _RB_BLOCK = one_to_one_threads.ring_label("block")
@@ -115,6 +117,12 @@ TARGETS: tuple[Target, ...] = (
     Target(_O, PSYGNAL_EMIT_FAST, ">= 2.5x ringbus", (_O, PSYGNAL_EMIT_FAST), (_O, RINGBUS),
            ">=", 2.5),
     Target(_F, RINGBUS, "<= 1.2x floor", (_F, RINGBUS), (_F, FLOOR), "<=", 1.2),
+    # Issue 13: a pattern costs what an exact subscription costs (resolved at registration);
+    # >= 30x pymitter's wildcard emit on the same two listeners.
+    Target(_RP, routing.WITH_PATTERN, "<= 1.1x 2 exact (same within noise)",
+           (_RP, routing.WITH_PATTERN), (_RP, routing.EXACT2), "<=", 1.1),
+    Target(_RP, routing.PYMITTER, ">= 30x ringbus exact + pattern", (_RP, routing.PYMITTER),
+           (_RP, routing.WITH_PATTERN), ">=", 30.0),
     Target(_T100K, RINGBUS, "<= 1.2x 1 type", (_T100K, RINGBUS), (_O, RINGBUS), "<=", 1.2),
     Target(_N, DICT, "ringbus <= 0.5x this", (_N, RINGBUS), (_N, DICT), "<=", 0.5),
     # Issue 3. Throughput targets read "x SimpleQueue's events/s": SimpleQueue's ns/event
