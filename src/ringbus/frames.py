@@ -10,6 +10,7 @@ imported by ringbus itself: only objects the user made reach these adapters.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, Sequence
 
 __all__ = ["ColumnNotFound", "FrameRows", "as_rows", "column_of"]
@@ -23,8 +24,8 @@ class ColumnNotFound(KeyError, ValueError):
         return str(self.args[0]) if self.args else ""
 
 
-class FrameRows:
-    """A DataFrame-like batch: what the router needs of it."""
+class FrameRows(ABC):
+    """A DataFrame-like batch: what the router needs of it (one subclass per library)."""
 
     __slots__ = ("rows", "n")
     kind = "rows"
@@ -35,27 +36,29 @@ class FrameRows:
     def __len__(self) -> int:
         return self.n
 
-    def columns(self) -> list[str]:
-        raise NotImplementedError
+    @abstractmethod
+    def columns(self) -> list[str]: ...
 
-    def column(self, name: str) -> Any:
-        raise NotImplementedError
+    @abstractmethod
+    def column(self, name: str) -> Any: ...
 
     def copy(self) -> "FrameRows":
         """For publish_batch: rows the caller may change once publish returns."""
         return self
 
+    @abstractmethod
     def take(self, order: Any) -> Any:
         """The rows in ``order`` (row indices, an intp array), as the user's kind."""
-        raise NotImplementedError
 
     @staticmethod
+    @abstractmethod
     def part(rows: Any, start: int, stop: int) -> Any:
-        raise NotImplementedError
+        """Rows ``start:stop`` of ``rows`` (the user's kind), zero-copy."""
 
     @staticmethod
+    @abstractmethod
     def per_row(rows: Any) -> Sequence[Any]:
-        raise NotImplementedError
+        """``rows`` as one dict per row, for per-event subscribers."""
 
     def _missing(self, name: str) -> ColumnNotFound:
         shown = ", ".join(repr(c) for c in self.columns()[:20])
