@@ -352,8 +352,10 @@ An in-process event bus.
         ValueError naming it, unless ``register=True`` registers it (as
         :meth:`event_type`, in the order met). A null raises ValueError.
 
-        >>> bus.event_types_of(["md.tick", "md.trade", "md.tick"])
-        array([0, 1, 0])
+        >>> tick, trade = bus.event_type("md.tick"), bus.event_type("md.trade")
+        >>> (bus.event_types_of(["md.tick", "md.trade", "md.tick"])
+        ...  == [tick, trade, tick]).all()
+        True
         """
         self._need()
         if not isinstance(register, bool):
