@@ -195,3 +195,17 @@ def test_absolute_targets():
     missed, = evaluate({("emit_batch_1m", "ringbus"): 12.5}, (t,))
     assert met.met is True and str(met) == "<= 10 ns/row: 7.5 ns/row met"
     assert missed.met is False and "NOT met" in str(missed)
+
+
+def test_routing_cases_run_and_report_a_missing_peer(monkeypatch, capsys):
+    # Issue 13: exact + pattern vs 2 exact, pymitter's wildcard emit; a guard vs 10 handlers.
+    monkeypatch.setitem(sys.modules, "nautilus_trader", None)
+    assert main(TINY + ["--only", "pattern_emit", "guard_stop"]) == 0
+    out = capsys.readouterr().out
+    for row in ("ringbus Bus.emit, 2 exact handlers", "ringbus Bus.emit, exact + 'md.*'",
+                "pymitter EventEmitter.emit (wildcard)", "ringbus Bus.emit, 10 handlers",
+                "ringbus Bus.emit, the 1st of 10 returns STOP"):
+        assert row in out
+    assert re.search(r"nautilus_trader MessageBus.publish.*not installed", out)
+    assert "<= 1.1x 2 exact" in out and ">= 30x ringbus exact + pattern" in out
+    assert "FAILED:" not in out

@@ -77,7 +77,7 @@ def test_batch_handlers_are_metered_per_group():
     got = []
     bus.subscribe_batch(a, got.append, name="rows")
     bus.subscribe(b, lambda row: None, name="each")
-    bus.emit_batch(np.array([0, 1, 0, 1, 1], np.int64), np.arange(5))
+    bus.emit_batch(np.array([a, b, a, b, b], np.int64), np.arange(5))
     by_name = {h["subscription"]: h for h in bus.metrics()["handlers"]}
     assert by_name["rows"]["calls"] == 1 and by_name["rows"]["batch"] is True
     assert by_name["each"]["calls"] == 3

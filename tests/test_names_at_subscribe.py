@@ -17,12 +17,12 @@ def test_a_registered_name_subscribes():
 
 def test_a_typo_is_refused_with_close_matches_and_registers_nothing():
     bus = ringbus.Bus()
-    bus.event_type("md.tick")
+    t = bus.event_type("md.tick")
     with pytest.raises(ValueError, match=r"'md.tik' is not a registered.*did you mean 'md.tick'"):
         bus.subscribe("md.tik", print)
     with pytest.raises(ValueError, match="not a registered"):
         bus.on("md.tik")(print)
-    assert bus.event_types == {"md.tick": 0}
+    assert bus.event_types == {"md.tick": t}
 
 
 def test_unknown_name_without_close_match_says_how_to_register():
@@ -34,7 +34,6 @@ def test_unknown_name_without_close_match_says_how_to_register():
 @pytest.mark.parametrize("pattern", ["md.*", "md.>", "*", ">"])
 def test_patterns_are_not_names(pattern):
     bus = ringbus.Bus()
-    with pytest.raises(ValueError, match="pattern"):
-        bus.subscribe(pattern, print)
+    # subscribe() takes patterns (issue 13: tests/test_patterns.py); event_type() does not.
     with pytest.raises(ValueError, match=r"'\*' or '>'"):
         bus.event_type(pattern)

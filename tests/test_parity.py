@@ -3,7 +3,9 @@
 A program is a sequence of event-type registrations, subscribes (random priority, after= /
 before= edges to existing subscriptions, handlers that fail, unsubscribe themselves or
 another, subscribe a new handler, or emit a nested event while dispatching), unsubscribes and
-emits. After every step the delivery log (every handler call, every error the policy saw),
+emits; topic-pattern subscriptions (issue 13: members on matching types, now and registered
+later), guards that return ringbus.STOP, and ids another bus registered (process-wide
+identity: refused by both). After every step the delivery log (every handler call, every error the policy saw),
 the counters, the dispatch order of every event type and the liveness of every
 subscription must be identical.
 """
@@ -21,8 +23,11 @@ import reference
 
 # "fail" twice: several failures in one event (other_errors) need to be common enough.
 KINDS = ("ok", "fail", "fail", "unsub_self", "unsub_self_then_fail", "unsub_other", "spawn",
-         "relay")
+         "relay", "guard")
 MAX_TYPES = 4
+# Registered in this order: a pattern subscribed early meets types registered after it.
+NAMES = ("md.tick", "ord.new", "md.trade", "md.tick.deep")
+PATTERNS = ("md.*", "md.>", "*.new", ">", "md.tick.*")
 
 
 class HandlerError(Exception):
@@ -52,13 +57,22 @@ class Side:
         self.log.append(("error", event_type, payload, self.label_of(sub), exc.args))
 
     def label_of(self, sub):
+        # A pattern's member is known by its pattern's label.
+        sub = getattr(sub, "_parent", None) or getattr(sub, "parent", None) or sub
         for label, s in self.subs.items():
             if s is sub:
                 return label
         return None
 
-    def handler(self, label, kind, arg):
+    def handler(self, label, kind, arg, with_type=False):
         spawned = []
+        if with_type:
+            inner = self.handler(label, kind, arg)
+
+            def typed(event_type, payload):
+                self.log.append(("typed", label, event_type))
+                return inner(payload)
+            return typed
 
         def handle(payload):
             self.log.append(("call", label, payload))
@@ -77,6 +91,9 @@ class Side:
                 self.log.append(("relayed", label, self.bus.emit(arg, (label, payload))))
             if kind in ("fail", "unsub_self_then_fail"):
                 raise HandlerError(label)
+            if kind == "guard":
+                return ringbus.STOP
+            return None
 
         handle.__qualname__ = f"handler_{label}"
         return handle
@@ -145,7 +162,7 @@ class BusParity(RuleBasedStateMachine):
     @precondition(lambda self: len(self.types) < MAX_TYPES)
     @rule()
     def add_event_type(self):
-        name = f"type{len(self.types)}"
+        name = NAMES[len(self.types)]
         r = self.real.bus.event_type(name)
         m = self.model.bus.event_type(name)
         assert r == m
@@ -220,6 +237,41 @@ class BusParity(RuleBasedStateMachine):
                 model.append(self.model.subs[label])
         return real, model
 
+    @rule(data=st.data())
+    def subscribe_pattern(self, data):
+        pattern = data.draw(st.sampled_from(PATTERNS), label="pattern")
+        priority = data.draw(st.integers(-2, 2), label="priority")
+        kind = data.draw(st.sampled_from(("ok", "fail", "guard", "unsub_self")), label="kind")
+        with_type = data.draw(st.booleans(), label="with_type")
+        self.counter += 1
+        label = f"p{self.counter}"
+        named = data.draw(st.booleans(), label="named")
+        name = label if named else None
+        # Edges by name only: a name a matching type lacks is no edge there.
+        known = [n for n in self.names.values() if n]
+        refs = data.draw(st.lists(st.sampled_from(known), max_size=1) if known
+                         else st.just([]), label="after")
+        options = dict(priority=priority, name=name, after=tuple(refs))
+        r = self.real.subscribe(label, pattern,
+                                self.real.handler(label, kind, None, with_type),
+                                with_type=with_type, **options)
+        m = self.model.subscribe(label, pattern,
+                                 self.model.handler(label, kind, None, with_type),
+                                 with_type=with_type, **options)
+        assert r == m, f"subscribe({pattern!r}): ringbus {r}, reference {m}"
+        self.labels.append(label)
+        self.names[label] = name
+        self.type_of[label] = None
+
+    @rule()
+    def emit_foreign_id(self):
+        # An id another bus registered (ids are process-wide): both refuse it, by name.
+        other = ringbus.Bus()
+        t = other.event_type("parity.elsewhere")
+        r = self.real.emit(t, None)
+        m = self.model.emit(t, None)
+        assert r == m == ("raised", "ValueError"), f"foreign id: ringbus {r}, reference {m}"
+
     @precondition(lambda self: hasattr(self, "real") and self.real.subs)
     @rule(data=st.data())
     def unsubscribe(self, data):
@@ -255,7 +307,7 @@ class BusParity(RuleBasedStateMachine):
         if hasattr(self, "real"):
             real, model = self.real.bus.stats(), self.model.bus.stats()
             for key in ("emitted", "handler_calls", "handler_errors", "subscriptions",
-                        "event_types"):
+                        "event_types", "stopped"):
                 assert real[key] == model[key], f"stats()[{key!r}]: {real} vs {model}"
 
     @invariant()

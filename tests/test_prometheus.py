@@ -83,6 +83,34 @@ def test_scraped_series_match_the_bus(scrape):
     assert series("ringbus_handler_errors_all_total") == 11
     assert series("ringbus_ring_fill") == 0
     assert series("ringbus_ring_capacity") == 65536
+    # The 7 published events' queueing delay, per event type; the ring caught up.
+    assert series("ringbus_publish_to_handle_seconds_count", event="md.tick") == 7
+    assert series("ringbus_publish_to_handle_seconds_bucket", event="md.tick", le="+Inf") == 7
+    assert series("ringbus_ring_lag_events", stage="dispatch") == 0
+    assert ("ringbus_ring_lag_seconds", (("bus", "md"), ("stage", "dispatch"))) not in got
+
+
+def test_lag_and_async_wall_time_are_scraped(scrape):
+    import asyncio
+    bus = ringbus.Bus(metrics=True)
+    t = bus.event_type("order")
+
+    async def gateway(x):
+        await asyncio.sleep(0.002)
+    bus.subscribe(t, gateway, name="gw")
+    bus.emit(t, 1)                  # no loop running: to completion on this thread
+    bus.publish(t, 2)
+    time.sleep(0.01)
+    registry = prometheus_client.CollectorRegistry()
+    prometheus.register(bus, "oms", registry)
+    got = scrape(registry)()
+    labels = (("bus", "oms"), ("event", "order"), ("subscription", "gw"))
+    assert got[("ringbus_handler_wall_seconds_count", labels)] == 1
+    assert got[("ringbus_handler_wall_seconds_sum", labels)] >= 0.002 * (1 - 1 / 64)
+    stage = (("bus", "oms"), ("stage", "dispatch"))
+    assert got[("ringbus_ring_lag_events", stage)] == 1
+    assert got[("ringbus_ring_lag_seconds", stage)] >= 0.01 * (1 - 1 / 64)
+    bus.drain()
 
 
 def test_a_bus_without_metrics_still_exports_its_counters(scrape):

@@ -18,6 +18,10 @@ FENCE = re.compile(r"^```python\n(.*?)^```$", re.S | re.M)
 # processes import their setup by name): it is written next to each block as it runs.
 FILE = re.compile(r"\A# file: (\w+\.py)\n")
 
+# Blocks that use a DataFrame library (optional) skip without it, and carry the `pipelines`
+# marker that .ci/sanitize deselects (the libraries' code, not ours, would run sanitized).
+PIPELINE_LIBS = re.compile(r"^(?:import|from) (pandas|polars|pyarrow)\b", re.M)
+
 
 def _blocks():
     text = README.read_text(encoding="utf-8")
@@ -27,7 +31,9 @@ def _blocks():
         named = FILE.match(m.group(1))
         if named:
             files[named.group(1)] = m.group(1)
-        out.append(pytest.param(m.group(1), id=f"README.md:{line}"))
+        libs = PIPELINE_LIBS.findall(m.group(1))
+        marks = [pytest.mark.pipelines] if libs else []
+        out.append(pytest.param(m.group(1), id=f"README.md:{line}", marks=marks))
     return out, files
 
 
@@ -67,12 +73,15 @@ def _marks(code):
     return [pytest.mark.servers] if "ringbus.bridge" in code else []
 
 
-@pytest.mark.parametrize("code", [pytest.param(*p.values, id=p.id, marks=_marks(p.values[0]))
+@pytest.mark.parametrize("code", [pytest.param(*p.values, id=p.id,
+                                               marks=[*p.marks, *_marks(p.values[0])])
                                   for p in BLOCKS])
 def test_readme_block_runs_as_written(code, tmp_path, servers_for):
     if re.search(r"^import numpy", code, re.M):
         # Record rings need numpy, which .ci/sanitize's leak check hides on purpose.
         pytest.importorskip("numpy", reason="the block uses numpy")
+    for lib in sorted(set(PIPELINE_LIBS.findall(code))):
+        pytest.importorskip(lib, reason=f"the block uses {lib}")
     if "ringbus.bridge" in code:
         code = servers_for(code)
     for name, text in FILES.items():

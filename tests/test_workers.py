@@ -438,3 +438,27 @@ def test_forkserver_start_method_runs_the_same_group():
     bus.drain()
     _check_per_key(got, 200, {"K0", "K1", "K2"})
     assert not _segments()
+
+
+@pytest.mark.parametrize("library", ["pandas", "polars", "pyarrow"])
+def test_a_frames_rows_reach_the_workers_as_records_split_by_key(library):
+    np = pytest.importorskip("numpy")
+    lib = pytest.importorskip(library)
+    bus, tick, done = _bus()
+    got = []
+    bus.subscribe(done, got.append)
+    workers = ringbus.Workers("worker_apps:batch_echo", processes=2, key="sym")
+    bus.subscribe_batch(tick, workers)
+    n = np.arange(200)
+    columns = {"sym": n * 7 % 5, "n": n, "kind": ["tick"] * 200}
+    frame = (lib.table(columns) if library == "pyarrow" else lib.DataFrame(columns))
+    with workers.running(bus):
+        bus.emit_batch("kind", frame)           # the names column gives the type
+    bus.drain()
+    per = collections.defaultdict(list)
+    for syms, ns, pid in got:
+        for sym, x in zip(syms, ns):
+            per[sym].append((x, pid))
+    assert sorted(x for v in per.values() for x, _ in v) == list(range(200))
+    assert all(len({pid for _, pid in v}) == 1 for v in per.values())    # a key, one worker
+    assert all([x for x, _ in v] == sorted(x for x, _ in v) for v in per.values())

@@ -11,7 +11,7 @@ tick 101.5
 1
 """
 try:
-    from ringbus._dispatch import EmitDepthError, EventInfo, current_event
+    from ringbus._dispatch import STOP, EmitDepthError, EventInfo, current_event
 except ImportError as _exc:  # pragma: no cover - only without a build
     raise ImportError(
         "ringbus's compiled core is missing: install the package with `pip install .` "
@@ -25,6 +25,7 @@ from ringbus._records import RecordRing, get_include
 from ringbus._messages import MessageRing, MsgspecCodec, PickleCodec
 from ringbus.aio import NoHandlerError, NoReplyError, Request, current_request
 from ringbus.ordering import OrderCycleError
+from ringbus.patterns import PatternSubscription
 from ringbus.subscription import Subscription
 from ringbus.workers import PoisonEvent, Workers
 
@@ -33,7 +34,7 @@ __version__ = "0.1.0"
 # Errors show their public names in tracebacks and reprs (ringbus.RingFull, not the private
 # module each is defined in). Plain Python classes only: the compiled types keep theirs.
 for _cls in (RingFull, ConsumerGone, EmitDepthError, OrderCycleError, NoHandlerError,
-             NoReplyError, Request, Subscription, PickleCodec, MsgspecCodec, Workers,
+             NoReplyError, Request, Subscription, PatternSubscription, PickleCodec, MsgspecCodec, Workers,
              PoisonEvent):
     _cls.__module__ = "ringbus"
 del _cls
@@ -41,7 +42,7 @@ del _cls
 __all__ = [
     "Bus", "Subscription", "RingBuffer", "Stage", "RingFull", "ConsumerGone", "EmitDepthError",
     "OrderCycleError", "NoHandlerError", "NoReplyError", "Request", "current_request",
-    "current_event", "EventInfo",
+    "current_event", "EventInfo", "STOP", "PatternSubscription",
     "RecordRing", "MessageRing", "PickleCodec", "MsgspecCodec", "Workers", "PoisonEvent",
     "Histogram", "get_include", "__version__",
 ]

@@ -139,7 +139,7 @@ An in-process event bus.
         if not isinstance(metrics, bool):
             raise TypeError(f"metrics must be True or False, got {metrics!r}")
         if metrics:
-            self._registry.set_metrics(True)
+            self._set_metrics(True)
         self._close_timeout = bound
         self._closers = []
         self._closed = False
@@ -269,7 +269,9 @@ An in-process event bus.
         cdef Py_ssize_t t
         if PyLong_CheckExact(event_type):
             t = ringbus_index_or_neg(event_type)
-            if <size_t>t < <size_t>self._size:
+            # count -1: an id of the process this bus never registered (same cache line
+            # as the dispatch reads next).
+            if <size_t>t < <size_t>self._size and self._slots[t].count >= 0:
                 return t
         if self._registry is None:     # an uninitialised Bus has no ids: always lands here
             _not_initialised()
@@ -292,39 +294,81 @@ An in-process event bus.
     # -- batches -------------------------------------------------------------------------
 
     def subscribe_batch(self, event_type, handler, *, priority=0, after=(), before=(),
-                        name=None, weak=None):
+                        name=None, weak=None, with_type=False):
         """Call ``handler(rows)`` once per ``emit_batch`` / ``publish_batch`` with the rows of
-        ``event_type`` as one contiguous array, in their original order.
+        ``event_type``, in their original order, in the kind the batch came as: a contiguous
+        numpy array, a pandas or polars DataFrame, an Arrow RecordBatch or Table.
 
-        It takes its place in the same ordering graph as per-event subscribers. ``emit``
-        and ``publish`` of single events do not call it.
+        ``with_type=True``: called as ``handler(event_type, rows)``, so that one handler
+        subscribed to several types knows whose rows it got. It takes its place in the same
+        ordering graph as per-event subscribers. ``emit`` and ``publish`` of single events
+        do not call it.
         """
         self._need()
         return self._registry.subscribe(event_type, handler, priority=priority, after=after,
-                                        before=before, name=name, weak=weak, batch=True)
+                                        before=before, name=name, weak=weak, batch=True,
+                                        with_type=with_type)
 
     def emit_batch(self, types, rows):
         """Dispatch a batch now, on this thread; return the number of rows.
 
-        ``types``: 1-D integer array, one event type per row; ``rows``: any 1-D array of the
-        same length. Rows are grouped by type in one compiled counting pass; types are
-        dispatched in ascending id order. Per type, batch subscribers get that type's rows
-        as one array, per-event subscribers get each row (the array's scalar or record), in
-        the type's handler order. Bad input raises before any handler runs.
+        ``rows``: a 1-D numpy array (records, scalars or objects), a pandas or polars
+        DataFrame, or a pyarrow RecordBatch or Table. ``types``: one event type per row,
+        as ids (any integer column) or as event *names* (a numpy str/object array or list
+        of str, a pandas string or Categorical column, an Arrow string or dictionary array,
+        a polars String/Categorical/Enum Series), mapped in one compiled pass
+        (:meth:`event_types_of`); or a ``str``, the name of that column in ``rows`` (a
+        structured array's field).
+
+        Rows are grouped by type in one compiled counting pass; types are dispatched in
+        ascending id order. Per type, batch subscribers get that type's rows in their
+        original order, in the kind given (a numpy array, a DataFrame or Arrow slice:
+        one gather for the batch, none when its rows are already grouped by type);
+        per-event subscribers get each row: the array's scalar or record, or, from a frame,
+        a dict (column -> value). Bad input (lengths, a missing column, nulls, floats or
+        unknown names in ``types``) raises before any handler runs.
         """
         self._need()
-        ids, rows = _batch.prepare(self, types, rows)
+        ids, rows = _batch.prepare(self, types, rows, False, self._registry)
         return _batch.route(self, ids, rows)
 
     def publish_batch(self, types, rows, timeout=None):
-        """Queue a batch (checked and copied now) as one ring event; the consumer dispatches
-        it like :meth:`emit_batch`, in order with this producer's other events. Returns
-        True if queued (False if dropped under ``overflow="drop"``)."""
+        """Queue a batch (checked, its names mapped and copied now) as one ring event; the
+        consumer dispatches it like :meth:`emit_batch`, in order with this producer's other
+        events. Returns True if queued (False if dropped under ``overflow="drop"``)."""
         self._need_open()
-        batch = _batch.prepare(self, types, rows, True)
+        batch = _batch.prepare(self, types, rows, True, self._registry)
         if self._batch_type < 0:
             self._batch_type = self._registry.batch_event_type(self)
         return self._ring.publish_c(self._batch_type, batch, timeout_arg(timeout)) == 1
+
+    def event_types_of(self, names, register=False):
+        """The event type ids of a column of names, as an int64 numpy array.
+
+        ``names``: a list or numpy array of str, a pandas string or Categorical column, an
+        Arrow string or dictionary array, a polars String, Categorical or Enum Series;
+        mapped in one compiled pass that looks each distinct name up once (a Categorical or
+        dictionary column: its categories once, then its codes). An unknown name raises
+        ValueError naming it, unless ``register=True`` registers it (as
+        :meth:`event_type`, in the order met). A null raises ValueError.
+
+        >>> tick, trade = bus.event_type("md.tick"), bus.event_type("md.trade")
+        >>> (bus.event_types_of(["md.tick", "md.trade", "md.tick"])
+        ...  == [tick, trade, tick]).all()
+        True
+        """
+        self._need()
+        if not isinstance(register, bool):
+            raise TypeError(f"register must be True or False, got {register!r}")
+        from ringbus import columns
+        import numpy as np
+        ids = columns.event_ids(self._registry, names, register=register, arg="names")
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if len(ids) and (ids.min() < 0 or ids.max() >= self._size):
+            bad = int(np.flatnonzero((ids < 0) | (ids >= self._size))[0])
+            raise ValueError(f"names[{bad}] = {ids[bad]} is not a registered event type id: "
+                             f"expected 0 <= id < {self._size}")
+        return ids
 
     # -- the ring: queued delivery ------------------------------------------------------
 
@@ -344,6 +388,17 @@ An in-process event bus.
         self._need_open()
         return self._ring.publish_c(self._checked(event_type), payload,
                                     timeout_arg(timeout)) == 1
+
+    def publish_conflated(self, event_type, key, payload=None, timeout=None):
+        """Publish an event that conflates per ``(event_type, key)``: while one of the same
+        type and key is queued and not yet dispatched, its payload is replaced by this one
+        (counted in ``stats()["conflated"]``) instead of queuing another. Keys are dispatched
+        in first-arrival order. Returns True (queued or conflated), or False when the ring's
+        ``overflow="drop"`` dropped it. For market data: when the consumer lags, only the
+        latest payload of a key matters. See ringbus.conflation."""
+        self._need_open()
+        cdef Py_ssize_t t = self._checked(event_type)
+        return self._registry.conflator(self).publish(self, t, key, payload, timeout)
 
     def try_publish(self, event_type, payload=None):
         """Queue an event only if there is room now; returns False when full (never blocks,
@@ -445,7 +500,7 @@ An in-process event bus.
         return self._registry.event_types
 
     def subscribe(self, event_type, handler, *, priority=0, after=(), before=(), name=None,
-                  weak=None, once=False, concurrent=False):
+                  weak=None, once=False, concurrent=False, with_type=False):
         """Call ``handler(payload)`` for every event of ``event_type``; return a Subscription.
 
         Order for one event: ``after=`` / ``before=`` edges first (Subscriptions or
@@ -458,14 +513,17 @@ An in-process event bus.
         function is an async handler: awaited in order by the loop consumer
         (:meth:`run_async`), or with ``concurrent=True`` (or a number, the most in flight)
         run as tasks; see ``ringbus.aio``.
+
+        ``with_type=True``: called as ``handler(event_type, payload)``, one handler for
+        several types told which one it got (a plain function only: not async, not once).
         """
         self._need()
         return self._registry.subscribe(event_type, handler, priority=priority, after=after,
                                         before=before, name=name, weak=weak, once=once,
-                                        concurrent=concurrent)
+                                        concurrent=concurrent, with_type=with_type)
 
     def on(self, event_type, *, priority=0, after=(), before=(), name=None, weak=None,
-           once=False, concurrent=False):
+           once=False, concurrent=False, with_type=False):
         """Decorator form of :meth:`subscribe`; returns the function unchanged.
 
         >>> @bus.on(TICK, priority=5)
@@ -473,7 +531,8 @@ An in-process event bus.
         """
         self._need()
         return self._registry.on(event_type, priority=priority, after=after, before=before,
-                                 name=name, weak=weak, once=once, concurrent=concurrent)
+                                 name=name, weak=weak, once=once, concurrent=concurrent,
+                                 with_type=with_type)
 
     def subscriptions(self, event_type):
         """The live subscriptions of ``event_type``, in dispatch order."""
@@ -481,8 +540,9 @@ An in-process event bus.
         return self._registry.subscriptions(event_type)
 
     def stats(self):
-        """Counters as a dict: emitted, handler_calls, handler_errors, subscriptions,
-        event_types, and from the ring: published, dispatched, dropped, pending, backlog
+        """Counters as a dict: emitted, handler_calls, handler_errors, stopped (events a
+        guard's STOP ended early), conflated (publish_conflated calls that replaced a queued
+        payload), subscriptions, event_types (registered on this bus), and from the ring: published, dispatched, dropped, pending, backlog
         (follow-ups a consumer's handlers published into its full ring, waiting)."""
         self._need()
         counters = self._registry.stats()
@@ -498,41 +558,60 @@ An in-process event bus.
         each call in a log-linear histogram (see :meth:`metrics`). Off by default: a
         subscription that is not metered pays one predictable branch per call."""
         self._need()
-        self._registry.set_metrics(True)
+        self._set_metrics(True)
 
     def disable_metrics(self):
         """Stop metering (what was counted stays readable until reset_metrics)."""
         self._need()
-        self._registry.set_metrics(False)
+        self._set_metrics(False)
+
+    def _set_metrics(self, bint on):
+        # The ring stamps publish times first: a subscription metered from the next event
+        # on then sees its queueing delay too.
+        self._ring._set_stamping(on)
+        self._registry.set_metrics(on)
 
     def metrics(self):
         """Plain data, a snapshot::
 
             {"enabled": bool, "clock": "tsc" | "monotonic",
-             "handlers": [{"subscription", "event_type", "event_name", "batch", "calls",
-                           "errors", "time_ns": {"count", "min", "max", "mean", "p50",
-                                                 "p90", "p99", "p99_9", "overflow"}}, ...],
+             "handlers": [{"subscription", "event_type", "event_name", "batch", "is_async",
+                           "calls", "errors", "time_ns": H, "wall_ns": H | None}, ...],
+             "publish_to_handle": [{"event_type", "event_name", "events",
+                                    "delay_ns": H}, ...],
              "ring": {"capacity", "fill", "fill_ratio", "published", "dispatched",
                       "dropped", "backlog", "high_water", "stages_high_water",
-                      "blocked_waits", "blocked_seconds"},
+                      "blocked_waits", "blocked_seconds", "lag_events", "lag_seconds",
+                      "stages_lag": {stage: {"events", "age_seconds"}}},
              "counters": stats()}
 
+        where H is a histogram's summary ``{"count", "min", "max", "mean", "p50", "p90",
+        "p99", "p99_9", "overflow"}`` in nanoseconds, within 1/64 (see ringbus.Histogram).
+
         ``handlers`` lists the metered subscriptions (those subscribed while metrics were
-        on, or when they were enabled), in event type then dispatch-registration order;
-        times are nanoseconds per call, within 1/64 (see ringbus.Histogram).
+        on, or when they were enabled), in event type then dispatch-registration order.
+        ``time_ns``: each call's time on the thread that dispatched it. ``wall_ns`` (async
+        handlers): each coroutine's time from its start to its end, awaits included.
+        ``publish_to_handle``: per event type, the delay from ``publish`` to the moment
+        the ring's consumer took the event to dispatch it (queueing, apart from handler
+        time), for events published while metrics were on.
         ``high_water``: the most events a consumer found queued for it when it took a
         batch (per stage in ``stages_high_water``); ``blocked_*``: how often and how long
-        this process's producers waited for room in the full ring.
+        this process's producers waited for room in the full ring; ``lag_events`` /
+        ``lag_seconds``: events the dispatch stage has not taken yet and how long ago the
+        oldest of them was published (None: none, or it was published with metrics off),
+        per stage in ``stages_lag``.
         """
         self._need()
         from ringbus import metrics as _metrics
         return _metrics.snapshot(self)
 
     def reset_metrics(self):
-        """Zero every subscription's calls, errors and time histogram, the ring's
-        high-water mark and its producers' waits."""
+        """Zero every subscription's calls, errors and time histograms, the
+        publish-to-handle delays, the ring's high-water mark and its producers' waits."""
         self._need()
         self._meter_reset()
+        self._registry.reset_walls()
         self._ring._flow_reset()
 
     def enable_watchdog(self, threshold=0.1):

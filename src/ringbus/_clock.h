@@ -15,36 +15,20 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
-#if defined(__x86_64__)
-#include <x86intrin.h>
-#endif
+
+#include "_ticks.h"
 
 static int rb_clock_tsc = 0;              /* 1: ticks are TSC counts */
 static uint64_t rb_clock_mult = 1u << 20; /* ns = ticks * mult >> 20 (TSC only) */
 
-static inline uint64_t rb_clock_monotonic_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static inline uint64_t rb_clock_ticks(void)
 {
-#if defined(__x86_64__)
-    if (rb_clock_tsc)
-        return __rdtsc();
-#endif
-    return rb_clock_monotonic_ns();
+    return rb_ticks_read(rb_clock_tsc);
 }
 
 static inline uint64_t rb_clock_ns(uint64_t ticks)
 {
-    if (!rb_clock_tsc)
-        return ticks;
-    /* 128-bit product: an hour of ticks times the multiplier would overflow 64 bits. */
-    return (uint64_t)(((unsigned __int128)ticks * rb_clock_mult) >> 20);
+    return rb_ticks_ns(ticks, rb_clock_tsc, rb_clock_mult);
 }
 
 /* Choose the tick source and calibrate it (about 5 ms, once). Returns 1 for the TSC. */
@@ -65,9 +49,9 @@ static inline int rb_clock_calibrate(void)
     fclose(f);
     if (strncmp(source, "tsc", 3) != 0)
         return 0;
-    uint64_t t0 = rb_clock_monotonic_ns(), c0 = __rdtsc(), t1, c1;
+    uint64_t t0 = rb_ticks_monotonic_ns(), c0 = __rdtsc(), t1, c1;
     do {
-        t1 = rb_clock_monotonic_ns();
+        t1 = rb_ticks_monotonic_ns();
     } while (t1 - t0 < 5000000u);
     c1 = __rdtsc();
     if (c1 <= c0)

@@ -2,7 +2,7 @@
 # final order. Registration code (Python) builds a new immutable HandlerArray and swaps it
 # in; emit only indexes an array.
 from cpython.object cimport PyObject
-from libc.stdint cimport int64_t, uint32_t
+from libc.stdint cimport int64_t, uint32_t, uint64_t
 
 from ringbus._atomic cimport rb_atomic_i64
 
@@ -10,6 +10,10 @@ cdef enum CallKind:
     CALL_STRONG = 0         # target(payload)
     CALL_WEAK_METHOD = 1    # target(ref(), payload): a bound method held weakly
     CALL_WEAK = 2           # ref()(payload): any callable held weakly
+    # Added to a kind: the handler asked for the event type first (with_type=True), as
+    # handler(event_type, payload). A bit of `kind`, not a field: the common call
+    # (CALL_STRONG alone) keeps its one comparison.
+    CALL_TYPED = 4
 
 cdef struct HandlerEntry:
     # Borrowed pointers: the owning HandlerArray keeps each object alive in `_keep`.
@@ -61,6 +65,9 @@ cdef class DispatchTable:
     # per-event, in the one dispatch order (emit_batch); None otherwise. Read once per
     # group of rows, never per event.
     cdef list _group_owners
+    # The id of each type as an int object (id t at index t): what a with_type=True handler
+    # is given, borrowed, so that its call allocates nothing for ids past the small-int cache.
+    cdef list _type_ids
     cdef Py_ssize_t _size           # valid ids are [0, _size)
     cdef Py_ssize_t _capacity       # allocated slots
     # Swapped-out arrays that some dispatch still announces in its hazard slot: a handler
@@ -71,6 +78,7 @@ cdef class DispatchTable:
     cdef unsigned long long _emitted        # emit() calls; the ring counts its own
     cdef unsigned long long _handler_calls
     cdef unsigned long long _handler_errors
+    cdef unsigned long long _stopped        # events whose handlers a guard stopped (STOP)
     cdef int _max_depth
     cdef bint _raise_errors         # on_error="raise": collect, run the rest, then raise
     cdef object _error_sink         # called as sink(event_type, payload, subscription, exc)
@@ -78,21 +86,45 @@ cdef class DispatchTable:
     # the table; _meters counts them.
     cdef rb_meter **_meter_chunks
     cdef uint32_t _meters
+    # Publish-to-handle delay per event type (a ring's stamps, RingBuffer._consume): the
+    # meter of id t is _delay_meters[t] (NULL: none yet), one of the chunked meters above
+    # (which never move). Touched only with the GIL held.
+    cdef rb_meter **_delay_meters
+    cdef Py_ssize_t _delay_n
+    cdef dict _delay_index          # id -> meter index, for reading (cold)
 
     cdef Py_ssize_t check_id(self, object event_type) except -1
     cdef Py_ssize_t dispatch(self, Py_ssize_t t, object payload) except -1
     # The same, for an event taken from ring slot `sequence` (current_event().sequence).
-    cdef Py_ssize_t dispatch_at(self, Py_ssize_t t, object payload, int64_t sequence) except -1
+    # ``start``: the caller's clock read (_ticks.h) just before, or 0 (a metered handler's call
+    # then starts at its own clock read): one clock read shared by the queueing delay and
+    # the first handler's time.
+    cdef Py_ssize_t dispatch_at(self, Py_ssize_t t, object payload, int64_t sequence,
+                                uint64_t start) except -1
     cdef int _reclaim(self) except -1
-    cdef Py_ssize_t dispatch_group(self, Py_ssize_t t, object rows, Py_ssize_t n) except -1
+    # `per_row(rows)`: the sequence per-event handlers take the rows from (None: `rows`
+    # itself), called once, only when the type has per-event handlers.
+    cdef Py_ssize_t dispatch_group(self, Py_ssize_t t, object rows, Py_ssize_t n,
+                                   object per_row=*) except -1
     # Runs entries[0:count], which are `owner`'s entries from index `base` on (owner NULL:
     # a group dispatch, which cannot be resumed); `errors`: Exceptions already collected
     # for this event under on_error="raise" (None: none).
     cdef Py_ssize_t _run(self, HandlerEntry *entries, Py_ssize_t count, Py_ssize_t t,
                          object payload, PyObject *owner, Py_ssize_t base,
-                         list errors) except -1
+                         list errors, uint64_t start) except -1
     cdef object _handler_failed(self, HandlerEntry *entry, Py_ssize_t t, object payload)
     cdef rb_meter *_meter(self, uint32_t m) noexcept nogil
+    # The meter of event type t's queueing delay, made on first use; NULL for an unknown
+    # id, or without memory (the delay then goes unrecorded: never an error in a consumer).
+    cdef rb_meter *delay_meter(self, Py_ssize_t t) noexcept
+
+
+# The metrics clock (_clock.h), whose calibration is this module's: other modules read
+# ticks with _ticks.h, given these.
+# Calibrate on the first call; then what _ticks.h's inline readers take: 1 when ticks are
+# TSC counts, and the ticks-to-ns multiplier.
+cdef int clock_is_tsc() noexcept
+cdef uint64_t clock_mult() noexcept
 
 
 # A RecordRing or MessageRing handler's call, under a frame current_event() reads.

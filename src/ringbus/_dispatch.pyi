@@ -5,6 +5,12 @@ from typing_extensions import disjoint_base
 STRONG: int
 WEAK_METHOD: int
 WEAK: int
+TYPED: int
+
+class _Stop:
+    def __reduce__(self) -> str: ...
+
+STOP: _Stop
 
 class EmitDepthError(RecursionError): ...
 

@@ -7,8 +7,9 @@ allocates on the path of one event.
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF
+from cpython.list cimport PyList_GET_ITEM
 from libc.stdint cimport int64_t, intptr_t, uint32_t, uint64_t
-from libc.stdlib cimport calloc, free
+from libc.stdlib cimport calloc, free, realloc
 from libc.string cimport memcpy, memset
 
 from ringbus._atomic cimport (
@@ -39,6 +40,7 @@ cdef extern from "_dispatch_frame.h":
 # Here too: its globals (the calibration) must be this module's alone.
 cdef extern from "_clock.h" nogil:
     int rb_clock_tsc
+    uint64_t rb_clock_mult
     uint64_t rb_clock_ticks()
     uint64_t rb_clock_ns(uint64_t ticks)
     int rb_clock_calibrate()
@@ -52,6 +54,15 @@ cdef extern from "<sys/mman.h>" nogil:
 # Past this size the table gets 2 MiB pages where the kernel allows (THP "madvise" mode):
 # with 100,000 types a random id otherwise costs a TLB walk on top of the slot's cache miss.
 cdef size_t HUGE_PAGE = 2 * 1024 * 1024
+
+
+cdef int clock_is_tsc() noexcept:
+    return rb_clock_calibrate()
+
+
+cdef uint64_t clock_mult() noexcept:
+    rb_clock_calibrate()
+    return rb_clock_mult
 
 
 cdef TableSlot *_alloc_slots(Py_ssize_t count) noexcept:
@@ -77,6 +88,26 @@ import operator
 STRONG = CALL_STRONG
 WEAK_METHOD = CALL_WEAK_METHOD
 WEAK = CALL_WEAK
+TYPED = CALL_TYPED
+
+
+class _Stop:
+    """The type of :data:`STOP`, a singleton."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return "ringbus.STOP"
+
+    def __reduce__(self):
+        return "STOP"           # pickled by name: the one object in every process
+
+
+#: Returned by a handler (a guard: a risk check vetoing an order): the event's later
+#: handlers do not run. Counted in ``stats()["stopped"]``. Never a request's answer.
+STOP = _Stop()
+# The dispatch compares each result's address with it: one pointer compare per handler.
+cdef PyObject *_STOP = <PyObject *>STOP
 
 
 class EmitDepthError(RecursionError):
@@ -107,7 +138,7 @@ cdef class HandlerArray:
             ref = sub._ref
             kind = sub._kind
             batch = getattr(sub, "batch", False)
-            if kind not in (CALL_STRONG, CALL_WEAK_METHOD, CALL_WEAK):
+            if kind & ~CALL_TYPED not in (CALL_STRONG, CALL_WEAK_METHOD, CALL_WEAK):
                 raise ValueError(f"subscription has an unknown call kind {kind!r}")
             keep.append((sub, target, ref))
             self.entries[i].target = <PyObject *>target
@@ -180,7 +211,7 @@ cdef inline void _pop_frame(rb_frame *frame) noexcept:
 
 
 cdef inline Py_ssize_t _dispatch(DispatchTable self, Py_ssize_t t, object payload,
-                                 int64_t sequence) except -1:
+                                 int64_t sequence, uint64_t start) except -1:
     """The one-event dispatch (``dispatch``): announce the slot's array, run it, let go."""
     cdef TableSlot *slot = &self._slots[t]
     # Acquire: the fields read next are at least as new as this generation.
@@ -192,7 +223,9 @@ cdef inline Py_ssize_t _dispatch(DispatchTable self, Py_ssize_t t, object payloa
     cdef int depth = ringbus_emit_depth
     cdef rb_atomic_i64 *hazard
     cdef rb_frame frame
-    if count == 0:
+    if count <= 0:
+        if count < 0:   # never registered on this bus (ids are process-wide): cold
+            self.check_id(t)
         return 0        # no handlers in either state a torn read could mix: nothing to use
     if depth >= self._max_depth:
         raise EmitDepthError(
@@ -222,7 +255,8 @@ cdef inline Py_ssize_t _dispatch(DispatchTable self, Py_ssize_t t, object payloa
         entries = &first
     _push_frame(&frame, self, t, payload, sequence)
     try:
-        return self._run(entries, count, t, payload, <PyObject *><intptr_t>owner, 0, None)
+        return self._run(entries, count, t, payload, <PyObject *><intptr_t>owner, 0, None,
+                         start)
     finally:
         _pop_frame(&frame)
         # Release: every read of the array, and every call through it, happens before a
@@ -241,17 +275,23 @@ cdef class DispatchTable:
         self._slots = NULL
         self._owners = []
         self._group_owners = []
+        self._type_ids = []
         self._size = 0
         self._capacity = 0
         self._retired = []
         self._max_depth = 64
         self._raise_errors = False
         self._error_sink = None
+        self._stopped = 0
         self._meter_chunks = NULL
         self._meters = 0
+        self._delay_meters = NULL
+        self._delay_n = 0
+        self._delay_index = {}
 
     def __dealloc__(self):
         free(self._slots)
+        free(self._delay_meters)
         cdef Py_ssize_t c
         if self._meter_chunks != NULL:
             for c in range(METER_CHUNKS):
@@ -309,11 +349,50 @@ cdef class DispatchTable:
         m -= 1
         return &self._meter_chunks[m >> METER_CHUNK_BITS][m & (METER_CHUNK - 1)]
 
+    cdef rb_meter *delay_meter(self, Py_ssize_t t) noexcept:
+        if <size_t>t >= <size_t>self._size:
+            return NULL                         # an unknown id: the consumer reports it
+        if t >= self._delay_n or self._delay_meters[t] == NULL:
+            try:
+                self._delay_meter(t)            # cold: once per event type
+            except MemoryError:
+                return NULL
+        return self._delay_meters[t]
+
+    def _delay_meter(self, Py_ssize_t t):
+        """The meter index of event type ``t``'s publish-to-handle delay (made on first
+        use)."""
+        cdef Py_ssize_t n
+        cdef rb_meter **grown
+        cdef uint32_t m
+        if not 0 <= t < self._size:
+            raise ValueError(f"event type {t} is not a registered id")
+        if t >= self._delay_n:
+            n = max(64, self._delay_n)
+            while n <= t:
+                n *= 2
+            grown = <rb_meter **>realloc(self._delay_meters, n * sizeof(rb_meter *))
+            if grown == NULL:
+                raise MemoryError()
+            memset(&grown[self._delay_n], 0, (n - self._delay_n) * sizeof(rb_meter *))
+            self._delay_meters = grown
+            self._delay_n = n
+        if self._delay_meters[t] == NULL:
+            m = self._new_meter()
+            self._delay_meters[t] = self._meter(m)
+            self._delay_index[t] = m
+        return self._delay_index[t]
+
+    def _delays(self):
+        """[(event type, its delay meter index)] of every type that has one."""
+        return sorted(self._delay_index.items())
+
     # -- registration side (Python callers, not the hot path) ---------------------------
 
     def _grow(self, Py_ssize_t size):
-        """Make ids ``[0, size)`` valid. Existing entries keep their handlers."""
-        cdef Py_ssize_t cap
+        """Make room for ids ``[0, size)``, not registered yet. Existing entries keep their
+        handlers."""
+        cdef Py_ssize_t cap, t
         cdef TableSlot *slots
         if size <= self._size:
             return
@@ -332,9 +411,19 @@ cdef class DispatchTable:
             self._slots = slots
             self._capacity = cap
         memset(&self._slots[self._size], 0, (size - self._size) * sizeof(TableSlot))
+        # count -1: an id of the process that this bus has not registered (_register).
+        for t in range(self._size, size):
+            self._slots[t].count = -1
         self._owners.extend([None] * (size - self._size))
         self._group_owners.extend([None] * (size - self._size))
+        self._type_ids.extend(range(self._size, size))
         self._size = size
+
+    def _register(self, Py_ssize_t t):
+        """Make id ``t`` valid here (no handlers yet), growing the table to it."""
+        self._grow(t + 1)
+        if self._slots[t].count < 0:
+            _slot_write(&self._slots[t], None)
 
     def _swap(self, Py_ssize_t t, HandlerArray handlers, HandlerArray group=None):
         """Install ``handlers`` (or None: no handlers) for id ``t``; returns the old array.
@@ -343,7 +432,7 @@ cdef class DispatchTable:
         group dispatch holds a reference to the one it runs: nothing to retire). The old
         array is freed once no dispatch uses it.
         """
-        if t < 0 or t >= self._size:
+        if t < 0 or t >= self._size or self._slots[t].count < 0:
             raise ValueError(f"event type {t} is not in the table")
         self._group_owners[t] = group
         if handlers is not None and handlers.count == 0:
@@ -389,7 +478,7 @@ cdef class DispatchTable:
         cdef rb_frame frame
         resume = suspension.resume
         if resume is None:      # raised outside a resumable dispatch: nothing after it
-            return self._run(NULL, 0, -1, None, NULL, 0, errors)
+            return self._run(NULL, 0, -1, None, NULL, 0, errors, 0)
         handlers, at, t, sequence = resume
         if ringbus_emit_depth >= self._max_depth:
             raise EmitDepthError(f"emit() nested deeper than max_depth={self._max_depth}")
@@ -397,7 +486,7 @@ cdef class DispatchTable:
         _push_frame(&frame, self, t, payload, sequence)
         try:
             return self._run(&handlers.entries[at], handlers.count - at, t, payload,
-                             <PyObject *>handlers, at, errors)
+                             <PyObject *>handlers, at, errors, 0)
         finally:
             _pop_frame(&frame)
 
@@ -424,7 +513,20 @@ cdef class DispatchTable:
             "emitted": self._emitted,
             "handler_calls": self._handler_calls,
             "handler_errors": self._handler_errors,
+            "stopped": self._stopped,
         }
+
+    def _dispatch_now(self, Py_ssize_t t, payload):
+        """Not API (ringbus.conflation): dispatch a checked id's event now, as a consumer
+        would, without counting an emit."""
+        if not 0 <= t < self._size:
+            raise ValueError(f"event type {t} is not in the table")
+        return self.dispatch(t, payload)
+
+    def _stopped_add(self):
+        """Not API (ringbus.aio): a guard stopped an event outside this table's dispatch (an
+        awaited handler's result, a request's handlers)."""
+        self._stopped += 1
 
     @property
     def max_depth(self):
@@ -441,29 +543,30 @@ cdef class DispatchTable:
                 f"event_type must be an int id (register names with bus.event_type()), "
                 f"got {type(event_type).__name__}: {event_type!r}")
         value = operator.index(event_type)
-        if not 0 <= value < self._size:
-            if self._size == 0:
-                raise ValueError(
-                    f"event_type {event_type!r} is not a registered id: no event type is "
-                    f"registered yet (register one with bus.event_type(name), which returns "
-                    f"its id)")
-            raise ValueError(
-                f"event_type {event_type!r} is not a registered id: the registered ids are "
-                f"0..{self._size - 1} (register more with bus.event_type(name))")
+        if value < 0:
+            raise ValueError(f"event_type {event_type!r} is not a registered id: ids are >= 0")
+        if value >= self._size or self._slots[value].count < 0:
+            # Ids are process-wide (ringbus.identity): name the event another bus registered.
+            from ringbus.registry import unregistered
+            raise ValueError(unregistered(value))
         return value
 
     cdef Py_ssize_t dispatch(self, Py_ssize_t t, object payload) except -1:
         """Dispatch one event whose id the caller has checked."""
-        return _dispatch(self, t, payload, RB_NO_SEQUENCE)
+        return _dispatch(self, t, payload, RB_NO_SEQUENCE, 0)
 
-    cdef Py_ssize_t dispatch_at(self, Py_ssize_t t, object payload, int64_t sequence) except -1:
+    cdef Py_ssize_t dispatch_at(self, Py_ssize_t t, object payload, int64_t sequence,
+                                uint64_t start) except -1:
         """``dispatch`` of the event the caller took from ring slot ``sequence``."""
-        return _dispatch(self, t, payload, sequence)
+        return _dispatch(self, t, payload, sequence, start)
 
-    cdef Py_ssize_t dispatch_group(self, Py_ssize_t t, object rows, Py_ssize_t n) except -1:
-        """Dispatch ``n`` rows of type ``t`` (a checked id) held in the sequence ``rows``.
+    cdef Py_ssize_t dispatch_group(self, Py_ssize_t t, object rows, Py_ssize_t n,
+                                   object per_row=None) except -1:
+        """Dispatch ``n`` rows of type ``t`` (a checked id) held in ``rows``.
 
-        Batch subscribers get ``rows`` in one call; per-event subscribers get each row.
+        Batch subscribers get ``rows`` in one call; per-event subscribers get each row, from
+        ``rows`` itself or, when ``per_row`` is given, from ``per_row(rows)`` (a DataFrame's
+        rows as dicts), made once and only if the type has per-event subscribers.
         Walking the one dispatch order, a run of per-event handlers takes the rows one by
         one (exactly as ``emit`` per row would) and a batch handler takes them all at its
         place in the order. Returns the handler calls made.
@@ -472,30 +575,49 @@ cdef class DispatchTable:
         cdef Py_ssize_t i, j, r, ran = 0
         cdef rb_frame frame
         cdef object row
+        cdef object items = None
         if group is None:
+            if self._slots[t].count == 0:
+                return 0
+            items = rows if per_row is None else per_row(rows)
             for r in range(n):
-                ran += self.dispatch(t, rows[r])
+                ran += self.dispatch(t, items[r])
             return ran
         # A reference for the whole group (once per group, never per event): no hazard.
         cdef HandlerArray handlers = <HandlerArray>group
         if ringbus_emit_depth >= self._max_depth:
             raise EmitDepthError(f"emit_batch() nested deeper than max_depth={self._max_depth}")
+        # A guard (STOP) on a batch handler stops the group's later handlers; on a per-event
+        # handler, that row's later per-event handlers (`stopped`: made on the first STOP).
+        cdef unsigned long long guards = self._stopped
+        cdef bytearray stopped = None
         _push_frame(&frame, self, t, rows, RB_NO_SEQUENCE)
         try:
             i = 0
             while i < handlers.count:
                 if handlers.entries[i].batch:
                     frame.payload = <PyObject *>rows
-                    ran += self._run(&handlers.entries[i], 1, t, rows, NULL, 0, None)
+                    ran += self._run(&handlers.entries[i], 1, t, rows, NULL, 0, None, 0)
+                    if self._stopped != guards:
+                        return ran
                     i += 1
                     continue
                 j = i
                 while j < handlers.count and not handlers.entries[j].batch:
                     j += 1
+                if items is None:
+                    items = rows if per_row is None else per_row(rows)
                 for r in range(n):
-                    row = rows[r]
+                    if stopped is not None and stopped[r]:
+                        continue
+                    row = items[r]
                     frame.payload = <PyObject *>row     # `row` holds it for the call
-                    ran += self._run(&handlers.entries[i], j - i, t, row, NULL, 0, None)
+                    ran += self._run(&handlers.entries[i], j - i, t, row, NULL, 0, None, 0)
+                    if self._stopped != guards:
+                        guards = self._stopped
+                        if stopped is None:
+                            stopped = bytearray(n)
+                        stopped[r] = 1
                 i = j
             return ran
         finally:
@@ -503,17 +625,24 @@ cdef class DispatchTable:
 
     cdef Py_ssize_t _run(self, HandlerEntry *entries, Py_ssize_t count, Py_ssize_t t,
                          object payload, PyObject *owner, Py_ssize_t base,
-                         list errors) except -1:
+                         list errors, uint64_t start) except -1:
         cdef Py_ssize_t i, ran = 0
         cdef HandlerEntry *entry
         cdef PyObject *result
         cdef PyObject *alive
         # args[0] is scratch space: PY_VECTORCALL_ARGUMENTS_OFFSET lets a callee that is a
-        # bound method put `self` there instead of allocating a new argument array.
-        cdef PyObject *args[2]
+        # bound method put `self` there instead of allocating a new argument array. The
+        # other calls (weak, with_type) lay out [scratch, self?, event type?, payload] and
+        # start from the first argument they use.
+        cdef PyObject *args[4]
+        cdef PyObject **argv
+        cdef PyObject *callee
+        cdef Py_ssize_t nargs
+        cdef unsigned char kind
         # Metered entries: one clock read per call. A call's end is the next call's start
-        # (the loop's few instructions between them are charged to the next handler).
-        cdef uint64_t stamp = 0, now
+        # (the loop's few instructions between them are charged to the next handler); the
+        # first call's start is the caller's read (`start`, a ring consumer's) if it made one.
+        cdef uint64_t stamp = start, now
         cdef rb_meter *meter
         for i in range(count):
             entry = &entries[i]
@@ -524,16 +653,32 @@ cdef class DispatchTable:
                 result = PyObject_Vectorcall(entry.target, &args[1],
                                              1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)
             else:
-                alive = ringbus_weakref_get(entry.ref)
-                if alive == NULL:
-                    continue        # died since the array was built; its callback unsubscribes
-                if entry.kind == CALL_WEAK_METHOD:
-                    args[0] = alive
-                    result = PyObject_Vectorcall(entry.target, args, 2, NULL)
-                else:
-                    result = PyObject_Vectorcall(alive, &args[1],
-                                                 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)
-                Py_DECREF(<object>alive)
+                kind = entry.kind
+                args[3] = <PyObject *>payload
+                argv = &args[3]
+                nargs = 1
+                if kind & CALL_TYPED:
+                    # Borrowed: _type_ids only grows while the table lives.
+                    args[2] = PyList_GET_ITEM(self._type_ids, t)
+                    argv = &args[2]
+                    nargs = 2
+                    kind &= ~CALL_TYPED
+                alive = NULL
+                callee = entry.target
+                if kind != CALL_STRONG:
+                    alive = ringbus_weakref_get(entry.ref)
+                    if alive == NULL:
+                        continue    # died since the array was built; its callback unsubscribes
+                    if kind == CALL_WEAK_METHOD:
+                        argv -= 1
+                        argv[0] = alive
+                        nargs += 1
+                    else:
+                        callee = alive
+                result = PyObject_Vectorcall(callee, argv,
+                                             nargs | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)
+                if alive != NULL:
+                    Py_DECREF(<object>alive)
             ran += 1
             if entry.meter:
                 now = rb_clock_ticks()
@@ -543,6 +688,9 @@ cdef class DispatchTable:
                 stamp = now
             if result != NULL:
                 Py_DECREF(<object>result)
+                if result == _STOP:     # a guard: the later handlers do not run
+                    self._stopped += 1
+                    break
             else:
                 try:
                     failed = self._handler_failed(entry, t, payload)

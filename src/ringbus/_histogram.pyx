@@ -4,14 +4,9 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 
-from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
-
-
-cdef inline uint64_t _monotonic_ns() noexcept nogil:
-    # Not _clock.h: its calibration globals are _dispatch's alone (a static per module).
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return <uint64_t>ts.tv_sec * 1000000000 + <uint64_t>ts.tv_nsec
+# Not _clock.h: its calibration globals are _dispatch's alone (a static per module).
+cdef extern from "_ticks.h" nogil:
+    uint64_t _monotonic_ns "rb_ticks_monotonic_ns"()
 
 import operator
 

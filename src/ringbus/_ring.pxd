@@ -103,6 +103,16 @@ cdef class RingBuffer(Driver):
     cdef bint _stopping_drain       # stop(drain=True) in progress: the consumer's own
                                     # publishes go to the backlog (the ring's stop target
                                     # would leave them queued)
+    # Publish stamps (metrics): a clock tick (_ticks.h) per slot, written before the slot is
+    # published, read by the "dispatch" stage before it releases the slot. Allocated the
+    # first time stamping is turned on, freed with the ring (a consumer mid-batch may still
+    # read it after stamping is turned off). Sequences >= _stamp_from carry a stamp;
+    # INT64_MAX while stamping is off, so the consumer's cost then is one compare.
+    cdef unsigned long long *_stamps
+    cdef bint _stamping
+    cdef int _stamp_tsc             # the tick source (_ticks.h): _dispatch's choice
+    cdef unsigned long long _stamp_mult   # and its ticks-to-ns multiplier
+    cdef int64_t _stamp_from
 
     cdef int publish_c(self, Py_ssize_t t, object payload, double timeout) except -1
     cdef int try_publish_c(self, Py_ssize_t t, object payload) except -1
@@ -128,3 +138,5 @@ cdef class RingBuffer(Driver):
     cdef int _followup(self, Py_ssize_t t, object payload, bint trying) except -1
     cdef Py_ssize_t _flush_backlog(self, DispatchTable table, int64_t upto) except -1
     cdef Py_ssize_t _followup_many(self, Py_ssize_t t, tuple items, Py_ssize_t done) except -1
+    cdef unsigned long long _record_delay(self, DispatchTable table, Py_ssize_t t,
+                                          int64_t s) noexcept

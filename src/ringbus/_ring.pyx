@@ -34,12 +34,17 @@ from ringbus._ringbuffer cimport (
     rb_wake, rb_park_begin, rb_park_wait, rb_park_end, rb_wait_for, rb_consumer_init,
     rb_consuming_find, rb_consuming_bind, rb_ring_sequencer,
 )
-from ringbus._dispatch cimport DispatchTable
+from ringbus._dispatch cimport DispatchTable, clock_is_tsc, clock_mult
+from ringbus._histogram cimport rb_meter, rb_hist_record
 from ringbus._driver cimport Consumer, Driver, consuming_head, deadline_after, time_left
 from ringbus._signal cimport rb_signal, rb_signal_init, rb_signal_arm, rb_signal_take
 
 cdef extern from "<stdlib.h>" nogil:
     int posix_memalign(void **memptr, size_t alignment, size_t size)
+
+cdef extern from "_ticks.h" nogil:
+    unsigned long long rb_ticks_read(int tsc)
+    unsigned long long rb_ticks_ns(unsigned long long ticks, int tsc, unsigned long long mult)
 
 cdef extern from "<unistd.h>" nogil:
     ssize_t write(int fd, const void *buf, size_t count)
@@ -267,6 +272,8 @@ A bounded ring of ``(event_type, payload)`` events between publishers and consum
         self._signal_fd = -1
         self._backlog = collections.deque()
         self._backlog_due = INT64_MAX
+        self._stamps = NULL
+        self._stamp_from = INT64_MAX
 
     def __init__(self, capacity=65536, *, producers="multi", overflow="block",
                  wait="block", backlog=None):
@@ -324,6 +331,7 @@ A bounded ring of ``(event_type, payload)`` events between publishers and consum
         cdef void *p
         free(self._events)
         free(self._room)
+        free(self._stamps)
         if self._ring == NULL:
             return
         # No thread can run here: each consumer thread holds a reference to the ring.
@@ -485,6 +493,11 @@ A bounded ring of ``(event_type, payload)`` events between publishers and consum
         cdef void *old
         cdef object obj
         cdef list garbage = None
+        cdef unsigned long long stamp
+        if self._stamping:
+            stamp = rb_ticks_read(self._stamp_tsc)  # one read for the run, claimed at once
+            for s in range(lo, hi + 1):
+                self._stamps[s & (self.capacity - 1)] = stamp
         for s in range(lo, hi + 1):
             obj = payload if items is None else items[offset + (s - lo)]
             Py_INCREF(obj)                   # the slot's own reference
@@ -512,6 +525,8 @@ A bounded ring of ``(event_type, payload)`` events between publishers and consum
     cdef inline int _write_one(self, int64_t seq, Py_ssize_t t, object payload) except -1:
         """_write for one event, the common case, without the loop and the list."""
         Py_INCREF(payload)                   # the slot's own reference
+        if self._stamping:
+            self._stamps[seq & (self.capacity - 1)] = rb_ticks_read(self._stamp_tsc)
         cdef void *old = rb_slot_write(self._ring, seq, t, <void *>payload)
         rb_publish(self._ring, seq, seq)
         if self._wake_on_publish:
@@ -583,7 +598,7 @@ A bounded ring of ``(event_type, payload)`` events between publishers and consum
             payload = entry[2]
             entry = None
             n += 1
-            if <size_t>t >= <size_t>table._size:
+            if <size_t>t >= <size_t>table._size or table._slots[t].count < 0:
                 _unknown_id(table, t, payload)
             else:
                 table.dispatch(t, payload)
@@ -689,7 +704,7 @@ A bounded ring of ``(event_type, payload)`` events between publishers and consum
         self._ready()
         cdef Py_ssize_t t = _event_type_arg(event_type)
         cdef DispatchTable table = self._main._table
-        if table is not None and t >= table._size:
+        if table is not None and (t >= table._size or table._slots[t].count < 0):
             table.check_id(t)       # the ring knows its table (started): refuse it here
         return self.publish_c(t, payload, timeout_arg(timeout)) == 1
 
@@ -723,6 +738,7 @@ A bounded ring of ``(event_type, payload)`` events between publishers and consum
         cdef Py_ssize_t check_at = SIGNAL_CHECK_EVERY  # a backlog flush adds many to `done`
         cdef list batch
         cdef bint batch_end = table is not None and self._batch_end is not None
+        cdef unsigned long long start       # the consumer's clock read, when stamping
         if batch_end:
             self._batch_thread = PyThread_get_thread_ident()
         try:
@@ -750,6 +766,10 @@ A bounded ring of ``(event_type, payload)`` events between publishers and consum
                 if rb_load_relaxed_i32(&st._c.alert) == RB_STOP_NOW:
                     break
                 p = rb_slot_read(r, s, &t, take)
+                # Metrics: the slot's publish stamp, read before the slot is released.
+                start = 0
+                if s >= self._stamp_from and table is not None:
+                    start = self._record_delay(table, t, s)
                 if take:
                     payload = <object>p if p != NULL else None
                     if p != NULL:
@@ -765,10 +785,10 @@ A bounded ring of ``(event_type, payload)`` events between publishers and consum
                 done += 1
                 try:
                     if table is not None:
-                        if <size_t>t >= <size_t>table._size:
+                        if <size_t>t >= <size_t>table._size or table._slots[t].count < 0:
                             _unknown_id(table, t, payload)   # counted; the consumer goes on
                         else:
-                            table.dispatch_at(t, payload, s - 1)   # s: already past it
+                            table.dispatch_at(t, payload, s - 1, start)   # s: past it
                     else:
                         st._call(t, payload)
                 finally:
@@ -1009,6 +1029,67 @@ A bounded ring of ``(event_type, payload)`` events between publishers and consum
         self._room_callback = callback
         rb_signal_arm(self._room)
         return not rb_room_for(self._ring, rb_claimed(self._ring) + 1 - self._ring.capacity)
+
+    # -- metrics ---------------------------------------------------------------------------
+
+    cdef unsigned long long _record_delay(self, DispatchTable table, Py_ssize_t t,
+                                          int64_t s) noexcept:
+        """Record event t's queueing delay (now - slot s's publish stamp); returns now, the
+        start of its first handler's metered call."""
+        cdef unsigned long long now = rb_ticks_read(self._stamp_tsc)
+        cdef unsigned long long stamp = self._stamps[s & (self.capacity - 1)]
+        cdef rb_meter *meter
+        if <size_t>t < <size_t>table._delay_n and table._delay_meters[t] != NULL:
+            meter = table._delay_meters[t]
+        else:
+            meter = table.delay_meter(t)        # cold: the first of its type
+            if meter == NULL:
+                return now
+        meter.calls += 1
+        # The stamp was read on the producer's core: with an invariant TSC the cores agree,
+        # but a few ticks of skew must not become a 2**64 ns delay.
+        rb_hist_record(&meter.time, rb_ticks_ns(now - stamp, self._stamp_tsc,
+                                                self._stamp_mult) if now > stamp else 0)
+        return now
+
+    def _set_stamping(self, bint on):
+        """Stamp each event with its publish time (on) or stop (off). The "dispatch" stage
+        records, per event type, the delay from publish to the start of its handling
+        (DispatchTable.record_delay); ``_lag`` reads the oldest pending event's age."""
+        self._ready()
+        if on == self._stamping:
+            return
+        if on and self._stamps == NULL:
+            self._stamps = <unsigned long long *>_aligned(
+                self.capacity * sizeof(unsigned long long))
+            if self._stamps == NULL:
+                raise MemoryError(f"cannot allocate publish stamps for {self.capacity} slots")
+        self._stamp_tsc = clock_is_tsc()
+        self._stamp_mult = clock_mult()
+        self._stamping = on
+        # Every claimed slot is published (producers write holding the GIL, as we do): the
+        # next claim is the first stamped one.
+        self._stamp_from = rb_claimed(self._ring) + 1 if on else INT64_MAX
+
+    def _lag(self):
+        """Per stage: (events published it has not taken yet, seconds since the oldest of
+        them was published or None when unknown: none pending, or published while
+        stamping was off). Follow-ups in the backlog count as events, not in the age."""
+        self._ready()
+        cdef int64_t cursor = self._cursor(), nxt
+        cdef Stage st
+        cdef unsigned long long now = rb_ticks_read(self._stamp_tsc), stamp
+        out = {}
+        for st in self._consumers:
+            nxt = rb_sequence_get(&st._c.sequence) + 1
+            age = None
+            if self._stamping and self._stamp_from <= nxt <= cursor:
+                stamp = self._stamps[nxt & (self.capacity - 1)]
+                age = (rb_ticks_ns(now - stamp, self._stamp_tsc, self._stamp_mult) / 1e9
+                       if now > stamp else 0.0)
+            out[st.name] = (cursor - nxt + 1 + (self._backlog_n if st is self._main else 0),
+                            age)
+        return out
 
     # -- counters --------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ import threading
 import traceback
 from typing import Any, Callable, Optional
 
+from ringbus import identity
 from ringbus._bus import Bus
 from ringbus._dispatch import current_event
 from ringbus._messages import MessageRing
@@ -30,13 +31,9 @@ EXIT_HANDLER_BASE_EXCEPTION = 70
 
 
 def event_names(bus: Bus) -> list:
-    """``bus``'s event-type table in id order: each id's name, None for a bare int id."""
-    names: list[Optional[str]] = []
-    while True:
-        try:
-            names.append(bus.event_name(len(names)))
-        except ValueError:
-            return names
+    """The process's event ids in order (ringbus.identity, which ``bus`` draws from): each
+    id's name, None for a bare int id, False for an id nothing took."""
+    return identity.table()
 
 
 def resolve(setup: str) -> Callable[[Bus], Any]:
@@ -130,11 +127,19 @@ class WorkerBus(GatheringBus):
     def _replicate(self, names: list) -> None:
         # The parent's table in id order: a name takes the next id, a bare id extends the
         # table to itself, so registering them in order gives every one its parent's id.
-        known = len(event_names(self))
-        for t in range(known, len(names)):
+        for t in range(len(names)):
+            if names[t] is identity.FREE or self._registered(t):
+                continue
             got = Bus.event_type(self, names[t] if names[t] is not None else t)
             if got != t:
                 raise RuntimeError(f"worker's event type table diverged at id {t} ({got})")
+
+    def _registered(self, t: int) -> bool:
+        try:
+            self.event_name(t)
+            return True
+        except ValueError:
+            return False
 
     def event_type(self, name_or_id):
         if not isinstance(name_or_id, str) or name_or_id in self.event_types:

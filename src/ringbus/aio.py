@@ -61,7 +61,7 @@ from asyncio import events as _events
 from typing import Optional
 
 from ringbus._dispatch import (
-    STRONG, WEAK, WEAK_METHOD, EmitDepthError, EventInfo, Suspension, _in_event,
+    STOP, STRONG, TYPED, WEAK, WEAK_METHOD, EmitDepthError, EventInfo, Suspension, _in_event,
     current_event, emit_depth,
 )
 from ringbus._ring import ConsumerGone, RingFull
@@ -249,6 +249,10 @@ class _Slots:
 
     def release(self):
         self.inflight -= 1
+        self.wake()
+
+    def wake(self):
+        """Let the first waiter for a slot go on (there is room)."""
         while self.waiters:
             fut = self.waiters.pop(0)
             if not fut.done():
@@ -393,12 +397,18 @@ class AioState:
             # on_error="raise": Exceptions of the event's handlers so far, kept by the
             # table, raised with the rest's once the event's handlers ran.
             errors = list(getattr(suspended, "pending_errors", None) or ())
+            result = None
             try:
-                await suspended.awaitable
+                result = await suspended.awaitable
             except Exception as exc:
                 err = self.report(suspended.sub, suspended.payload, exc)
                 if err is not None:
                     errors.append(err)
+            if result is STOP:
+                # A guard awaited in order: the event's later handlers do not run (the
+                # table raises what it collected, if anything, with none left to run).
+                bus._stopped_add()
+                suspended.resume = None
             self.dispatching = True
             try:
                 bus._resume(suspended, errors)
@@ -411,21 +421,25 @@ class AioState:
 
 # -- wrapping handlers at registration ---------------------------------------------------------
 
-def wrap(state: AioState, sub) -> None:
+def wrap(state: AioState, sub, timed: bool = False) -> None:
     """Set the callable the dispatch table calls for ``sub`` (an async or once=True handler):
-    a plain function around the user's handler. Called by Registry.subscribe."""
+    a plain function around the user's handler. Called by Registry.subscribe, and again by
+    Registry.set_metrics: ``timed`` (metrics on) records each coroutine's wall time, from
+    its start to its end, in ``sub._wall``."""
     kind = sub._hkind
     if kind == WEAK:
         # The table would call ref()(payload) itself, which we cannot wrap: call through
         # the reference here instead (the Subscription keeps it, with its death callback).
         ref = sub._href
 
-        def target(payload):
+        def target(*args):              # (payload), or (event type, payload)
             fn = ref()
-            return None if fn is None else fn(payload)
+            return None if fn is None else fn(*args)
         call_kind, ref_arg = STRONG, None
     else:
         target, call_kind, ref_arg = sub._htarget, kind, sub._href
+    if timed and sub.is_async and sub._wall is not None:
+        target = _timed(target, sub._wall)
     call = target
     if sub.is_async:
         if sub.concurrent:
@@ -434,7 +448,29 @@ def wrap(state: AioState, sub) -> None:
             call = _sequential_caller(state, sub, target)
     if sub.once:
         call = _once_caller(sub, call)
+    if sub.with_type:
+        call_kind |= TYPED              # the wrapper passes (event type, payload) through
     sub._target, sub._ref, sub._kind = call, ref_arg, call_kind
+
+
+def _timed(fn, wall):
+    """``fn`` (an async handler) as one whose coroutines record their wall time: from the
+    call that starts it to its end, awaits included (its time on the consumer's thread is
+    the subscription's meter, as for any handler). Only while metrics are on: the wrapper
+    costs a coroutine frame per call."""
+    record, perf_counter_ns = wall.record, time.perf_counter_ns
+
+    async def timed(*args):
+        start = perf_counter_ns()
+        aw = fn(*args)
+        if aw is None:                  # a weakly held handler died
+            return None
+        try:
+            return await aw
+        finally:
+            record(perf_counter_ns() - start)
+    timed.__qualname__ = getattr(fn, "__qualname__", "handler")
+    return timed
 
 
 def _coroutine(obj):
@@ -506,9 +542,17 @@ def _concurrent_caller(state, sub, fn):
         if loop is None:
             coro = _coroutine(fn(*args))
             return None if coro is None else _run_here(coro)
-        if slots.inflight >= slots.limit and state.called_by_consumer():
-            raise _Suspended(sub, args[-1], _start_when_free(state, slots, fn, args, sub, loop,
-                                                             current_event()))
+        if slots.inflight >= slots.limit:
+            waiting = _start_when_free(state, slots, fn, args, sub, loop, current_event())
+            if state.called_by_consumer():
+                raise _Suspended(sub, args[-1], waiting)    # the consumer waits for a slot
+            # Anyone else dispatching on a running loop (an emit in a task, a drain, an emit
+            # nested in a handler) cannot be suspended: the call waits for a free slot in a
+            # task of its own, so that N holds whoever dispatches.
+            task = loop.create_task(waiting)
+            state.tasks.add(task)
+            task.add_done_callback(state.tasks.discard)
+            return None
         _start_task(state, slots, fn, args, sub, loop)
         return None
     call_async_handler.__qualname__ = f"async:{getattr(fn, '__qualname__', fn)!s}"
@@ -517,11 +561,14 @@ def _concurrent_caller(state, sub, fn):
 
 def _start_task(state, slots, fn, args, sub, loop):
     coro = _coroutine(fn(*args))
-    if coro is None:
-        return
-    for first in coro.__await__():
-        state.spawn(loop, coro, first, sub, args[-1], slots)
-        return
+    if coro is not None:
+        for first in coro.__await__():
+            state.spawn(loop, coro, first, sub, args[-1], slots)
+            return
+    # Done without taking a slot: a call waiting for one must not wait for a release that
+    # will not come.
+    if slots.waiters and slots.inflight < slots.limit:
+        slots.wake()
 
 
 async def _start_when_free(state, slots, fn, args, sub, loop, event):
@@ -550,7 +597,8 @@ def _once_caller(sub, call):
         # next() on a count is atomic under the GIL: of racing dispatches, one calls.
         if next(fired):
             return None
-        sub.unsubscribe()
+        # A pattern's member: once in all, so the whole pattern goes.
+        (sub._parent or sub).unsubscribe()
         return call(*args)
     call_once.__qualname__ = f"once:{getattr(call, '__qualname__', call)!s}"
     return call_once
@@ -1006,6 +1054,8 @@ async def _serve(bus, req):
         ran += 1
         ctx = contextvars.copy_context()
         ctx.run(_current.set, req)
+        if sub.with_type:
+            handler = functools.partial(handler, t)
         try:
             result = ctx.run(_in_event, event, handler, payload)
             if sub.is_async:
@@ -1017,6 +1067,9 @@ async def _serve(bus, req):
                 err = bus._handler_error(t, payload, sub, exc)
                 raise_later = raise_later or err
             continue
+        if result is STOP:          # a guard: no answer, and the later handlers do not run
+            bus._stopped_add()
+            break
         if result is not None:
             req.reply(result)
     bus._handler_calls_add(ran)

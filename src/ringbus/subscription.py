@@ -5,7 +5,8 @@ import types
 import weakref
 from typing import Any, Callable, Optional
 
-from ringbus._dispatch import STRONG as CALL_STRONG, WEAK as CALL_WEAK, WEAK_METHOD as CALL_WEAK_METHOD
+from ringbus._dispatch import STRONG as CALL_STRONG, TYPED as CALL_TYPED, WEAK as CALL_WEAK, \
+    WEAK_METHOD as CALL_WEAK_METHOD
 
 
 class Subscription:
@@ -16,17 +17,20 @@ class Subscription:
     """
 
     __slots__ = ("event_type", "priority", "name", "after", "before", "seq", "batch",
-                 "once", "is_async", "concurrent",
+                 "with_type", "once", "is_async", "concurrent",
                  "_bus", "_target", "_ref", "_kind", "_htarget", "_href", "_hkind",
-                 "_fired", "_active", "_meter", "__weakref__")
+                 "_fired", "_active", "_meter", "_wall", "_parent", "__weakref__")
 
     def __init__(self, bus, event_type: int, handler: Callable[[Any], Any], *,
                  priority: int, name: Optional[str], seq: int, weak: Optional[bool],
                  batch: bool = False, once: bool = False, is_async: bool = False,
-                 concurrent: int = 0):
+                 concurrent: int = 0, with_type: bool = False):
         self.event_type = event_type
         #: True for ``subscribe_batch``: called once per group of rows with an array view.
         self.batch = batch
+        #: True for ``with_type=True``: called as ``handler(event_type, payload)`` (a batch
+        #: handler: ``handler(event_type, rows)``).
+        self.with_type = with_type
         #: True for ``subscribe(..., once=True)``: unsubscribed when it is first called.
         self.once = once
         #: True for a coroutine function (an async handler).
@@ -39,13 +43,16 @@ class Subscription:
         self.after: tuple[Subscription, ...] = ()
         self.before: tuple[Subscription, ...] = ()
         # once=True: an itertools.count whose first next() is the one call (ringbus.aio).
-        self._fired = None
+        self._fired: Optional[Any] = None
         # A weak reference back: the bus owns its subscriptions, never the other way round,
         # so dropping a bus frees its handlers without waiting for the cycle collector.
         self._bus = weakref.ref(bus)
         self._active = True
         # Its meter in the bus's table (1-based), once metrics were enabled; 0: none.
         self._meter = 0
+        self._wall: Optional[Any] = None    # an async handler's wall times (a Histogram), metered
+        # A pattern's member (ringbus.patterns): the PatternSubscription it belongs to.
+        self._parent: Optional[Any] = None
         self._bind(handler, weak)
 
     def _bind(self, handler, weak: Optional[bool]) -> None:
@@ -74,6 +81,9 @@ class Subscription:
                     f"handler {handler!r} cannot be held weakly (weak=True); "
                     f"pass weak=False") from None
         self._target, self._ref, self._kind = self._htarget, self._href, self._hkind
+        if self.with_type:
+            # The table passes the event type first; _hkind (how to reach the handler) stays.
+            self._kind |= CALL_TYPED
 
     @property
     def handler(self) -> Optional[Callable[[Any], Any]]:

@@ -96,6 +96,20 @@ def _row_workers(rows: Any, key: Any, field: Optional[str], processes: int) -> A
     return np.fromiter((worker_index(v, processes) for v in values), np.intp, len(values))
 
 
+def _as_records(rows: Any) -> Any:
+    """A DataFrame's or Arrow batch's group (emit_batch of a frame) as the numpy records a
+    worker is sent: each library's own structured export (Arrow's through pandas)."""
+    kind = type(rows).__module__.partition(".")[0]
+    if kind == "pandas":
+        return rows.to_records(index=False)
+    if kind == "polars":
+        return rows.to_numpy(structured=True)
+    if kind == "pyarrow":
+        return rows.to_pandas().to_records(index=False)
+    raise TypeError(f"a Workers batch takes numpy rows, a pandas or polars DataFrame or an "
+                    f"Arrow batch, got {type(rows).__name__}")
+
+
 def _int_key_layout(rows: Any, field: Optional[str]) -> Optional[tuple[int, int, bool]]:
     """(offset, size, signed) of ``rows``' key field when the compiled split can read it:
     a native-endian integer (or bool) field of C-contiguous rows without objects; else
@@ -337,6 +351,8 @@ class Workers:
                 not_running()
             if not len(rows):
                 return
+            if not isinstance(rows, np.ndarray):
+                rows = _as_records(rows)
             if key is None:
                 send(next(counter) % n, rows)
                 return

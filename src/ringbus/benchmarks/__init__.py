@@ -11,6 +11,10 @@ interleaved, and reported as medians and ratios of medians:
   :mod:`.latency`, against ``queue.SimpleQueue``, ``collections.deque`` + ``threading.Event``
   and janus (:mod:`.handoff`);
 - numpy batches (issue 4): :mod:`.emit_batch`, against an ``np.argsort`` baseline;
+- pipelines (issue 15): :mod:`.pipelines`, DataFrames and Arrow batches routed by a name
+  column (a public dataset, and 1M synthetic rows) against pandas ``groupby``, polars
+  ``partition_by``, Arrow ``sort_indices`` and numpy ``argsort``; names to ids against
+  ``Series.map(dict)`` and polars ``cast(Enum)``;
 - across processes (issue 10): :mod:`.xproc_records`, :mod:`.xproc_messages` and
   :mod:`.xproc_latency`, one producer process -> this process, against a pure-Python
   shared-memory ring, ``multiprocessing.Pipe`` and ``Queue``, faster-fifo and iceoryx2
@@ -36,8 +40,8 @@ from typing import Callable, Iterable, Optional
 
 from ringbus.benchmarks import (
     bridges, emit_batch, event_types, fan_out, latency, metrics, no_subscriber, one_thread, one_to_one,
-    one_to_one_threads, three_to_one_threads, workers, xproc_latency, xproc_messages,
-    xproc_records,
+    one_to_one_threads, pipelines, routing, three_to_one_threads, workers, xproc_latency,
+    xproc_messages, xproc_records,
 )
 from ringbus.benchmarks.handoff import QUEUE_PEER_NAMES
 from ringbus.benchmarks.measure import Case, Contender, compile_loop, run_rounds
@@ -78,8 +82,8 @@ def case_names(settings: Settings) -> list[str]:
     """The cases a full run measures, in table order."""
     return ([one_to_one.NAME, fan_out.NAME]
             + [event_types.name(k) for k in settings.type_counts]
-            + [no_subscriber.NAME] + list(metrics.NAMES) + list(_FIXED)
-            + list(_WORKER_CASES) + list(bridges.NAMES))
+            + [no_subscriber.NAME] + list(routing.NAMES) + list(metrics.NAMES) + list(_FIXED)
+            + list(pipelines.NAMES) + list(_WORKER_CASES) + list(bridges.NAMES))
 
 
 def build_case(name: str, settings: Settings,
@@ -94,6 +98,10 @@ def build_case(name: str, settings: Settings,
         return metrics.build(name, settings, progress)
     if name in bridges.NAMES:
         return bridges.build(name, settings, progress)
+    if name in routing.NAMES:
+        return routing.build(name, settings, progress)
+    if name in pipelines.NAMES:
+        return pipelines.build(name, settings, progress)
     if name.startswith(event_types.PREFIX) and name[len(event_types.PREFIX):].isdigit():
         return event_types.build(settings, int(name[len(event_types.PREFIX):]), progress)
     raise ValueError(f"unknown benchmark case {name!r}; known: {', '.join(case_names(settings))}")

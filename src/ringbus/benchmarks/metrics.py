@@ -3,7 +3,9 @@
 - ``metrics_emit``: ``emit`` to one trivial handler with the bus's metrics off and on (the
   meter: one TSC read per handler boundary and one histogram record per call).
 - ``metrics_handoff``: ``publish`` on this thread, the bus's consumer thread dispatching to
-  one handler, off and on; timed until the consumer dispatched them all.
+  one handler, off and on; timed until the consumer dispatched them all. A third row is on
+  without the ring's publish stamps (the queueing delay's clock read at publish and record
+  at dispatch): what the per-handler meter costs alone.
 - ``histogram_record``: recording one value into ringbus's C histogram from C (a loop of
   ``n`` pseudo-random values, against the same loop only making them), and from Python
   (``Histogram.record(v)``), against hdrhistogram's ``record_value(v)`` (PyPI
@@ -20,12 +22,13 @@ from ringbus.benchmarks.measure import (
 from ringbus.benchmarks.peers import FLOOR, RINGBUS, make_handler
 from ringbus.benchmarks.topology import Settings
 
-__all__ = ["EMIT", "HANDOFF", "RECORD", "NAMES", "METERED", "C_RECORD", "C_MAKE",
+__all__ = ["EMIT", "HANDOFF", "RECORD", "NAMES", "METERED", "NO_STAMPS", "C_RECORD", "C_MAKE",
            "PY_RECORD", "HDR", "build"]
 
 EMIT, HANDOFF, RECORD = "metrics_emit", "metrics_handoff", "histogram_record"
 NAMES = (EMIT, HANDOFF, RECORD)
 METERED = "ringbus metrics on"
+NO_STAMPS = "ringbus metrics on, no publish stamps"
 C_RECORD = "ringbus Histogram C record"
 C_MAKE = "C loop making the values"
 PY_RECORD = "ringbus Histogram.record"
@@ -61,8 +64,10 @@ class _Handoff(CheckedRun):
     """``events`` publishes on this thread to the bus's consumer thread; timed until the
     consumer dispatched them all."""
 
-    def __init__(self, metrics: bool, events: int):
+    def __init__(self, metrics: bool, events: int, stamps: bool = True):
         self.bus, self.t = _bus(metrics)
+        if not stamps:
+            self.bus.ring._set_stamping(False)      # not API: the meters alone
         self.events = events
         self.dispatched = 0
 
@@ -79,11 +84,11 @@ class _Handoff(CheckedRun):
 
 def _handoff_case(settings: Settings) -> Case:
     n = settings.thread_events
-    rows = [Contender(label, shown, _Handoff(on, n), n)
-            for label, shown, on in ((RINGBUS, "ringbus publish -> consumer thread, metrics "
-                                               "off", False),
-                                     (METERED, "ringbus publish -> consumer thread, metrics "
-                                               "on", True))]
+    shown = "ringbus publish -> consumer thread, metrics "
+    rows = [Contender(label, shown + what, _Handoff(on, n, stamps), n)
+            for label, what, on, stamps in ((RINGBUS, "off", False, False),
+                                            (METERED, "on", True, True),
+                                            (NO_STAMPS, "on, no publish stamps", True, False))]
     return Case(HANDOFF, "publish to the consumer thread, 1 handler, metrics off and on", rows,
                 rounds=settings.thread_rounds)
 

@@ -279,6 +279,10 @@ TABLES: tuple[_Table, ...] = (
     _Table("batch", "batch: numpy rows routed by event type to batch handlers",
            ("case", "implementation", "ns/row", "±", "M rows/s", "vs ringbus",
             "target / note"), frozenset({2, 3, 4, 5})),
+    _Table("pipelines", "pipelines: DataFrame / Arrow rows routed by a name column, one "
+                        "handler call per group (names_1m: names to ids)",
+           ("case", "implementation", "ns/row", "±", "M rows/s", "vs ringbus",
+            "target / note"), frozenset({2, 3, 4, 5})),
     _Table("processes", "processes: one producer process -> this process, every message "
                         "checked",
            ("case", "implementation", "ns/msg", "min–max", "M msg/s", "vs ref",
@@ -318,6 +322,8 @@ def _table_rows(report: Report, kind: str) -> list[list[str]]:
         return _process_rows(report, "workers", per_second=1e6)
     if kind == "bridges":
         return _process_rows(report, "bridges", per_second=1e6)
+    if kind == "pipelines":
+        return _throughput_rows(report, "pipelines", faster=False)
     return _throughput_rows(report, "batch", faster=False)
 
 
@@ -440,6 +446,18 @@ def _table_method(report: Report, kind: str) -> list[str]:
             f"percentiles of all round trips {rounds}, in µs, from perf_counter_ns() before "
             f"the publish (or Pool.apply) to the reply's handler on the parent (apply "
             f"returned); one every ~250 µs (a 200 µs sleep between)",
+        ]
+    if kind == "pipelines":
+        return [
+            f"ns per row: median {rounds}, contenders interleaved per round; M rows/s = "
+            f"1000 / (ns/row); vs ringbus = the row's ns/row over the first row's (> 1 = "
+            f"slower)",
+            "every contender calls the same Python handler h(key, rows) once per group of "
+            "each chunk, rows in the kind given (DataFrame, RecordBatch, numpy records), "
+            "each run checks rows and groups delivered; ringbus maps the name column itself",
+            "names_1m: the synthetic rows' event names to ids, each result checked against "
+            "Series.map(dict)'s before timing; a target 'x ringbus (best)' divides by the "
+            "fastest ringbus row",
         ]
     return [
         f"ns per row: median {rounds}; M rows/s = 1000 / (ns/row); vs ringbus = ratio of "

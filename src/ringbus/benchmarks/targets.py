@@ -16,7 +16,8 @@ from typing import Callable, Mapping, Optional
 
 from ringbus.benchmarks import (
     bridges, emit_batch, event_types, fan_out, metrics, no_subscriber, one_thread, one_to_one,
-    one_to_one_threads, workers, xproc_latency, xproc_messages, xproc_records,
+    one_to_one_threads, pipelines, routing, workers, xproc_latency, xproc_messages,
+    xproc_records,
 )
 from ringbus.benchmarks.handoff import SIMPLEQUEUE
 from ringbus.benchmarks.peers import (
@@ -63,6 +64,7 @@ class Outcome:
 
 
 _O, _F, _N = one_to_one.NAME, fan_out.NAME, no_subscriber.NAME
+_RP = routing.PATTERN
 _T100K = event_types.name(100_000)
 _P, _T1, _B = one_thread.NAME, one_to_one_threads.NAME, emit_batch.NAME
 _RB_BLOCK = one_to_one_threads.ring_label("block")
@@ -74,6 +76,38 @@ _MT = metrics
 _ME, _MH, _MR = _MT.EMIT, _MT.HANDOFF, _MT.RECORD
 _WC, _WT = _W.CPU, _W.TINY
 
+def _pipeline_targets() -> tuple[Target, ...]:
+    """Issue 15, per dataset and chunk size: ringbus (names mapped by it) ahead of each peer
+    on the peer's own input kind, and >= 3x pandas groupby iteration (from a DataFrame, and
+    at its best input kind, " *"); names to ids >= 3x Series.map(dict), >= polars
+    cast(Enum). "x peer" = the peer's ns/row over ringbus's."""
+    p = pipelines
+    out = []
+    for case in p.NAMES[:-1]:
+        out += [
+            Target(case, p.RB_PANDAS, ">= 3x pandas groupby", (case, p.PANDAS),
+                   (case, p.RB_PANDAS), ">=", 3.0),
+            Target(case, p.RB_ARROW, ">= 1x Arrow sort", (case, p.ARROW), (case, p.RB_ARROW),
+                   ">=", 1.0),
+            Target(case, p.RB_POLARS, ">= 1x polars partition_by", (case, p.POLARS),
+                   (case, p.RB_POLARS), ">=", 1.0),
+            Target(case, p.RB_NUMPY, ">= 1x numpy argsort", (case, p.NUMPY),
+                   (case, p.RB_NUMPY), ">=", 1.0),
+            Target(case, p.PANDAS, "ringbus (best) >= 3x this", (case, p.PANDAS),
+                   (case, "ringbus *"), ">=", 3.0),
+        ]
+    n = p.NAMES_CASE
+    out += [
+        Target(n, p.SERIES_MAP, ">= 3x ringbus (pandas)", (n, p.SERIES_MAP),
+               (n, p.MAP_PANDAS), ">=", 3.0),
+        Target(n, p.POLARS_ENUM, ">= 1x ringbus (polars)", (n, p.POLARS_ENUM),
+               (n, p.MAP_POLARS), ">=", 1.0),
+    ]
+    return tuple(out)
+
+
+_PIPELINE_TARGETS = _pipeline_targets()
+
 TARGETS: tuple[Target, ...] = (
     Target(_O, RINGBUS, "<= 1.5x floor", (_O, RINGBUS), (_O, FLOOR), "<=", 1.5),
     Target(_O, DICT, "ringbus <= 0.6x this", (_O, RINGBUS), (_O, DICT), "<=", 0.6),
@@ -83,6 +117,12 @@ TARGETS: tuple[Target, ...] = (
     Target(_O, PSYGNAL_EMIT_FAST, ">= 2.5x ringbus", (_O, PSYGNAL_EMIT_FAST), (_O, RINGBUS),
            ">=", 2.5),
     Target(_F, RINGBUS, "<= 1.2x floor", (_F, RINGBUS), (_F, FLOOR), "<=", 1.2),
+    # Issue 13: a pattern costs what an exact subscription costs (resolved at registration);
+    # >= 30x pymitter's wildcard emit on the same two listeners.
+    Target(_RP, routing.WITH_PATTERN, "<= 1.1x 2 exact (same within noise)",
+           (_RP, routing.WITH_PATTERN), (_RP, routing.EXACT2), "<=", 1.1),
+    Target(_RP, routing.PYMITTER, ">= 30x ringbus exact + pattern", (_RP, routing.PYMITTER),
+           (_RP, routing.WITH_PATTERN), ">=", 30.0),
     Target(_T100K, RINGBUS, "<= 1.2x 1 type", (_T100K, RINGBUS), (_O, RINGBUS), "<=", 1.2),
     Target(_N, DICT, "ringbus <= 0.5x this", (_N, RINGBUS), (_N, DICT), "<=", 0.5),
     # Issue 3. Throughput targets read "x SimpleQueue's events/s": SimpleQueue's ns/event
@@ -144,6 +184,7 @@ TARGETS: tuple[Target, ...] = (
     Target(bridges.NATS_IN, bridges.RB_NATS_IN, ">= 3x nats-py fetch(500) + ack each",
            (bridges.NATS_IN, bridges.PULL_ACK), (bridges.NATS_IN, bridges.RB_NATS_IN),
            ">=", 3.0),
+    *_PIPELINE_TARGETS,
     # Issue 4, RecordRing (to come with RecordRing's own case, see benchmarks/__init__.py):
     # nogil C-API producer -> batch consumer >= 20M records/s (<= 50 ns/record, absolute)
     # and >= 5x the object ring's per-event events/s.

@@ -9,6 +9,11 @@ Each scrape reads the bus as it is (nothing is kept between scrapes):
 - ``ringbus_handler_calls_total``, ``ringbus_handler_errors_total`` and the histogram
   ``ringbus_handler_seconds`` per metered subscription, labelled ``bus``, ``event`` (the
   event type's name, or ``#id``) and ``subscription`` (its name, or ``#seq:handler``);
+  for async handlers also ``ringbus_handler_wall_seconds`` (start to end, awaits included);
+- the histogram ``ringbus_publish_to_handle_seconds`` per event type (labels ``bus``,
+  ``event``): queueing delay from publish to dispatch;
+- the gauges ``ringbus_ring_lag_events`` and ``ringbus_ring_lag_seconds`` (the oldest
+  pending event's age; absent when unknown), labelled ``bus`` and ``stage``;
 - the bus's counters ``ringbus_emitted_total``, ``ringbus_published_total``,
   ``ringbus_dispatched_total``, ``ringbus_dropped_total``, ``ringbus_handler_calls_all_total``
   and ``ringbus_handler_errors_all_total``, and the gauges ``ringbus_ring_fill`` and
@@ -22,7 +27,7 @@ from __future__ import annotations
 import weakref
 from typing import Any, Iterator, Optional
 
-from ringbus.metrics import handler_histograms
+from ringbus.metrics import delay_histograms, handler_histograms
 
 __all__ = ["BusCollector", "register", "BOUNDS"]
 
@@ -56,18 +61,35 @@ class BusCollector:
                                      "handler that raised", labels=labels)
         seconds = HistogramMetricFamily("ringbus_handler_seconds", "Time of one call of a "
                                         "subscription's handler", labels=labels)
+        wall = HistogramMetricFamily("ringbus_handler_wall_seconds", "Time of an async "
+                                     "handler's coroutine from start to end",
+                                     labels=labels)
         for fields, hist in handler_histograms(bus):
-            event = fields["event_name"] or f"#{fields['event_type']}"
-            values = [self.name, event, fields["subscription"]]
+            values = [self.name, _event(fields), fields["subscription"]]
             calls.add_metric(values, fields["calls"])
             errors.add_metric(values, fields["errors"])
-            cumulative = hist.counts_at(_BOUNDS_NS)
-            buckets = [(_le(b), float(c)) for b, c in zip(BOUNDS, cumulative)]
-            buckets.append(("+Inf", float(hist.count)))
-            seconds.add_metric(values, buckets, sum_value=hist.total / 1e9)
+            _add_histogram(seconds, values, hist)
+            if fields["wall"] is not None:
+                _add_histogram(wall, values, fields["wall"])
         yield calls
         yield errors
         yield seconds
+        yield wall
+        delay = HistogramMetricFamily("ringbus_publish_to_handle_seconds", "Delay from an "
+                                      "event's publish to its dispatch", labels=["bus", "event"])
+        for fields, hist in delay_histograms(bus):
+            _add_histogram(delay, [self.name, _event(fields)], hist)
+        yield delay
+        lag_events = GaugeMetricFamily("ringbus_ring_lag_events", "Events a stage has not "
+                                       "taken yet", labels=["bus", "stage"])
+        lag_seconds = GaugeMetricFamily("ringbus_ring_lag_seconds", "Age of the oldest event "
+                                        "a stage has not taken yet", labels=["bus", "stage"])
+        for stage, (events, age) in bus.ring._lag().items():
+            lag_events.add_metric([self.name, stage], events)
+            if age is not None:
+                lag_seconds.add_metric([self.name, stage], age)
+        yield lag_events
+        yield lag_seconds
         stats = bus.stats()
         for key, help_text in (("emitted", "Events emitted inline"),
                                ("published", "Events published into the ring"),
@@ -93,6 +115,18 @@ class BusCollector:
 
 def _le(bound: float) -> str:
     return repr(bound)
+
+
+def _event(fields: dict) -> str:
+    return fields["event_name"] or f"#{fields['event_type']}"
+
+
+def _add_histogram(family: Any, values: list, hist: Any) -> None:
+    """One series of ``family`` from a ringbus.Histogram of nanoseconds."""
+    cumulative = hist.counts_at(_BOUNDS_NS)
+    buckets = [(_le(b), float(c)) for b, c in zip(BOUNDS, cumulative)]
+    buckets.append(("+Inf", float(hist.count)))
+    family.add_metric(values, buckets, sum_value=hist.total / 1e9)
 
 
 def register(bus: Any, name: str = "bus", registry: Optional[Any] = None) -> BusCollector:
