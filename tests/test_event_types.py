@@ -1,5 +1,6 @@
 """Event types: names -> dense int ids; ints accepted as ids; emit on an empty type."""
 import enum
+import uuid
 
 import pytest
 
@@ -26,11 +27,13 @@ def test_same_name_gives_same_id(bus):
 
 
 def test_distinct_names_get_distinct_dense_ids(bus):
-    ids = [bus.event_type(f"t{i}") for i in range(5)]
+    # Names no other test registered (ids are process-wide: "t3" may have one already).
+    fresh = f"dense.{uuid.uuid4().hex}"
+    ids = [bus.event_type(f"{fresh}.t{i}") for i in range(5)]
     assert len(set(ids)) == 5
     assert sorted(ids) == list(range(min(ids), min(ids) + 5))
     # Ids are process-wide (issue 13): a fresh bus does not start at 0.
-    assert ringbus.Bus().event_type("t3") == ids[3]
+    assert ringbus.Bus().event_type(f"{fresh}.t3") == ids[3]
 
 
 def test_event_type_accepts_its_own_id(bus, tick):
