@@ -97,7 +97,11 @@ def route(DispatchTable table not None, ids_array, rows):
         for k in range(npresent):       # once per type: an id this bus never registered
             if table._slots[present[k]].count < 0:
                 table.check_id(present[k])
-        if _grouped(ids, npresent):
+        if npresent == 1:
+            # One type: its run is the whole batch (the prefix pass set starts[0] = 0), with
+            # no pass over the ids to find it.
+            grouped = rows.rows if framed else rows
+        elif _grouped(ids, npresent):
             # Already grouped: one run per type. Its rows stay where they are: each group is
             # a slice of the input at its run's start.
             run_start = starts
