@@ -20,6 +20,7 @@ import logging
 import string
 import threading
 import time
+from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Tuple, Union
 
@@ -117,7 +118,7 @@ def _set_done(fut: "asyncio.Future[None]") -> None:
         fut.set_result(None)
 
 
-class Bridge:
+class Bridge(ABC):
     """The engine-independent part of NatsBridge and RedisBridge (see their docs)."""
 
     _engine = "engine"
@@ -374,20 +375,24 @@ class Bridge:
 
     # -- the engine's part --------------------------------------------------------------------
 
+    @abstractmethod
     async def _connect(self) -> None:
-        raise NotImplementedError
+        """Connect to the engine (the first connection is bounded)."""
 
     async def _prepare(self) -> None:
         """Make what is missing: streams, consumers, groups."""
 
+    @abstractmethod
     async def _disconnect(self) -> None:
-        raise NotImplementedError
+        """Close what _connect opened."""
 
+    @abstractmethod
     async def _export_loop(self) -> None:
-        raise NotImplementedError
+        """Publish what the exports drained, until cancelled."""
 
+    @abstractmethod
     async def _import_loop(self, spec: Import) -> None:
-        raise NotImplementedError
+        """Fetch ``spec``'s messages into the bus, until cancelled."""
 
     # -- running ----------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ import asyncio
 import json
 import logging
 import re
+from abc import ABC, abstractmethod
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 from urllib.parse import unquote, urlsplit
 
@@ -31,7 +32,7 @@ _log = logging.getLogger("ringbus.bridge")
 
 
 
-class _Link:
+class _Link(ABC):
     """One raw connection: ``connect()``, ``write(bytes)`` and ``await drain()``;
     ``run()`` reads (what comes is the subclass's ``_parse``) and, when the connection breaks, calls
     ``on_lost()``, reconnects every 0.1 s and calls ``on_back()``."""
@@ -151,9 +152,9 @@ class _Link:
             buf = buf + chunk if buf else chunk
             buf = buf[self._parse(buf):]
 
+    @abstractmethod
     def _parse(self, buf: bytes) -> int:
         """Handle the whole messages at the start of ``buf``; how many bytes they were."""
-        raise NotImplementedError
 
     def _control(self, buf: bytes, pos: int, eol: int) -> None:
         """A line that is not a message: PING is answered, -ERR logged; +OK, PONG and INFO
