@@ -23,6 +23,7 @@ from ringbus._histogram import Histogram
 from ringbus._ring import ConsumerGone, RingBuffer, RingFull, Stage
 from ringbus._records import RecordRing, get_include
 from ringbus._messages import MessageRing, MsgspecCodec, PickleCodec
+from ringbus.lanes import Lane
 from ringbus.aio import NoHandlerError, NoReplyError, Request, current_request
 from ringbus.ordering import OrderCycleError
 from ringbus.patterns import PatternSubscription
@@ -35,14 +36,14 @@ __version__ = "0.1.0"
 # module each is defined in). Plain Python classes only: the compiled types keep theirs.
 for _cls in (RingFull, ConsumerGone, EmitDepthError, OrderCycleError, NoHandlerError,
              NoReplyError, Request, Subscription, PatternSubscription, PickleCodec, MsgspecCodec, Workers,
-             PoisonEvent):
+             PoisonEvent, Lane):
     _cls.__module__ = "ringbus"
 del _cls
 
 __all__ = [
     "Bus", "Subscription", "RingBuffer", "Stage", "RingFull", "ConsumerGone", "EmitDepthError",
     "OrderCycleError", "NoHandlerError", "NoReplyError", "Request", "current_request",
-    "current_event", "EventInfo", "STOP", "PatternSubscription",
+    "current_event", "EventInfo", "STOP", "PatternSubscription", "Lane",
     "RecordRing", "MessageRing", "PickleCodec", "MsgspecCodec", "Workers", "PoisonEvent",
     "Histogram", "get_include", "__version__",
 ]

@@ -21,8 +21,18 @@ cdef class Bus(DispatchTable):
     cdef list _closers
     cdef object _watchdog           # ringbus.metrics.watchdog.Watchdog, or None
     cdef bint _watchdog_closer
+    # Priority lanes (ringbus.lanes): None until a lane is added, then the lanes' one
+    # consumer (ringbus._lanes.LaneConsumer), the Lane objects highest first, a dict from
+    # each lane and its name to its ring (publish's lane=), and per event type id its lane's
+    # ring or None (the default lane): publish's route is one list index.
+    cdef object _lanes
+    cdef list _lane_list
+    cdef dict _lane_map
+    cdef list _type_ring
     cdef object __weakref__
 
     cdef inline int _need(self) except -1
     cdef inline int _need_open(self) except -1
     cdef inline Py_ssize_t _checked(self, object event_type) except -1
+    cdef inline RingBuffer _ring_for(self, Py_ssize_t t, object lane)
+    cdef RingBuffer _lane_ring(self, Py_ssize_t t, object lane)

@@ -1,5 +1,6 @@
 """The public Bus: the compiled dispatch table plus a plain-Python registration facade."""
 from cpython.long cimport PyLong_CheckExact
+from cpython.pyport cimport PY_SSIZE_T_MAX
 
 from ringbus._capi cimport ringbus_index_or_neg
 
@@ -14,6 +15,9 @@ from ringbus._ring cimport RingBuffer, timeout_arg
 from ringbus import _batch
 from ringbus._ring import RingFull  # noqa: F401  (re-exported by the package)
 from ringbus import aio as _aio
+from ringbus import lanes as _lanes_py
+from ringbus._lanes import LaneConsumer
+from ringbus._checks import int_arg
 from ringbus.registry import Registry
 
 
@@ -209,9 +213,13 @@ An in-process event bus.
         cdef RingBuffer ring = self._ring
         errors = []
         why = None
-        # 1. consumer threads (the ring's driver: the same step closes a plain ring at exit)
+        # 1. consumer threads (the ring's driver: the same step closes a plain ring at exit;
+        # with lanes, their one consumer)
         started = ring._started
-        why = ring.close_consumers(time_left(deadline), errors)
+        if self._lanes is None:
+            why = ring.close_consumers(time_left(deadline), errors)
+        else:
+            why = self._lanes.close(time_left(deadline), errors)
         if started:
             if why is None:
                 why = "published after the drain's stop target"
@@ -231,7 +239,7 @@ An in-process event bus.
         self._closed = True
         _live.pop(id(self), None)
         # 4. report
-        cdef Py_ssize_t left = ring._pending()
+        cdef Py_ssize_t left = self.pending
         if left:
             message = (f"ringbus: Bus closed{' at interpreter exit' if _exiting else ''} "
                        f"with {left} event(s) still queued, not dispatched ({why})")
@@ -332,15 +340,17 @@ An in-process event bus.
         ids, rows = _batch.prepare(self, types, rows, False, self._registry)
         return _batch.route(self, ids, rows)
 
-    def publish_batch(self, types, rows, timeout=None):
+    def publish_batch(self, types, rows, timeout=None, lane=None):
         """Queue a batch (checked, its names mapped and copied now) as one ring event; the
         consumer dispatches it like :meth:`emit_batch`, in order with this producer's other
-        events. Returns True if queued (False if dropped under ``overflow="drop"``)."""
+        events of its lane (``lane=``: as for :meth:`publish`; else ``"default"``). Returns
+        True if queued (False if dropped under ``overflow="drop"``)."""
         self._need_open()
         batch = _batch.prepare(self, types, rows, True, self._registry)
         if self._batch_type < 0:
             self._batch_type = self._registry.batch_event_type(self)
-        return self._ring.publish_c(self._batch_type, batch, timeout_arg(timeout)) == 1
+        cdef RingBuffer ring = self._ring if lane is None else self._lane_ring(-1, lane)
+        return ring.publish_c(self._batch_type, batch, timeout_arg(timeout)) == 1
 
     def event_types_of(self, names, register=False):
         """The event type ids of a column of names, as an int64 numpy array.
@@ -372,7 +382,29 @@ An in-process event bus.
 
     # -- the ring: queued delivery ------------------------------------------------------
 
-    def publish(self, event_type, payload=None, timeout=None):
+    cdef inline RingBuffer _ring_for(self, Py_ssize_t t, object lane):
+        # Without lanes, one branch; with them, the type's lane is one list index.
+        if self._type_ring is None and lane is None:
+            return self._ring
+        return self._lane_ring(t, lane)
+
+    cdef RingBuffer _lane_ring(self, Py_ssize_t t, object lane):
+        cdef object r
+        if lane is None:
+            if t < len(self._type_ring):
+                r = self._type_ring[t]
+                if r is not None:
+                    return <RingBuffer>r
+            return self._ring
+        r = self._lane_map.get(lane) if self._lane_map is not None else None
+        if r is None:
+            if lane == _lanes_py.DEFAULT_LANE or (isinstance(lane, _lanes_py.Lane)
+                                                   and lane.ring is self._ring):
+                return self._ring
+            _lanes_py.lane_by_name(self._lane_list, lane)      # raises, naming the problem
+        return <RingBuffer>r
+
+    def publish(self, event_type, payload=None, timeout=None, lane=None):
         """Put an event into the ring for a consumer; True if queued, False if dropped.
 
         A full ring waits for room up to ``timeout`` seconds, then the bus's ``overflow``
@@ -384,10 +416,14 @@ An in-process event bus.
         makes room): its event goes into the consumer's follow-up backlog, dispatched right
         after the ring events claimed before it (past ``backlog=``, the policy acts at once:
         "drop" drops, "block" and "raise" raise RingFull).
+
+        ``lane=`` (a :class:`ringbus.Lane` or a lane's name): the lane to queue it in,
+        instead of the type's lane (:meth:`set_lane`) or ``"default"``; see
+        :meth:`add_lane`. Its capacity and overflow policy apply.
         """
         self._need_open()
-        return self._ring.publish_c(self._checked(event_type), payload,
-                                    timeout_arg(timeout)) == 1
+        cdef Py_ssize_t t = self._checked(event_type)
+        return self._ring_for(t, lane).publish_c(t, payload, timeout_arg(timeout)) == 1
 
     def publish_conflated(self, event_type, key, payload=None, timeout=None):
         """Publish an event that conflates per ``(event_type, key)``: while one of the same
@@ -400,18 +436,20 @@ An in-process event bus.
         cdef Py_ssize_t t = self._checked(event_type)
         return self._registry.conflator(self).publish(self, t, key, payload, timeout)
 
-    def try_publish(self, event_type, payload=None):
+    def try_publish(self, event_type, payload=None, lane=None):
         """Queue an event only if there is room now; returns False when full (never blocks,
-        counts nothing as dropped)."""
+        counts nothing as dropped). ``lane=`` as for :meth:`publish`."""
         self._need_open()
-        return self._ring.try_publish_c(self._checked(event_type), payload) == 1
+        cdef Py_ssize_t t = self._checked(event_type)
+        return self._ring_for(t, lane).try_publish_c(t, payload) == 1
 
-    def publish_many(self, event_type, payloads, timeout=None):
+    def publish_many(self, event_type, payloads, timeout=None, lane=None):
         """Queue one event of ``event_type`` per payload, claiming runs of slots at once;
-        returns how many were queued. The overflow policy applies as for :meth:`publish`."""
+        returns how many were queued. The overflow policy applies as for :meth:`publish`;
+        ``lane=`` too."""
         self._need_open()
-        return self._ring.publish_many_c(self._checked(event_type), payloads,
-                                         timeout_arg(timeout))
+        cdef Py_ssize_t t = self._checked(event_type)
+        return self._ring_for(t, lane).publish_many_c(t, payloads, timeout_arg(timeout))
 
     def drain(self, max_events=None):
         """Dispatch queued events on this thread, in order; return how many.
@@ -422,31 +460,49 @@ An in-process event bus.
         """
         self._need()
         try:
-            return self._ring.drain(self, max_events)
+            return self._drain(max_events)
         except RuntimeError:
             # Refused (before dispatching anything) because a loop consumer is registered
             # whose event loop was closed: undo it and drain. Cold path only.
             if not _aio.reap_closed_loop(self):
                 raise
-        return self._ring.drain(self, max_events)
+        return self._drain(max_events)
+
+    def _drain(self, max_events):
+        if self._lanes is None:
+            return self._ring.drain(self, max_events)
+        n = -1 if max_events is None else int_arg("max_events", max_events, low=0,
+                                                  high=PY_SSIZE_T_MAX, none_ok=True)
+        return self._lanes.drain(self, n)
 
     def start(self):
         """Start the consumer thread(s): they wait for events with the GIL released (the
         ``wait`` strategy) and take the GIL once per batch."""
         self._need_open()
         try:
-            self._ring.start_c(self)
+            self._start()
         except RuntimeError:
             if not _aio.reap_closed_loop(self):     # as in drain()
                 raise
+            self._start()
+
+    def _start(self):
+        if self._lanes is None:
             self._ring.start_c(self)
+        else:
+            self._lanes.start(self)
 
     def stop(self, drain=True, timeout=None):
         """Stop the consumer thread(s). ``drain=True`` first dispatches everything published
         before the call; ``drain=False`` stops at the next event boundary (the rest stays
         queued). Re-raises what ended a consumer thread, if anything did."""
         self._need()
-        self._ring.stop(drain, timeout)
+        if self._lanes is None:
+            self._ring.stop(drain, timeout)
+        else:
+            if not isinstance(drain, bool):
+                raise TypeError(f"drain must be True or False, got {drain!r}")
+            self._lanes.stop(drain, timeout_arg(timeout))
 
     @contextmanager
     def running(self):
@@ -455,13 +511,15 @@ An in-process event bus.
         try:
             yield self
         finally:
-            self._ring.stop(True, None)
+            self.stop(True, None)
 
     @property
     def pending(self):
-        """Events published and not yet dispatched."""
+        """Events published and not yet dispatched (in every lane)."""
         self._need()
-        return self._ring.pending
+        if self._lanes is None:
+            return self._ring.pending
+        return sum(lane.ring.pending for lane in self._lane_list)
 
     @property
     def ring(self):
@@ -476,6 +534,9 @@ An in-process event bus.
         the last stages only. ``handler(event_type, payload)``, or with ``batch=True``
         ``handler(list_of_(event_type, payload))`` once per batch."""
         self._need()
+        if self._lanes is not None:
+            raise ValueError("stage(): this bus has priority lanes, whose one consumer runs "
+                             "only the 'dispatch' stage; a pipeline needs a bus without lanes")
         return self._ring.stage(name, handler, after=after, before=before, batch=batch,
                                 on_error=on_error)
 
@@ -534,6 +595,122 @@ An in-process event bus.
                                  name=name, weak=weak, once=once, concurrent=concurrent,
                                  with_type=with_type)
 
+    # -- priority lanes ---------------------------------------------------------------------
+
+    def add_lane(self, name, *, priority, capacity=4096, overflow="block", producers="multi",
+                 batch=256, patience=8, backlog=None, types=()):
+        """Add a priority lane: a ring of its own (``capacity``, ``overflow``, ``producers``
+        and ``backlog`` as for :class:`Bus`), consumed by the bus's one consumer (thread,
+        event loop or drain) before the lanes of lower ``priority`` (an int; the bus's own
+        ring is the lane ``"default"``, priority 0; each lane has its own). Returns the
+        :class:`ringbus.Lane`.
+
+        Events go to the lane given to the publish call (``lane=``), else to their type's
+        lane (``types=`` here, or :meth:`set_lane`), else to ``"default"``.
+
+        The consumer takes one batch at a time, of at most the lane's ``batch`` events,
+        from the highest lane with events, unless a lower lane with events has been passed
+        over ``patience`` turns in a row: then that lane takes the turn. So an event of a
+        higher lane waits at most for the batch in hand, and no lane starves. FIFO holds
+        per producer per lane. Only while nothing consumes the bus; a bus with lanes has no
+        pipeline stages, and at most 8 lanes.
+        """
+        self._need_open()
+        self._check_lanes_idle("add_lane()")
+        if len(self._ring._consumers) != 1:
+            raise ValueError("add_lane(): this bus has pipeline stages; a bus with lanes has "
+                             "one consumer, which runs only the 'dispatch' stage")
+        lanes = list(self._lane_objects())
+        lane = _lanes_py.new_lane(self, lanes, name, priority, capacity, overflow, producers,
+                                  batch, patience, backlog, self._ring.wait)
+        cdef RingBuffer ring = lane.ring
+        ring._owned = True                  # closed and reported by Bus.close
+        ring._share_parker(self._ring)      # the one consumer parks once for every lane
+        if self._ring._stamping:
+            ring._set_stamping(True)
+        lanes.append(lane)
+        lanes.sort(key=lambda x: -x.priority)
+        self._lane_list = lanes
+        self._lane_map = {}
+        for x in lanes:
+            self._lane_map[x] = x.ring
+            self._lane_map[x.name] = x.ring
+            self._lane_map[x.ring] = x.ring     # _lane_arg_of's answer
+        if self._type_ring is None:
+            self._type_ring = []
+        self._lanes_changed()
+        for t in types:
+            self.set_lane(t, lane)
+        return lane
+
+    def set_lane(self, event_type, lane):
+        """Route ``event_type``'s events to ``lane`` (a Lane or a lane's name; ``"default"``
+        undoes it) from the next publish on. Set it before the type's producers start:
+        events already queued in its old lane are not moved."""
+        self._need()
+        cdef Py_ssize_t t = self._checked(event_type)
+        cdef RingBuffer ring = self._lane_ring(t, lane)
+        if self._type_ring is None:
+            if ring is self._ring:
+                return
+            raise ValueError(f"lane: this bus has no lane {lane!r} (add_lane first)")
+        while len(self._type_ring) <= t:
+            self._type_ring.append(None)
+        self._type_ring[t] = None if ring is self._ring else ring
+
+    def lane_of(self, event_type):
+        """The :class:`ringbus.Lane` that ``event_type``'s events go to by default."""
+        self._need()
+        cdef Py_ssize_t t = self._checked(event_type)
+        cdef RingBuffer ring = self._lane_ring(t, None) if self._type_ring is not None else self._ring
+        for lane in self._lane_objects():
+            if lane.ring is ring:
+                return lane
+
+    def _lane_arg_of(self, Py_ssize_t t):
+        """Not API (conflation, request): a ``lane=`` that routes as ``t``'s own events do;
+        None for the default lane (or a bus without lanes)."""
+        if self._type_ring is None or t >= len(self._type_ring):
+            return None
+        return self._type_ring[t]
+
+    @property
+    def lanes(self):
+        """The bus's lanes, highest priority first (just ``"default"`` until
+        :meth:`add_lane`)."""
+        self._need()
+        return tuple(self._lane_objects())
+
+    def _lane_objects(self):
+        if self._lane_list is None:
+            self._lane_list = [_lanes_py.default_lane(self, self._ring)]
+        return self._lane_list
+
+    def _rings(self):
+        """Not API: every lane's ring, highest priority first."""
+        if self._lanes is None:
+            return [self._ring]
+        return [lane.ring for lane in self._lane_list]
+
+    @property
+    def _consumed(self):
+        """Not API (ringbus.aio): what a consumer consumes, the ring or the lanes."""
+        return self._ring if self._lanes is None else self._lanes
+
+    def _check_lanes_idle(self, what):
+        cdef RingBuffer ring
+        for ring in self._rings():
+            if ring._started or ring._draining or ring._signal_fd >= 0:
+                raise RuntimeError(f"{what} while the bus is consumed (a consumer thread, "
+                                   f"an event loop or a drain): stop() or detach() first")
+
+    def _lanes_changed(self):
+        if self._type_ring is None:         # no lane added: the ring's own consumer
+            return
+        lanes = self._lane_list
+        self._lanes = LaneConsumer([x.ring for x in lanes], [x.batch for x in lanes],
+                                   [x.patience for x in lanes])
+
     def subscriptions(self, event_type):
         """The live subscriptions of ``event_type``, in dispatch order."""
         self._need()
@@ -549,6 +726,11 @@ An in-process event bus.
         ring = self._ring.stats()
         for key in ("published", "dispatched", "dropped", "pending", "backlog"):
             counters[key] = ring[key]
+        if self._lanes is not None:
+            lanes = {lane.name: lane.stats() for lane in self._lane_list}
+            for key in ("published", "dispatched", "dropped", "pending", "backlog"):
+                counters[key] = sum(lane[key] for lane in lanes.values())
+            counters["lanes"] = lanes
         return counters
 
     # -- metrics ---------------------------------------------------------------------------
@@ -568,7 +750,8 @@ An in-process event bus.
     def _set_metrics(self, bint on):
         # The ring stamps publish times first: a subscription metered from the next event
         # on then sees its queueing delay too.
-        self._ring._set_stamping(on)
+        for ring in self._rings():
+            ring._set_stamping(on)
         self._registry.set_metrics(on)
 
     def metrics(self):
@@ -612,7 +795,8 @@ An in-process event bus.
         self._need()
         self._meter_reset()
         self._registry.reset_walls()
-        self._ring._flow_reset()
+        for ring in self._rings():
+            ring._flow_reset()
 
     def enable_watchdog(self, threshold=0.1):
         """Warn (the ``ringbus`` logger) about a handler call that runs longer than
@@ -677,20 +861,22 @@ An in-process event bus.
         self._need()
         _aio.detach(self)
 
-    def publish_async(self, event_type, payload=None, timeout=None):
+    def publish_async(self, event_type, payload=None, timeout=None, lane=None):
         """Awaitable publish: ``await bus.publish_async(T, payload)``.
 
         The overflow rule of :meth:`publish`, with the waits made without blocking the
         loop's thread: a full ring waits for room up to ``timeout`` seconds (``None``:
         forever under "block", not at all under "raise" and "drop"), then the policy acts
         (RingFull, or False and counted under "drop"). With room, the awaitable is a
-        finished future: nothing suspends, nothing is allocated.
+        finished future: nothing suspends, nothing is allocated. ``lane=`` as for
+        :meth:`publish`.
         """
         self._need_open()
         cdef Py_ssize_t t = self._checked(event_type)
-        if self._aio_ready is not None and self._ring.try_publish_c(t, payload) == 1:
+        cdef RingBuffer ring = self._ring_for(t, lane)
+        if self._aio_ready is not None and ring.try_publish_c(t, payload) == 1:
             return self._aio_ready
-        return _aio.publish_wait(self, t, payload, timeout)
+        return _aio.publish_wait(self, t, payload, timeout, ring)
 
     def request(self, event_type, payload=None, timeout=None):
         """Publish a request; return a future of its reply.

@@ -113,6 +113,9 @@ cdef class RingBuffer(Driver):
     cdef int _stamp_tsc             # the tick source (_ticks.h): _dispatch's choice
     cdef unsigned long long _stamp_mult   # and its ticks-to-ns multiplier
     cdef int64_t _stamp_from
+    # Priority lanes: the ring whose parker this one parks on and wakes (its rb_ring's
+    # `park`), kept alive as long as this ring is; None: its own parker.
+    cdef object _park_owner
 
     cdef int publish_c(self, Py_ssize_t t, object payload, double timeout) except -1
     cdef int try_publish_c(self, Py_ssize_t t, object payload) except -1
@@ -134,6 +137,7 @@ cdef class RingBuffer(Driver):
     cdef int64_t _cursor(self) noexcept
     cdef int64_t _pending(self) noexcept
     cdef int _ready(self) except -1
+    cdef int _share_parker(self, RingBuffer owner) except -1
     cdef bint _own_followup(self) noexcept
     cdef int _followup(self, Py_ssize_t t, object payload, bint trying) except -1
     cdef Py_ssize_t _flush_backlog(self, DispatchTable table, int64_t upto) except -1

@@ -326,6 +326,17 @@ A bounded ring of ``(event_type, payload)`` events between publishers and consum
                                "RingBuffer(capacity, producers=..., overflow=..., wait=...)")
         return 0
 
+    cdef int _share_parker(self, RingBuffer owner) except -1:
+        """Park on ``owner``'s parker and wake it (priority lanes: one consumer waits for
+        several rings at once). Only while no thread uses either ring."""
+        self._ready()
+        if self._started or self._draining or self._signal_fd >= 0:
+            raise RuntimeError("a ring's parker changes only while nothing consumes it")
+        self._ring.park = owner._ring.park
+        self._park_owner = owner
+        self._q = rb_ring_sequencer(self._ring)
+        return 0
+
     def __dealloc__(self):
         cdef int64_t i, t
         cdef void *p

@@ -90,6 +90,10 @@ typedef struct rb_ring {
     RB_PAD(pad_gone, 4);
 
     rb_parker parker;
+    /* Where this ring's waiters park and its wakers wake: its own parker, or the one of
+     * the ring whose consumer also waits on this one (priority lanes: one consumer thread
+     * parks once for all its rings, so every lane's producers must wake that one parker). */
+    rb_parker *park;
 } rb_ring;
 
 /* What a consumer shares with other threads: its sequence (read by the stages after it and,
@@ -192,7 +196,7 @@ static inline rb_sequencer rb_ring_sequencer(rb_ring *r)
     q.gating_cache = &r->gating_cache;
     q.available = r->available;
     q.gating = r->gating;
-    q.parker = &r->parker;
+    q.parker = r->park;
     q.framed = 0;
     q.frames = 0;
     q.claimants = 0;
@@ -254,6 +258,7 @@ static inline void rb_ring_init(rb_ring *r, int64_t capacity, int multi, rb_slot
     rb_sequence_init(&r->stop_target, INT64_MAX);
     rb_store_relaxed_i32(&r->consumer_gone, 0);
     rb_parker_init(&r->parker, 0);
+    r->park = &r->parker;
 }
 
 static inline void rb_ring_destroy(rb_ring *r) { rb_parker_destroy(&r->parker); }
@@ -682,6 +687,110 @@ static inline int64_t rb_sequencer_wait_for(const rb_sequencer *q, rb_sequence *
     }
 }
 
+/* ------------------------------------------------------------------------- lanes
+ * One consumer of several rings (priority lanes, highest first): each lane has one consumer
+ * sequence and no dependencies, and every lane's sequencer parks on the same parker (the
+ * rings' `park`), so one waiter covers them all and a publish into any lane wakes it.
+ *
+ * Wait until a lane has an event for its consumer (`next[i]`: what lane i wants), an alert
+ * is raised, or `until` passes. Returns the index of the first lane, in the order given,
+ * with an event; -1 when alerted or past `until`. `poll`: wait="block" polls that long
+ * before it parks (as rb_sequencer_poll does for one ring). Runs without the GIL. */
+static inline int32_t rb_lanes_ready(const rb_sequencer *const *qs, const int64_t *next,
+                                     int32_t n)
+{
+    int32_t i;
+    for (i = 0; i < n; i++)
+        if (rb_sequencer_barrier_available(qs[i], 0, 0, next[i]) >= next[i])
+            return i;
+    return -1;
+}
+
+static inline int rb_lanes_alerted(rb_atomic_i32 *const *alerts, int32_t n)
+{
+    int32_t i;
+    for (i = 0; i < n; i++)
+        if (rb_load_acquire_i32(alerts[i]))      /* acquire: the stop target before it */
+            return 1;
+    return 0;
+}
+
+static inline int32_t rb_lanes_wait(const rb_sequencer *const *qs, const int64_t *next,
+                                    rb_atomic_i32 *const *alerts, int32_t n, int strategy,
+                                    double poll, rb_deadline_t until)
+{
+    int32_t ready, tries = 0;
+    rb_parker *parker = qs[0]->parker;
+#if !defined(RINGBUS_RELACY)
+    double poll_until = -1;
+#else
+    (void)poll;
+#endif
+    for (;;) {
+        ready = rb_lanes_ready(qs, next, n);
+        if (ready >= 0)
+            return ready;
+        if (rb_lanes_alerted(alerts, n))
+            return -1;
+        tries++;
+#if !defined(RINGBUS_RELACY)
+        if ((tries & 63) == 0 && rb_deadline_passed(until))
+            return -1;
+#endif
+        switch (strategy) {
+        case RB_WAIT_SPIN:
+            rb_cpu_pause();
+            break;
+        case RB_WAIT_YIELD:
+            if (tries < 100)
+                rb_cpu_pause();
+            else
+                RB_YIELD();
+            break;
+#if !defined(RINGBUS_RELACY)
+        case RB_WAIT_SLEEP:
+            if (tries < 100)
+                rb_cpu_pause();
+            else if (tries < 200)
+                RB_YIELD();
+            else
+                rb_sleep_ns(50000);
+            break;
+#endif
+        default:   /* RB_WAIT_BLOCK: poll, then park on the lanes' one parker */
+#if !defined(RINGBUS_RELACY)
+            if (tries < RB_SPINS_BEFORE_PARK) {
+                rb_cpu_pause();
+                break;
+            }
+            if (poll > 0) {
+                if (poll_until < 0)
+                    poll_until = rb_monotonic() + poll;
+                if (rb_monotonic() < poll_until) {
+                    rb_cpu_pause();
+                    break;
+                }
+            }
+#endif
+            /* The Dekker handshake of rb_parker_begin (see park/wake above): every lane's
+             * producer wakes this parker after its release of the slot, so either it sees
+             * us among the waiters or our re-check below sees its event. */
+            rb_parker_begin(parker);
+            ready = rb_lanes_ready(qs, next, n);
+            if (ready < 0 && !rb_lanes_alerted(alerts, n))
+                rb_parker_wait(parker, until);
+            rb_parker_end(parker);
+            if (ready >= 0)
+                return ready;
+#if !defined(RINGBUS_RELACY)
+            if (rb_deadline_passed(until))
+                return rb_lanes_ready(qs, next, n);
+#endif
+            break;
+        }
+    }
+}
+
 /* ------------------------------------------------------------------- the same, on an rb_ring
  * RingBuffer's interface: each is the algorithm above on the ring's own fields. */
 
@@ -763,10 +872,10 @@ static inline void *rb_slot_read(rb_ring *r, int64_t seq, int64_t *type, int tak
     return p;
 }
 
-static inline void rb_wake(rb_ring *r) { rb_parker_wake(&r->parker); }
-static inline void rb_park_begin(rb_ring *r) { rb_parker_begin(&r->parker); }
-static inline void rb_park_wait(rb_ring *r, rb_deadline_t deadline) { rb_parker_wait(&r->parker, deadline); }
-static inline void rb_park_end(rb_ring *r) { rb_parker_end(&r->parker); }
+static inline void rb_wake(rb_ring *r) { rb_parker_wake(r->park); }
+static inline void rb_park_begin(rb_ring *r) { rb_parker_begin(r->park); }
+static inline void rb_park_wait(rb_ring *r, rb_deadline_t deadline) { rb_parker_wait(r->park, deadline); }
+static inline void rb_park_end(rb_ring *r) { rb_parker_end(r->park); }
 
 static inline int64_t rb_wait_for(rb_ring *r, rb_sequence **deps, int32_t ndeps, int64_t next,
                                   int strategy, rb_atomic_i32 *alert, rb_deadline_t no_deadline)

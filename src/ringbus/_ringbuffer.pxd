@@ -19,6 +19,9 @@ cdef extern from "_ringbuffer.h" nogil:
     ctypedef struct rb_slot:
         pass
 
+    ctypedef struct rb_parker:
+        pass
+
     ctypedef struct rb_ring:
         int64_t capacity
         int32_t multi
@@ -28,15 +31,13 @@ cdef extern from "_ringbuffer.h" nogil:
         rb_sequence dropped
         rb_sequence stop_target
         rb_atomic_i32 consumer_gone
+        rb_parker *park
 
     ctypedef struct rb_consumer:
         rb_sequence sequence
         rb_atomic_i32 alert
 
     ctypedef struct rb_consuming:
-        pass
-
-    ctypedef struct rb_parker:
         pass
 
     # Where a ring's sequencing state lives (process-local pointers). Cython reads its
@@ -68,6 +69,11 @@ cdef extern from "_ringbuffer.h" nogil:
                                     int64_t max_n, double timeout, int64_t *hi) noexcept
     int64_t rb_sequencer_unblock_gap(const rb_sequencer *q, int64_t next,
                                      int (*gone)(int64_t) noexcept nogil) noexcept
+    int32_t rb_lanes_ready(const rb_sequencer *const *qs, const int64_t *next,
+                           int32_t n) noexcept
+    int32_t rb_lanes_wait(const rb_sequencer *const *qs, const int64_t *next,
+                          rb_atomic_i32 *const *alerts, int32_t n, int strategy, double poll,
+                          rb_deadline_t until) noexcept
     void rb_parker_init(rb_parker *p, int shared) noexcept
     void rb_parker_wake(rb_parker *p) noexcept
     void rb_parker_hold(rb_parker *p) noexcept

@@ -268,9 +268,10 @@ cdef class GatheringBus(Bus):
     cdef public list _gathered           # the payloads of the run, or None: not gathering
     cdef public object _gathered_types   # their types (see _gathered_types)
 
-    def publish(self, event_type, payload=None, timeout=None):
+    def publish(self, event_type, payload=None, timeout=None, lane=None):
         """Send the event to the parent's bus (it arrives in order with this worker's
-        other events); True."""
+        other events); True. ``lane`` is ignored: the parent queues it in its type's
+        lane."""
         if self._gathered is not None and PyLong_CheckExact(event_type):
             self._checked(event_type)           # a clear error for an id the table lacks
             self._gathered_types = _gathered_types(self._gathered_types,
@@ -289,10 +290,9 @@ def publish_each(Bus bus not None, types, list payloads not None):
     cdef Py_ssize_t i, t = -1
     cdef list each = _each(types, payloads)
     bus._need_open()
-    cdef RingBuffer ring = bus._ring
     if each is None:
         t = bus._checked(types)
     for i in range(len(payloads)):
         if each is not None:
             t = bus._checked(each[i])
-        ring.publish_c(t, payloads[i], -1)
+        bus._ring_for(t, None).publish_c(t, payloads[i], -1)   # the type's lane

@@ -632,7 +632,7 @@ async def run_async(bus, batch=1024, _attached=False):
         raise RuntimeError("the bus already has an event-loop consumer (run_async)")
     state.attaching = False
     state.attach_loop = state.attach_coro = None
-    ring = bus.ring
+    ring = bus._consumed               # the ring, or the lanes' consumer (ringbus._lanes)
     rfd, wfd = _event_fd()
     try:
         ring._attach_loop(wfd, _get_ident())
@@ -725,7 +725,7 @@ def reap_closed_loop(bus):
             # Whatever the close did, nothing of the dead consumer may stay registered.
             if state.task is task:
                 state.dispatching = False
-                bus.ring._detach_loop()
+                bus._consumed._detach_loop()
                 state.loop = state.thread = state.task = None
         reaped = True
         for t in list(state.tasks):   # its handler tasks are as dead as it is
@@ -776,12 +776,14 @@ def detach(bus):
 
 # -- awaitable publish -------------------------------------------------------------------------
 
-async def publish_wait(bus, t, payload, timeout):
-    """The slow path of ``publish_async``: wait for room without blocking the loop."""
+async def publish_wait(bus, t, payload, timeout, ring=None):
+    """The slow path of ``publish_async``: wait for room in ``ring`` (the event's lane;
+    default: the bus's ring) without blocking the loop."""
     loop = asyncio.get_running_loop()
     state = bus._registry.aio
     state.ready(bus, loop)
-    ring = bus.ring
+    if ring is None:
+        ring = bus.ring
     deadline = None
     if timeout is not None:
         if not timeout >= 0:
@@ -955,7 +957,7 @@ def _consumer_running(bus_ref):
     state = bus._registry._aio
     if state is not None and (state.task is not None or state.attaching):
         return True
-    return bool(bus.ring.started)
+    return bool(bus._consumed.started)
 
 
 def _no_consumer_hint(bus_ref):
@@ -992,16 +994,17 @@ def request(bus, event_type, payload, timeout):
             req._timer = loop.call_later(UNSERVED_REQUEST_GRACE, req._unserved)
         else:
             req._timer = _timers.call_later(UNSERVED_REQUEST_GRACE, req._unserved)
+    lane = bus._lane_arg_of(t)                 # the request goes where its type's events go
     if loop is not None:
-        if not bus.try_publish(rt, req):
+        if not bus.try_publish(rt, req, lane=lane):
             # Full: wait for room in a task rather than block the loop.
             state = registry.aio
-            task = loop.create_task(_publish_request(bus, rt, req, timeout))
+            task = loop.create_task(_publish_request(bus, rt, req, timeout, lane))
             state.tasks.add(task)
             task.add_done_callback(state.tasks.discard)
         return fut
     try:
-        queued = bus.publish(rt, req, timeout=timeout)
+        queued = bus.publish(rt, req, timeout=timeout, lane=lane)
     except BaseException:
         if req._timer is not None:          # the caller has the exception instead
             req._timer.cancel()
@@ -1011,9 +1014,9 @@ def request(bus, event_type, payload, timeout):
     return fut
 
 
-async def _publish_request(bus, rt, req, timeout):
+async def _publish_request(bus, rt, req, timeout, lane):
     try:
-        await bus.publish_async(rt, req, timeout)
+        await bus.publish_async(rt, req, timeout, lane)
     except Exception as exc:
         req.fail(exc)
 

@@ -52,7 +52,8 @@ class Conflator:
             cell = self._pending[k] = [payload]
         queued = False
         try:
-            queued = bus.publish(self.carrier, k, timeout)
+            # In T's lane: a conflated market-data type stays in the market-data lane.
+            queued = bus.publish(self.carrier, k, timeout, bus._lane_arg_of(t))
         finally:
             if not queued:              # dropped, or raised: nothing is queued for it
                 with self._lock:

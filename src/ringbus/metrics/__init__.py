@@ -7,7 +7,7 @@ exports the same data.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Dict
 
 __all__ = ["snapshot", "report", "handler_histograms", "delay_histograms"]
 
@@ -47,29 +47,39 @@ def snapshot(bus: Any) -> dict[str, Any]:
     for fields, hist in delay_histograms(bus):
         fields["delay_ns"] = hist.snapshot()
         delays.append(fields)
-    ring = bus.ring.stats()
-    capacity = bus.ring.capacity
-    flow = bus.ring._flow()
-    lag = {name: {"events": events, "age_seconds": age}
-           for name, (events, age) in bus.ring._lag().items()}
-    main = lag.get("dispatch", {"events": 0, "age_seconds": None})
-    return {
+    out = {
         "enabled": bus._registry.metered,
         "clock": bus._clock_source(),
         "handlers": handlers,
         "publish_to_handle": delays,
-        "ring": {"capacity": capacity, "fill": ring["pending"],
-                 "fill_ratio": ring["pending"] / capacity if capacity else 0.0,
-                 "published": ring["published"], "dispatched": ring["dispatched"],
-                 "dropped": ring["dropped"], "backlog": ring["backlog"],
-                 "high_water": max(flow["high_water"].values(), default=0),
-                 "stages_high_water": flow["high_water"],
-                 "blocked_waits": flow["blocked_waits"],
-                 "blocked_seconds": flow["blocked_seconds"],
-                 "lag_events": main["events"], "lag_seconds": main["age_seconds"],
-                 "stages_lag": lag},
+        "ring": ring_snapshot(bus.ring),
         "counters": bus.stats(),
     }
+    lanes = bus.lanes
+    if len(lanes) > 1:
+        out["lanes"] = {lane.name: dict(ring_snapshot(lane.ring), priority=lane.priority)
+                        for lane in lanes}
+    return out
+
+
+def ring_snapshot(ring: Any) -> Dict[str, Any]:
+    """One ring's (one lane's) part of :func:`snapshot`."""
+    counts = ring.stats()
+    capacity = ring.capacity
+    flow = ring._flow()
+    lag = {name: {"events": events, "age_seconds": age}
+           for name, (events, age) in ring._lag().items()}
+    main = lag.get("dispatch", {"events": 0, "age_seconds": None})
+    return {"capacity": capacity, "fill": counts["pending"],
+            "fill_ratio": counts["pending"] / capacity if capacity else 0.0,
+            "published": counts["published"], "dispatched": counts["dispatched"],
+            "dropped": counts["dropped"], "backlog": counts["backlog"],
+            "high_water": max(flow["high_water"].values(), default=0),
+            "stages_high_water": flow["high_water"],
+            "blocked_waits": flow["blocked_waits"],
+            "blocked_seconds": flow["blocked_seconds"],
+            "lag_events": main["events"], "lag_seconds": main["age_seconds"],
+            "stages_lag": lag}
 
 
 def _us(ns: Any) -> str:

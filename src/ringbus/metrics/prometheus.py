@@ -108,6 +108,9 @@ class BusCollector:
             gauge = GaugeMetricFamily(name, help_text, labels=["bus"])
             gauge.add_metric([self.name], value)
             yield gauge
+        lanes = bus.lanes
+        if len(lanes) > 1:
+            yield from _lane_families(self.name, lanes)
 
     def describe(self) -> list:
         return []               # no fixed set: the subscriptions change
@@ -139,3 +142,23 @@ def register(bus: Any, name: str = "bus", registry: Optional[Any] = None) -> Bus
     collector = BusCollector(bus, name)
     registry.register(collector)
     return collector
+
+
+def _lane_families(bus_name: str, lanes: Any) -> Any:
+    """Per priority lane: its counters and fill, labelled by lane."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+    rows = [(lane.name, lane.ring.stats(), lane.ring.capacity) for lane in lanes]
+    for key, help_text in (("published", "Events published into the lane"),
+                           ("dispatched", "Lane events dispatched by the consumer"),
+                           ("dropped", "Events the lane's overflow policy dropped")):
+        family = CounterMetricFamily(f"ringbus_lane_{key}", help_text, labels=["bus", "lane"])
+        for name, counts, _ in rows:
+            family.add_metric([bus_name, name], counts[key])
+        yield family
+    for key, help_text, pick in (
+            ("fill", "Events queued in the lane", lambda c, cap: c["pending"]),
+            ("capacity", "Slots of the lane's ring", lambda c, cap: cap)):
+        gauge = GaugeMetricFamily(f"ringbus_lane_{key}", help_text, labels=["bus", "lane"])
+        for name, counts, cap in rows:
+            gauge.add_metric([bus_name, name], pick(counts, cap))
+        yield gauge
