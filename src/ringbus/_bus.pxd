@@ -36,3 +36,5 @@ cdef class Bus(DispatchTable):
     cdef inline Py_ssize_t _checked(self, object event_type) except -1
     cdef inline RingBuffer _ring_for(self, Py_ssize_t t, object lane)
     cdef RingBuffer _lane_ring(self, Py_ssize_t t, object lane)
+    cdef object _drain(self, object max_events)
+    cdef int _start(self) except -1

@@ -98,7 +98,7 @@ class Bus(DispatchTable):
               on_error: _StageOnError = "log") -> Stage: ...
     def stats(self) -> dict[str, Any]: ...
     # -- priority lanes
-    def add_lane(self, name: str, *, priority: int, capacity: int = 4096,
+    def add_lane(self, name: str, priority: int, *, capacity: int = 4096,
                  overflow: Literal["block", "raise", "drop"] = "block",
                  producers: Literal["multi", "single"] = "multi", batch: int = 256,
                  patience: int = 8, backlog: int | None = None,

@@ -468,7 +468,7 @@ An in-process event bus.
                 raise
         return self._drain(max_events)
 
-    def _drain(self, max_events):
+    cdef object _drain(self, object max_events):
         if self._lanes is None:
             return self._ring.drain(self, max_events)
         n = -1 if max_events is None else int_arg("max_events", max_events, low=0,
@@ -486,11 +486,12 @@ An in-process event bus.
                 raise
             self._start()
 
-    def _start(self):
+    cdef int _start(self) except -1:
         if self._lanes is None:
             self._ring.start_c(self)
         else:
             self._lanes.start(self)
+        return 0
 
     def stop(self, drain=True, timeout=None):
         """Stop the consumer thread(s). ``drain=True`` first dispatches everything published
@@ -597,7 +598,7 @@ An in-process event bus.
 
     # -- priority lanes ---------------------------------------------------------------------
 
-    def add_lane(self, name, *, priority, capacity=4096, overflow="block", producers="multi",
+    def add_lane(self, name, priority, *, capacity=4096, overflow="block", producers="multi",
                  batch=256, patience=8, backlog=None, types=()):
         """Add a priority lane: a ring of its own (``capacity``, ``overflow``, ``producers``
         and ``backlog`` as for :class:`Bus`), consumed by the bus's one consumer (thread,
@@ -670,6 +671,7 @@ An in-process event bus.
     def _lane_arg_of(self, Py_ssize_t t):
         """Not API (conflation, request): a ``lane=`` that routes as ``t``'s own events do;
         None for the default lane (or a bus without lanes)."""
+        self._need()
         if self._type_ring is None or t >= len(self._type_ring):
             return None
         return self._type_ring[t]
@@ -682,12 +684,14 @@ An in-process event bus.
         return tuple(self._lane_objects())
 
     def _lane_objects(self):
+        self._need()
         if self._lane_list is None:
             self._lane_list = [_lanes_py.default_lane(self, self._ring)]
         return self._lane_list
 
     def _rings(self):
         """Not API: every lane's ring, highest priority first."""
+        self._need()
         if self._lanes is None:
             return [self._ring]
         return [lane.ring for lane in self._lane_list]
@@ -695,16 +699,19 @@ An in-process event bus.
     @property
     def _consumed(self):
         """Not API (ringbus.aio): what a consumer consumes, the ring or the lanes."""
+        self._need()
         return self._ring if self._lanes is None else self._lanes
 
     def _check_lanes_idle(self, what):
         cdef RingBuffer ring
+        self._need()
         for ring in self._rings():
             if ring._started or ring._draining or ring._signal_fd >= 0:
                 raise RuntimeError(f"{what} while the bus is consumed (a consumer thread, "
                                    f"an event loop or a drain): stop() or detach() first")
 
     def _lanes_changed(self):
+        self._need()
         if self._type_ring is None:         # no lane added: the ring's own consumer
             return
         lanes = self._lane_list

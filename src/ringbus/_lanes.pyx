@@ -28,14 +28,14 @@ from libc.stdint cimport int32_t, int64_t
 from ringbus._atomic cimport (
     rb_atomic_i32, rb_load_acquire_i32, rb_store_release_i32, rb_store_relaxed_i32,
     rb_sequence_get, rb_sequence_get_own, rb_no_deadline, rb_deadline_t, rb_sleep_ns,
-    rb_monotonic,
 )
 from ringbus._ringbuffer cimport (
     RB_RUN, RB_STOP_WHEN_DONE, RB_STOP_NOW, rb_sequencer, rb_consuming,
-    rb_consuming_push, rb_consuming_pop, rb_sequencer_barrier_available, rb_lanes_ready,
+    rb_consuming_push, rb_consuming_pop, rb_consuming_bind, rb_sequencer_barrier_available, rb_lanes_ready,
     rb_lanes_wait, rb_parker_wake, rb_stop_set_target, rb_stop_limit, rb_stop_reached,
 )
 from ringbus._dispatch cimport DispatchTable
+from ringbus._driver cimport consuming_head
 from ringbus._ring cimport RingBuffer, Stage
 from ringbus._signal cimport rb_signal_arm
 
@@ -46,6 +46,10 @@ import logging
 import threading
 
 _log = logging.getLogger("ringbus")
+
+# The header's consuming-thread registry is per module unless bound to _driver's, the one
+# every ring module reads (a handler's publish into a full lane finds this consumer there).
+rb_consuming_bind(consuming_head)
 
 cdef enum:
     _MAX = 8
