@@ -39,7 +39,8 @@ import time
 from typing import Callable, Iterable, Optional
 
 from ringbus.benchmarks import (
-    bridges, emit_batch, event_types, fan_out, latency, metrics, no_subscriber, one_thread, one_to_one,
+    bridges, emit_batch, event_types, fan_out, lanes, latency, metrics, no_subscriber, one_thread,
+    one_to_one,
     one_to_one_threads, pipelines, routing, three_to_one_threads, workers, xproc_latency,
     xproc_messages, xproc_records,
 )
@@ -83,6 +84,7 @@ def case_names(settings: Settings) -> list[str]:
     return ([one_to_one.NAME, fan_out.NAME]
             + [event_types.name(k) for k in settings.type_counts]
             + [no_subscriber.NAME] + list(routing.NAMES) + list(metrics.NAMES) + list(_FIXED)
+            + list(lanes.NAMES)
             + list(pipelines.NAMES) + list(_WORKER_CASES) + list(bridges.NAMES))
 
 
@@ -100,6 +102,8 @@ def build_case(name: str, settings: Settings,
         return bridges.build(name, settings, progress)
     if name in routing.NAMES:
         return routing.build(name, settings, progress)
+    if name in lanes.NAMES:
+        return lanes.build(name, settings, progress)
     if name in pipelines.NAMES:
         return pipelines.build(name, settings, progress)
     if name.startswith(event_types.PREFIX) and name[len(event_types.PREFIX):].isdigit():

@@ -101,15 +101,16 @@ class Report:
         return {(case.name, c.label): c.median for case in self.cases for c in case.contenders}
 
     def values(self) -> dict[tuple[str, str], Optional[float]]:
-        """:meth:`medians`, plus ``(case, row + " p50")`` -> the p50 in µs of every row of
-        a latency table (what the latency targets read)."""
+        """:meth:`medians`, plus ``(case, row + " p50")`` and ``" p99"`` -> the p50 and p99
+        in µs of every row of a latency table (what the latency targets read)."""
         out = self.medians()
         for case in self.cases:
             if case.table in _LATENCY_TABLES:
                 for c in case.contenders:
-                    out[(case.name, c.label + " p50")] = (
-                        percentile(sorted(c.observations), 0.5) / 1e3 if c.observations
-                        else None)
+                    v = sorted(c.observations)
+                    for q, tag in ((0.5, " p50"), (0.99, " p99")):
+                        out[(case.name, c.label + tag)] = (percentile(v, q) / 1e3 if v
+                                                           else None)
         return out
 
     def failures(self) -> list[tuple[Case, Contender]]:

@@ -16,7 +16,7 @@ from typing import Callable, Mapping, Optional
 
 from ringbus.benchmarks import (
     bridges, emit_batch, event_types, fan_out, metrics, no_subscriber, one_thread, one_to_one,
-    one_to_one_threads, pipelines, routing, workers, xproc_latency, xproc_messages,
+    lanes, one_to_one_threads, pipelines, routing, workers, xproc_latency, xproc_messages,
     xproc_records,
 )
 from ringbus.benchmarks.handoff import SIMPLEQUEUE
@@ -123,6 +123,11 @@ TARGETS: tuple[Target, ...] = (
            (_RP, routing.WITH_PATTERN), (_RP, routing.EXACT2), "<=", 1.1),
     Target(_RP, routing.PYMITTER, ">= 30x ringbus exact + pattern", (_RP, routing.PYMITTER),
            (_RP, routing.WITH_PATTERN), ">=", 30.0),
+    # Issue 13: an order in a control lane waits for the market-data batch in hand, not
+    # for a full ring of market data: p99 <= 1/10 of the one-ring row's.
+    Target(lanes.LATENCY, lanes.LANE, "p99 <= 0.1x one ring's",
+           (lanes.LATENCY, lanes.LANE + " p99"), (lanes.LATENCY, lanes.ONE_RING + " p99"),
+           "<=", 0.1),
     Target(_T100K, RINGBUS, "<= 1.2x 1 type", (_T100K, RINGBUS), (_O, RINGBUS), "<=", 1.2),
     Target(_N, DICT, "ringbus <= 0.5x this", (_N, RINGBUS), (_N, DICT), "<=", 0.5),
     # Issue 3. Throughput targets read "x SimpleQueue's events/s": SimpleQueue's ns/event

@@ -46,6 +46,8 @@ class Settings:
     chunk: int = 1024               # payloads per publish_many call
     latency_events: int = 5_000     # events per latency run (pooled over the rounds)
     latency_period_us: float = 30.0  # the latency producer publishes one event this often
+    lane_orders: int = 300          # orders per lane_latency run, under a market-data burst
+    lane_period_us: float = 1000.0  # one order this often
     # -- batch case
     batch_rows: int = 1_000_000     # rows per emit_batch (emit_batch_1m)
     batch_types: int = 16
@@ -76,7 +78,7 @@ class Settings:
         """The ``--quick`` run: the same tables in < 60 s, with wider error bars."""
         return cls(events=20_000, fan_out_events=4_000, rounds=5, warmup=1,
                    setup_budget=10.0, thread_events=100_000, thread_rounds=3,
-                   latency_events=1_000, loop_rows=20_000, xproc_messages=60_000,
+                   latency_events=1_000, lane_orders=100, loop_rows=20_000, xproc_messages=60_000,
                    xproc_rounds=3, xproc_latency_messages=1_500, worker_cpu_items=1_000,
                    worker_tiny_items=20_000, worker_rounds=3, worker_latency_events=500,
                    bridge_messages=5_000, bridge_rounds=3, bridge_latency_messages=200)
