@@ -46,6 +46,7 @@ MODELS = [
     ("stop", 0, "bound"),
     ("stop_target", 100_000, "random"),
     ("stop_target", 0, "bound"),
+    ("lanes", 200_000, "random"),
     ("rec_spsc", 200_000, "random"),
     ("rec_spsc", 0, "bound"),
     ("rec_mpsc", 200_000, "random"),
@@ -87,6 +88,14 @@ MUTANTS = {
     "stop_limit_ignores_target": (
         "_ringbuffer.h", "        if (avail > t)\n            return t;", "        (void)t;",
         "stop_target", "USER ASSERT FAILED"),
+    # Priority lanes: a waiter that does not re-check every lane under the parker sleeps
+    # through a publish that came between its look and its park.
+    "lanes_no_recheck_under_parker": (
+        "_ringbuffer.h",
+        "            ready = rb_lanes_ready(qs, next, n);\n"
+        "            if (ready < 0 && !rb_lanes_alerted(alerts, n))",
+        "            ready = -1;\n            if (ready < 0 && !rb_lanes_alerted(alerts, n))",
+        "lanes", "DEADLOCK"),
     # The record ring's own steps (_recordring.h).
     "relaxed_record_release": (
         "_recordring.h", "rb_sequence_set(&rr->header->consumer.sequence, hi);",

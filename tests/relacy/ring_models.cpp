@@ -6,7 +6,7 @@
 //
 //   g++ -O1 -std=c++11 -w -I<src/ringbus> ring_models.cpp -o ring_models
 //   ./ring_models MODEL [iterations] [random|bound]
-// Models: spsc, mpsc, batch, diamond, wake, stop, stop_target. Exit status 0 when the model passes.
+// Models: spsc, mpsc, batch, diamond, wake, stop, stop_target, lanes. Exit status 0 when the model passes.
 #define RINGBUS_RELACY 1
 #include "_ringbuffer.h"
 #include "model_main.hpp"
@@ -310,6 +310,58 @@ struct stop_target_model : rl::test_suite<stop_target_model, 3> {
     }
 };
 
+// Priority lanes (ringbus._lanes): one consumer waits for two rings at once through
+// rb_lanes_wait. The lower lane's ring parks on, and wakes, the higher lane's parker (its
+// `park`, as RingBuffer._share_parker sets it), so a publish into either lane wakes the one
+// waiter, and the consumer's release of a lane wakes a producer parked for room in it
+// (capacity 2, three events). Each lane's events arrive once, in order; a lost wake-up
+// deadlocks.
+struct lanes_model : rl::test_suite<lanes_model, 3> {
+    Ring *hi, *lo;
+    void before()
+    {
+        hi = new Ring(2, 0);
+        hi->gate_on(0);
+        lo = new Ring(2, 0);
+        lo->gate_on(0);
+        lo->ring.park = &hi->ring.parker;
+    }
+    void after() { delete hi; delete lo; }
+    void thread(unsigned idx)
+    {
+        if (idx == 0) {
+            for (int64_t i = 0; i < 3; i++)
+                publish(*lo, 10 + i);
+        } else if (idx == 1) {
+            publish(*hi, 20);
+        } else {
+            rb_sequencer sh = rb_ring_sequencer(&hi->ring), sl = rb_ring_sequencer(&lo->ring);
+            const rb_sequencer *qs[2] = {&sh, &sl};
+            rb_atomic_i32 *alerts[2] = {&hi->consumers[0].alert, &lo->consumers[0].alert};
+            Ring *rings[2] = {hi, lo};
+            int64_t next[2] = {0, 0}, want[2] = {20, 10};
+            int got = 0;
+            while (got < 4) {
+                int32_t i = rb_lanes_wait(qs, next, alerts, 2, RB_WAIT_BLOCK, 0, 0);
+                RL_ASSERT(i == 0 || i == 1);
+                rb_ring *r = &rings[i]->ring;
+                int64_t avail = rb_sequencer_barrier_available(qs[i], 0, 0, next[i]);
+                RL_ASSERT(avail >= next[i]);
+                for (int64_t s = next[i]; s <= avail; s++) {
+                    int64_t type;
+                    RL_ASSERT(rb_slot_read(r, s, &type, 1) == payload_of(s));
+                    RL_ASSERT(type == want[i]++);        // per lane: FIFO, once each
+                    got++;
+                }
+                rb_sequence_set(&rings[i]->consumers[0].sequence, avail);
+                rb_wake(r);
+                next[i] = avail + 1;
+            }
+            RL_ASSERT(want[0] == 21 && want[1] == 13);
+        }
+    }
+};
+
 }  // namespace
 
 int main(int argc, char **argv)
@@ -322,6 +374,7 @@ int main(int argc, char **argv)
         {"wake", rb_models::run<wake_model>},
         {"stop", rb_models::run<stop_model>},
         {"stop_target", rb_models::run<stop_target_model>},
+        {"lanes", rb_models::run<lanes_model>},
     };
     return rb_models::model_main(argc, argv, models);
 }
