@@ -411,3 +411,40 @@ def test_at_most_eight_lanes():
         bus.add_lane(f"l{i}", priority=i, capacity=2)
     with pytest.raises(ValueError, match="at most 8"):
         bus.add_lane("l8", priority=8)
+
+
+def test_a_flood_of_the_higher_lane_does_not_starve_the_lower_one():
+    # A producer thread floods the control lane for as long as the test runs; the market-data
+    # events published meanwhile are all dispatched, in order, while the flood goes on.
+    bus, md, order = _bus(capacity=1024)
+    bus.add_lane("control", priority=1, capacity=256, batch=8, patience=2, types=[order])
+    got_md = []
+    md_done = threading.Event()
+    n = scaled(2000)
+
+    def on_md(p):
+        got_md.append(p)
+        if len(got_md) == n:
+            md_done.set()
+    bus.subscribe(md, on_md)
+    orders = [0]
+    bus.subscribe(order, lambda p: orders.__setitem__(0, orders[0] + 1))
+    stop = threading.Event()
+
+    def flood():
+        while not stop.is_set():
+            bus.publish_many(order, range(64), timeout=1)
+    with bus.running():
+        th = threading.Thread(target=flood)
+        th.start()
+        try:
+            while orders[0] < 1000:             # the flood is on
+                time.sleep(0.001)
+            for i in range(n):
+                bus.publish(md, i)
+            assert md_done.wait(30), f"market data starved: {len(got_md)} of {n}"
+            assert th.is_alive()                # still flooding when the last md arrived
+        finally:
+            stop.set()
+            th.join()
+    assert got_md == list(range(n))
