@@ -1,5 +1,6 @@
 from ringbus._dispatch cimport DispatchTable
 from ringbus._ring cimport RingBuffer
+from ringbus._conflation cimport Conflator
 
 
 cdef class Bus(DispatchTable):
@@ -29,6 +30,7 @@ cdef class Bus(DispatchTable):
     cdef list _lane_list
     cdef dict _lane_map
     cdef list _type_ring
+    cdef Conflator _conflator       # publish_conflated's state, made on its first call
     cdef object __weakref__
 
     cdef inline int _need(self) except -1

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 
 from ringbus._driver cimport deadline_after, time_left
 from ringbus._ring cimport RingBuffer, timeout_arg
+from ringbus._conflation cimport Conflator
 from ringbus import _batch
 from ringbus._ring import RingFull  # noqa: F401  (re-exported by the package)
 from ringbus import aio as _aio
@@ -434,7 +435,10 @@ An in-process event bus.
         latest payload of a key matters. See ringbus.conflation."""
         self._need_open()
         cdef Py_ssize_t t = self._checked(event_type)
-        return self._registry.conflator(self).publish(self, t, key, payload, timeout)
+        cdef Conflator conflator = self._conflator
+        if conflator is None:
+            conflator = self._conflator = self._registry.conflator(self)
+        return conflator.publish_c(self, t, key, payload, timeout) == 1
 
     def try_publish(self, event_type, payload=None, lane=None):
         """Queue an event only if there is room now; returns False when full (never blocks,

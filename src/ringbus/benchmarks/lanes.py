@@ -106,8 +106,8 @@ def _lane_contender(label: str, shown: str, lane: bool, orders: int, period_ns: 
                         while clock() < deadline:
                             sleep(period_ns / 4e9)
                     t1 = clock()
-                    deadline = time.monotonic() + 30
-                    while len(seen) < orders and time.monotonic() < deadline:
+                    give_up = time.monotonic() + 30
+                    while len(seen) < orders and time.monotonic() < give_up:
                         time.sleep(0.001)
             finally:
                 bus.stop(drain=False)
