@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import ssl
 import time
@@ -38,6 +39,20 @@ _STREAM_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 def _redact(url: str) -> str:
     """``nats://user:secret@host:4222`` -> ``nats://***@host:4222``."""
     return re.sub(r"//[^@/]*@", "//***@", url)
+
+
+def _refusal(exc: BaseException, text: str) -> Optional[Tuple[type, str]]:
+    """A connection error that no retry mends, as (the exception to raise, what it says):
+    the server refused the credentials, or the TLS handshake did (a certificate)."""
+    lower = text.lower()
+    if "authorization violation" in lower or "authentication" in lower:
+        return PermissionError, (f"{text} (check user/password, token, nkeys_seed or "
+                                 f"creds)")
+    if isinstance(exc, ssl.SSLError) or "certificate" in lower:
+        return ConnectionError, f"TLS: {text}"
+    if "secure connection" in lower or "tls" in lower:
+        return ConnectionError, f"TLS: {text}"
+    return None
 
 
 def _covers(pattern: str, subject: str) -> bool:
@@ -77,9 +92,14 @@ class NatsBridge(Bridge):
     >>> bridge.import_(ORDER, subject="orders.>", durable="risk")
     >>> with bridge.running(): ...
 
-    Security options are passed to nats-py as they are: ``user``/``password``, ``token``,
-    ``creds`` (a credentials file), ``tls`` (an ``ssl.SSLContext``; or ``tls://`` servers).
-    None of them is ever printed (the repr and the logs show ``***``).
+    Security options are passed to nats-py as they are: ``user``/``password`` (or in the
+    URL), ``token``, ``creds`` (the path of a credentials file: a user JWT and its nkey
+    seed), ``nkeys_seed`` (the path of an nkey seed file), ``tls`` (an ``ssl.SSLContext``,
+    e.g. ``ssl.create_default_context(cafile=...)``; with ``tls://`` servers or a server
+    that requires TLS). None of them is ever printed (the repr and the logs show ``***``).
+    Credentials the server refuses fail ``running()`` / ``run()`` at once with a
+    ``PermissionError``, a certificate it cannot verify with a ``ConnectionError``, each
+    saying so.
 
     Tuning: ``batch`` (fetch and publish size, 500), ``max_in_flight`` (unacknowledged
     exports, 10,000), ``ack_wait`` (seconds: the export's wait for a PubAck and the import
@@ -94,7 +114,8 @@ class NatsBridge(Bridge):
     def __init__(self, bus: Any, servers: Union[str, Sequence[str]] = "nats://127.0.0.1:4222",
                  stream: str = "ringbus", *, user: Optional[str] = None,
                  password: Optional[str] = None, token: Optional[str] = None,
-                 creds: Optional[str] = None, tls: Optional[ssl.SSLContext] = None,
+                 creds: Optional[str] = None, nkeys_seed: Optional[str] = None,
+                 tls: Optional[ssl.SSLContext] = None,
                  duplicate_window: float = 120.0, dead_letter: Optional[str] = None,
                  publish_link: bool = True,
                  codec: str = "msgpack", batch: int = 500, max_in_flight: int = 10_000,
@@ -119,18 +140,34 @@ class NatsBridge(Bridge):
                              f"'-'), got {stream!r}")
         if tls is not None and not isinstance(tls, ssl.SSLContext):
             raise TypeError(f"tls must be an ssl.SSLContext, got {type(tls).__name__}")
+        for arg, value in (("user", user), ("password", password), ("token", token)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{arg} must be a str or None, got {type(value).__name__}")
+        for arg, path in (("creds", creds), ("nkeys_seed", nkeys_seed)):
+            if path is None:
+                continue
+            if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
+                # The path only: the file's content is the secret.
+                raise ValueError(f"{arg} must be the path of a readable file, got "
+                                 f"{os.fspath(path) if isinstance(path, os.PathLike) else path!r}")
+            try:
+                import nkeys  # noqa: F401     (nats-py signs the server's nonce with it)
+            except ImportError as exc:
+                raise ImportError(f"{arg}= needs nkeys: pip install 'ringbus[nats]'") from exc
         self.servers = servers
         self.stream = stream
-        self._auth: Dict[str, Any] = dict(user=user, password=password, token=token,
-                                          user_credentials=creds, tls=tls)
+        self._auth: Dict[str, Any] = dict(
+            user=user, password=password, token=token,
+            user_credentials=None if creds is None else os.fspath(creds),
+            nkeys_seed=None if nkeys_seed is None else os.fspath(nkeys_seed), tls=tls)
         self.duplicate_window = float(duplicate_window)
         self.dead_letter = dead_letter or f"ringbus.dead.{stream}"
         self._nc: Any = None
         self._js: Any = None
         # The exporter's own lean connection (ringbus.bridge.natslink): for plain nats://
-        # servers; TLS and credentials files keep nats-py's publish.
-        self.publish_link = bool(publish_link) and tls is None and creds is None and all(
-            s.startswith("nats://") for s in servers)
+        # servers; TLS, nkeys and credentials files keep nats-py's publish.
+        self.publish_link = bool(publish_link) and tls is None and creds is None and \
+            nkeys_seed is None and all(s.startswith("nats://") for s in servers)
         self._link: Any = None
         self._link_task: Optional["asyncio.Task[None]"] = None
         # Export: our sequence -> [id, subject, kind, data, sent_at]; insertion order is
@@ -142,10 +179,12 @@ class NatsBridge(Bridge):
         self._resend = False
         self._readers: Dict[int, Any] = {}      # import -> its PullLink (or subscription)
         self._last_error: Optional[str] = None
+        self._refused: Optional["asyncio.Future[Tuple[type, str]]"] = None
         self._errors_logged: set = set()
 
     def __repr__(self) -> str:
-        auth = [k for k in ("user", "token", "user_credentials", "tls") if self._auth.get(k)]
+        auth = [k for k in ("user", "token", "user_credentials", "nkeys_seed", "tls")
+                if self._auth.get(k)]
         return (f"<ringbus.bridge.NatsBridge servers={[_redact(s) for s in self.servers]!r} "
                 f"stream={self.stream!r}{' auth=' + ','.join(auth) + '=***' if auth else ''}>")
 
@@ -171,20 +210,40 @@ class NatsBridge(Bridge):
         self._changed = asyncio.Event()
         opts = {k: v for k, v in self._auth.items() if v is not None}
         self._last_error = None
+        # Reconnects never give up (max_reconnect_attempts=-1), so the first connection is
+        # bounded here instead; and a refusal that no retry mends (credentials, a
+        # certificate: _on_error) ends it at once rather than at the timeout.
+        self._refused = asyncio.get_running_loop().create_future()
+        nc = self._nc = nats.NATS()
+        attempt = asyncio.ensure_future(nc.connect(
+            servers=self.servers, allow_reconnect=True, max_reconnect_attempts=-1,
+            reconnect_time_wait=0.1, connect_timeout=2, name="ringbus-bridge",
+            error_cb=self._on_error, disconnected_cb=self._on_disconnected,
+            reconnected_cb=self._on_reconnected, **opts))
         try:
-            # Reconnects never give up (max_reconnect_attempts=-1), so the first connection
-            # is bounded here instead.
-            self._nc = await asyncio.wait_for(nats.connect(
-                servers=self.servers, allow_reconnect=True, max_reconnect_attempts=-1,
-                reconnect_time_wait=0.1, connect_timeout=2, name="ringbus-bridge",
-                error_cb=self._on_error, disconnected_cb=self._on_disconnected,
-                reconnected_cb=self._on_reconnected, **opts), self._connect_timeout)
-        except Exception as exc:
-            why = self._last_error or f"{type(exc).__name__}: {exc}"
-            raise ConnectionError(f"NATS {[_redact(u) for u in self.servers]} did not accept "
-                                  f"the connection within {self._connect_timeout} s: "
-                                  f"{_redact(str(why))}") from None
-        self._js = self._nc.jetstream(timeout=max(2.0, self.ack_wait))
+            await asyncio.wait({attempt, self._refused}, timeout=self._connect_timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not attempt.done():
+                attempt.cancel()
+                await asyncio.gather(attempt, return_exceptions=True)
+        failed = attempt.cancelled() or attempt.exception() is not None
+        if not failed:
+            self._refused = None
+            self._js = nc.jetstream(timeout=max(2.0, self.ack_wait))
+            return
+        try:
+            await asyncio.wait_for(nc.close(), 2.0)
+        except Exception:
+            pass
+        servers = [_redact(u) for u in self.servers]
+        if self._refused.done():
+            kind, why = self._refused.result()
+            raise kind(f"NATS {servers} refused the connection: {why}") from None
+        exc = None if attempt.cancelled() else attempt.exception()
+        why = self._last_error or (f"{type(exc).__name__}: {exc}" if exc else "no answer")
+        raise ConnectionError(f"NATS {servers} did not accept the connection within "
+                              f"{self._connect_timeout} s: {_redact(str(why))}") from None
 
     async def _disconnect(self) -> None:
         readers, self._readers = self._readers, {}
@@ -212,6 +271,12 @@ class NatsBridge(Bridge):
     async def _on_error(self, exc: Exception) -> None:
         text = _redact(str(exc)) or type(exc).__name__
         self._last_error = text
+        refused = self._refused
+        if refused is not None and not refused.done():
+            refusal = _refusal(exc, text)
+            if refusal is not None:
+                refused.set_result(refusal)
+                return                          # said once, by the exception
         if text not in self._errors_logged:     # once per kind of error, not per retry
             self._errors_logged.add(text)
             _log.warning("ringbus.bridge: NATS %s: %s", [_redact(s) for s in self.servers],

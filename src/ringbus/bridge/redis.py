@@ -142,8 +142,19 @@ class RedisBridge(Bridge):
         try:
             await asyncio.wait_for(self._r.ping(), self._connect_timeout)
         except Exception as exc:
+            import redis.exceptions as rexc
+            text = f"{type(exc).__name__}: {_redact(str(exc))}"
+            if isinstance(exc, (rexc.AuthenticationError, rexc.AuthorizationError,
+                                rexc.NoPermissionError)) or "WRONGPASS" in text \
+                    or "NOAUTH" in text:
+                raise PermissionError(f"Redis at {_redact(self.url)} refused the connection: "
+                                      f"{text} (check the URL's or username=/password= "
+                                      f"credentials)") from None
+            if "SSL" in text or "certificate" in text:
+                raise ConnectionError(f"Redis at {_redact(self.url)} refused the connection: "
+                                      f"TLS: {text}") from None
             raise ConnectionError(f"Redis at {_redact(self.url)} did not answer: "
-                                  f"{type(exc).__name__}: {_redact(str(exc))}") from None
+                                  f"{text}") from None
 
     async def _disconnect(self) -> None:
         r, self._r = self._r, None
@@ -195,9 +206,7 @@ class RedisBridge(Bridge):
                     await asyncio.sleep(min(0.05 * tries, 0.5))
             if stats["stalled"]:
                 stats["stalled"] = False
-                stats["connected"] = True
-                stats["reconnects"] += 1
-                _log.warning("ringbus.bridge: Redis %s answers again", _redact(self.url))
+                self._answered()
             stats["acked"] += len(records)
             stats["in_flight"] = 0
             self._made_room()
@@ -306,6 +315,8 @@ class RedisBridge(Bridge):
                 elif not made:
                     await asyncio.sleep(self.fetch_wait)
                     continue
+                if not stats["connected"]:
+                    self._answered()
                 if entries:
                     await self._handle(spec, entries, retry, attempts)
                 else:
@@ -318,6 +329,15 @@ class RedisBridge(Bridge):
                 _log.warning("ringbus.bridge: Redis %s: read failed (%s); retrying",
                              _redact(self.url), type(exc).__name__)
                 await asyncio.sleep(0.1)
+
+    def _answered(self) -> None:
+        """Redis answers again after a lost connection (the exporter's or an importer's,
+        whichever notices first): counted once."""
+        stats = self.stats_
+        if not stats["connected"]:
+            stats["connected"] = True
+            stats["reconnects"] += 1
+            _log.warning("ringbus.bridge: Redis %s answers again", _redact(self.url))
 
     async def _lag(self, keys: Set[bytes], group: str) -> int:
         lag = 0
