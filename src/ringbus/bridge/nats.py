@@ -26,6 +26,7 @@ from typing import (Any, Awaitable, Callable, Dict, List, NamedTuple, Optional, 
 
 from ringbus.bridge.base import Bridge, Export, Import, Key
 from ringbus.bridge.codec import MalformedMessage
+from ringbus.bridge.patterns import type_of as _type_of
 
 __all__ = ["NatsBridge"]
 
@@ -649,7 +650,7 @@ class NatsBridge(Bridge):
         """One fetched batch: duplicates and malformed messages out, the rest through the
         bus; then each message's verdict (ack, NAK with a delay, term) goes back in one go.
         False when the bridge stopped first (nothing of the rest is acked)."""
-        stats, decode, t = self.stats_, self._decode, spec.event_type
+        stats, decode, t, resolve = self.stats_, self._decode, spec.event_type, spec.resolve
         stats["imported"] += len(deliveries)
         verdicts: List[Tuple[Delivery, bytes]] = []
         events: List[Tuple[int, Any]] = []
@@ -659,11 +660,12 @@ class NatsBridge(Bridge):
             if d.delivered > 1:
                 stats["redelivered"] += 1
             mid = d.msg_id
-            if mid is not None and (mid in batch_ids or self._duplicate(mid)):
+            if mid is not None and (mid in batch_ids or self._duplicate(mid, spec)):
                 stats["duplicates_dropped"] += 1
                 verdicts.append((d, ACK))
                 continue
             try:
+                et = t if resolve is None else _type_of(resolve, d.subject)
                 payload = decode(spec, d.kind, d.data)
             except MalformedMessage as exc:
                 self._malformed(spec, d.data, exc)
@@ -672,7 +674,7 @@ class NatsBridge(Bridge):
                 continue
             if mid is not None:
                 batch_ids.add(mid)
-            events.append((t, payload))
+            events.append((et, payload))
             held.append(d)
         if deliveries:
             stats["lag"] = deliveries[-1].pending
@@ -684,7 +686,7 @@ class NatsBridge(Bridge):
             nak = NAK_AFTER(self.redelivery_delay)
             for d, ok in zip(held, results):
                 if ok:
-                    self._handled(d.msg_id)
+                    self._handled(d.msg_id, spec)
                     verdicts.append((d, ACK))
                     stats["acked_back"] += 1
                 else:

@@ -20,10 +20,12 @@ import asyncio
 import logging
 import re
 import time
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from ringbus.bridge.base import Bridge, Import
 from ringbus.bridge.codec import MalformedMessage
+from ringbus import patterns
+from ringbus.bridge.patterns import type_of as _type_of, wildcard
 
 __all__ = ["RedisBridge"]
 
@@ -64,6 +66,17 @@ def _pattern(subject: str) -> Optional[str]:
     glob = re.sub(r"\{[^{}]*\}", "*", subject)
     glob = glob.replace(">", "*")
     return glob if "*" in glob else None
+
+
+def _fits(subject: str) -> Callable[[bytes], bool]:
+    """Whether a key SCAN found matches ``subject`` by NATS token rules, as a NATS subject
+    would (a glob's ``*`` spans dots: ``md.*`` is one token here, ``md.>`` one or more)."""
+    try:
+        tokens = patterns.check_pattern(wildcard(re.sub(r"\{[^{}]*\}", "*", subject)),
+                                        "subject")
+    except ValueError:
+        return lambda key: True         # not dot-separated tokens: the glob alone
+    return lambda key: patterns.matches(tokens, key.decode(errors="replace"))
 
 
 class RedisBridge(Bridge):
@@ -239,6 +252,7 @@ class RedisBridge(Bridge):
     async def _import_loop(self, spec: Import) -> None:
         import redis.exceptions as rexc
         glob = _pattern(spec.subject)
+        fits, dead = _fits(spec.subject), self.dead_letter.encode()
         keys: Set[bytes] = set() if glob else {spec.subject.encode()}
         made: Set[bytes] = set()
         group = spec.name
@@ -253,7 +267,8 @@ class RedisBridge(Bridge):
                 now = time.monotonic()
                 if glob and now >= next_scan:
                     async for k in self._r.scan_iter(match=glob, count=1000, _type="STREAM"):
-                        keys.add(k)
+                        if fits(k) and k != dead:
+                            keys.add(k)
                     next_scan = now + 0.5
                 for k in keys - made:
                     try:
@@ -350,7 +365,7 @@ class RedisBridge(Bridge):
     async def _handle(self, spec: Import, entries: List[Tuple[bytes, bytes, Dict[bytes, bytes], int]],
                       retry: Dict[Tuple[bytes, bytes], float],
                       attempts: Dict[Tuple[bytes, bytes], int]) -> None:
-        stats, t = self.stats_, spec.event_type
+        stats, t, resolve = self.stats_, spec.event_type, spec.resolve
         stats["imported"] += len(entries)
         ack: Dict[bytes, List[bytes]] = {}
         events: List[Tuple[int, Any]] = []
@@ -361,7 +376,7 @@ class RedisBridge(Bridge):
                 stats["redelivered"] += 1
             raw_id = fields.get(b"id")
             mid = raw_id.decode(errors="replace") if raw_id is not None else None
-            if mid is not None and (mid in batch_ids or self._duplicate(mid)):
+            if mid is not None and (mid in batch_ids or self._duplicate(mid, spec)):
                 stats["duplicates_dropped"] += 1
                 ack.setdefault(k, []).append(e)
                 attempts.pop((k, e), None)
@@ -371,6 +386,7 @@ class RedisBridge(Bridge):
             if data is None and len(fields) == 1:
                 data = next(iter(fields.values()))      # another producer's one field
             try:
+                et = t if resolve is None else _type_of(resolve, k.decode(errors="replace"))
                 payload = self._decode(spec, kind.decode() if kind else None, data)
             except (MalformedMessage, UnicodeDecodeError) as exc:
                 self._malformed(spec, fields, exc)
@@ -379,7 +395,7 @@ class RedisBridge(Bridge):
                 continue
             if mid is not None:
                 batch_ids.add(mid)
-            events.append((t, payload))
+            events.append((et, payload))
             held.append((k, e, mid, n, fields))
         results: List[bool] = []
         if events:
@@ -391,7 +407,7 @@ class RedisBridge(Bridge):
         now = time.monotonic()
         for (k, e, mid, n, fields), ok in zip(held, results):
             if ok:
-                self._handled(mid)
+                self._handled(mid, spec)
                 ack.setdefault(k, []).append(e)
                 attempts.pop((k, e), None)
                 stats["acked_back"] += 1
