@@ -305,7 +305,10 @@ class RedisBridge(Bridge):
                 if not entries and made and own_pending is not None:
                     # After a lost connection: this consumer's own pending entries first,
                     # in order (one whose reply the connection lost would otherwise come
-                    # back by XAUTOCLAIM behind later entries of its key).
+                    # back by XAUTOCLAIM behind later entries of its key). Keys found
+                    # after the loss too (it may have come before the first SCAN).
+                    for k in made:
+                        own_pending.setdefault(k, b"0-0")
                     resp = await self._r.xreadgroup(group, self._consumer, own_pending,
                                                     count=self.batch)
                     found = False
