@@ -15,6 +15,9 @@ from bridge_cases import start, stop, wait_for
 from ringbus.bridge.patterns import PatternExport, TypeFromSubject, overlap, wildcard
 from ringbus.patterns import check_pattern
 
+# All of it, the helpers' tests too: pure Python, nothing for the sanitizers to check.
+pytestmark = pytest.mark.servers
+
 
 @pytest.fixture(scope="module", params=["nats", "redis"])
 def engine(request):
@@ -29,7 +32,6 @@ def _collect(bus: Any, topic: str) -> List[Tuple[str, Any]]:
     return got
 
 
-@pytest.mark.servers
 def test_a_pattern_exports_every_matching_type_registered_now_and_later(engine):
     out_bus, in_bus = ringbus.Bus(), ringbus.Bus()
     tick, quote = out_bus.event_type("md.tick"), out_bus.event_type("md.quote")
@@ -60,7 +62,6 @@ def test_a_pattern_exports_every_matching_type_registered_now_and_later(engine):
     assert importer.stats()["malformed"] == 0 and importer.stats()["acked_back"] == 90
 
 
-@pytest.mark.servers
 def test_an_exact_export_wins_over_a_pattern_and_type_fills_subjects(engine):
     out_bus, in_bus = ringbus.Bus(), ringbus.Bus()
     tick, quote = out_bus.event_type("md.tick"), out_bus.event_type("md.quote")
@@ -89,7 +90,6 @@ def test_an_exact_export_wins_over_a_pattern_and_type_fills_subjects(engine):
     assert b.stats()["acked"] == 3
 
 
-@pytest.mark.servers
 def test_wildcard_imports_follow_token_rules_and_find_new_streams(engine):
     bus = ringbus.Bus()
     T = bus.event_type("o")
@@ -127,7 +127,6 @@ def test_wildcard_imports_follow_token_rules_and_find_new_streams(engine):
         assert got_more == [1, 2, 3] and got_one == [1, 2]
 
 
-@pytest.mark.servers
 def test_a_pattern_import_never_reads_the_bridges_own_dead_letters(engine):
     if engine.name != "redis":
         pytest.skip("NATS keeps dead letters in their own stream, outside any import")

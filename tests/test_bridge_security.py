@@ -77,11 +77,11 @@ def _start(name: str, files: Any) -> Mode:
     if name == "nats-user":
         srv = brokers.nats_server(user="bridge", password=SECRET)
         url = f"nats://127.0.0.1:{srv.port}"
-        # The right password as arguments; the wrong one inside the URL.
+        # The right password inside the URL (the lean links read it there too); the wrong
+        # one as arguments.
         return Mode(name, "nats", srv,
-                    lambda bus: _nats(bus, url, user="bridge", password=SECRET),
-                    lambda bus: _nats(bus, f"nats://bridge:wrong-{SECRET}@127.0.0.1:"
-                                           f"{srv.port}"),
+                    lambda bus: _nats(bus, f"nats://bridge:{SECRET}@127.0.0.1:{srv.port}"),
+                    lambda bus: _nats(bus, url, user="bridge", password="wrong-" + SECRET),
                     "(?i)authorization violation", [SECRET])
     if name == "nats-tls":
         c = brokers.certs(files)
@@ -180,6 +180,8 @@ def test_round_trip_and_reconnect(mode, everything_logged):
     bridge.export(T, subject="sec.out.{k}")
     mode.import_(bridge, IN, "sec.out.*", "reader")
     _assert_hidden(mode, _shown(bridge))
+    if mode.engine == "nats":
+        assert bridge.publish_link      # the lean links, with every security option
     with bus.running(), bridge.running():
         bus.publish_many(T, [{"k": "a", "i": i} for i in range(50)])
         wait_for(lambda: len(got) == 50, what=lambda: f"50 back, got {len(got)}")
@@ -213,3 +215,22 @@ def test_wrong_credentials_fail_running_at_once(mode, everything_logged):
     assert info.match(mode.says) and info.match("refused")
     _assert_hidden(mode, _shown(bridge, info.value) + everything_logged.text)
     assert not bridge.stats()["connected"]
+
+
+def test_nats_py_paths_too(mode, everything_logged):
+    """publish_link=False: nats-py publishes and fetches, with the same options."""
+    if mode.engine != "nats" or mode.name not in ("nats-tls", "nats-creds"):
+        pytest.skip("one TLS and one credentials-file run cover nats-py's paths")
+    bus = ringbus.Bus()
+    T, IN = bus.event_type("sec2"), bus.event_type("sec2.in")
+    got: List[Any] = []
+    bus.subscribe(IN, got.append)
+    bridge = mode.make(bus)
+    bridge.publish_link = False
+    bridge.export(T, subject="sec.py.x")
+    mode.import_(bridge, IN, "sec.py.x", "py")
+    with bus.running(), bridge.running():
+        bus.publish_many(T, list(range(20)))
+        wait_for(lambda: len(got) == 20)
+    assert got == list(range(20))
+    _assert_hidden(mode, _shown(bridge) + everything_logged.text)

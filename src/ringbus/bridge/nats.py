@@ -16,13 +16,14 @@ delay if one raised, and moved to the dead-letter subject after ``max_deliver`` 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import os
 import re
 import ssl
 import time
 from typing import (Any, Awaitable, Callable, Dict, List, NamedTuple, Optional, Sequence,
-                    Tuple, Union)
+                    Set, Tuple, Union)
 
 from ringbus.bridge.base import Bridge, Export, Import, Key
 from ringbus.bridge.codec import MalformedMessage
@@ -151,10 +152,9 @@ class NatsBridge(Bridge):
                 # The path only: the file's content is the secret.
                 raise ValueError(f"{arg} must be the path of a readable file, got "
                                  f"{os.fspath(path) if isinstance(path, os.PathLike) else path!r}")
-            try:
-                import nkeys  # noqa: F401     (nats-py signs the server's nonce with it)
-            except ImportError as exc:
-                raise ImportError(f"{arg}= needs nkeys: pip install 'ringbus[nats]'") from exc
+            if importlib.util.find_spec("nkeys") is None:
+                # What nats-py and the lean links sign the server's nonce with.
+                raise ImportError(f"{arg}= needs nkeys: pip install 'ringbus[nats]'")
         self.servers = servers
         self.stream = stream
         self._auth: Dict[str, Any] = dict(
@@ -165,10 +165,10 @@ class NatsBridge(Bridge):
         self.dead_letter = dead_letter or f"ringbus.dead.{stream}"
         self._nc: Any = None
         self._js: Any = None
-        # The exporter's own lean connection (ringbus.bridge.natslink): for plain nats://
-        # servers; TLS, nkeys and credentials files keep nats-py's publish.
-        self.publish_link = bool(publish_link) and tls is None and creds is None and \
-            nkeys_seed is None and all(s.startswith("nats://") for s in servers)
+        # The exporter's and importers' own lean connections (ringbus.bridge.natslink), with
+        # the same security options; other schemes (ws://) keep nats-py's.
+        self.publish_link = bool(publish_link) and all(
+            s.startswith(("nats://", "tls://")) for s in servers)
         self._link: Any = None
         self._link_task: Optional["asyncio.Task[None]"] = None
         # Export: our sequence -> [id, subject, kind, data, sent_at]; insertion order is
@@ -218,11 +218,14 @@ class NatsBridge(Bridge):
         nc = self._nc = nats.NATS()
         attempt = asyncio.ensure_future(nc.connect(
             servers=self.servers, allow_reconnect=True, max_reconnect_attempts=-1,
-            reconnect_time_wait=0.1, connect_timeout=2, name="ringbus-bridge",
+            # A float is what it sleeps; typed int in nats-py.
+            reconnect_time_wait=0.1,  # type: ignore[arg-type]
+            connect_timeout=2, name="ringbus-bridge",
             error_cb=self._on_error, disconnected_cb=self._on_disconnected,
             reconnected_cb=self._on_reconnected, **opts))
+        waiters: Set["asyncio.Future[Any]"] = {attempt, self._refused}
         try:
-            await asyncio.wait({attempt, self._refused}, timeout=self._connect_timeout,
+            await asyncio.wait(waiters, timeout=self._connect_timeout,
                                return_when=asyncio.FIRST_COMPLETED)
         finally:
             if not attempt.done():
@@ -367,16 +370,20 @@ class NatsBridge(Bridge):
             self._inbox = self._nc.new_inbox() + "."
             if self.publish_link:
                 from ringbus.bridge.natslink import PublishLink
-                auth = self._auth
-                self._link = PublishLink(self.servers, self._inbox, user=auth["user"],
-                                         password=auth["password"], token=auth["token"],
-                                         on_ack=self._acks, on_lost=self._link_lost,
-                                         on_back=self._link_back)
+                self._link = PublishLink(self.servers, self._inbox, on_ack=self._acks,
+                                         on_lost=self._link_lost, on_back=self._link_back,
+                                         **self._link_auth())
                 await self._link.connect()
                 self._link_task = asyncio.ensure_future(self._link.run())
             else:
                 await self._nc.subscribe(self._inbox + "*", cb=self._on_puback,
                                          pending_msgs_limit=-1, pending_bytes_limit=-1)
+
+    def _link_auth(self) -> Dict[str, Any]:
+        auth = self._auth
+        return dict(user=auth["user"], password=auth["password"], token=auth["token"],
+                    tls=auth["tls"], creds=auth["user_credentials"],
+                    nkeys_seed=auth["nkeys_seed"])
 
     async def _ensure_stream(self, name: str, subjects: List[str], window: float) -> None:
         from nats.js.errors import BadRequestError, NotFoundError
@@ -559,10 +566,8 @@ class NatsBridge(Bridge):
         except NotFoundError:
             await self._js.add_consumer(self.stream, config)
         from ringbus.bridge.natslink import PullLink
-        auth = self._auth
-        link = PullLink(self.servers, self._nc.new_inbox() + ".", user=auth["user"],
-                        password=auth["password"], token=auth["token"],
-                        on_lost=lambda: None, on_back=lambda: None)
+        link = PullLink(self.servers, self._nc.new_inbox() + ".", on_lost=lambda: None,
+                        on_back=lambda: None, **self._link_auth())
 
         def back() -> None:
             # What the lost connection had delivered, unacked, is redelivered once

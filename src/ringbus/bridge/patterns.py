@@ -156,11 +156,11 @@ def _any(token: str) -> bool:
     return token == "*" or (token.startswith("{") and token.endswith("}"))
 
 
-def type_of(resolve: TypeFromSubject, subject: str) -> int:
+def type_of(resolve: Any, subject: str) -> int:
     """The event type ``subject`` names, or MalformedMessage (the message goes to the error
     policy and the dead letters, like one that does not decode)."""
     t = resolve(subject)
     if t is None:
         raise MalformedMessage(f"subject {subject!r} names no event type matching "
-                               f"{resolve.topic!r}")
+                               f"{getattr(resolve, 'topic', '?')!r}")
     return t
