@@ -125,8 +125,9 @@ def _start(name: str, files: Any) -> Mode:
                                        password="wrong-" + SECRET),
                     "(?i)WRONGPASS|invalid password|invalid username-password", [SECRET])
     if name == "redis-acl":
+        # Its keys: sec.* only (the tests' streams and the dead letters, sec.dead).
         srv = brokers.redis_server(args=["--user", "default", "off", "--user", "bridge", "on",
-                                         f">{SECRET}", "~*", "&*", "+@all"])
+                                         f">{SECRET}", "~sec.*", "&*", "+@all"])
         url = f"redis://127.0.0.1:{srv.port}/0"
         return Mode(name, "redis", srv,
                     lambda bus: _redis(bus, url, username="bridge", password=SECRET),
@@ -215,6 +216,22 @@ def test_wrong_credentials_fail_running_at_once(mode, everything_logged):
     assert info.match(mode.says) and info.match("refused")
     _assert_hidden(mode, _shown(bridge, info.value) + everything_logged.text)
     assert not bridge.stats()["connected"]
+
+
+def test_a_stream_key_the_acl_denies_fails_running_at_once(mode, everything_logged):
+    if mode.name != "redis-acl":
+        pytest.skip("an ACL user's key patterns: Redis")
+    for export, imported in (("denied.out", None), ("sec.ok", "denied.in")):
+        bus = ringbus.Bus()
+        bridge = mode.make(bus)
+        bridge.export(bus.event_type("t"), subject=export)
+        if imported:
+            mode.import_(bridge, bus.event_type("in"), imported, "g")
+        with pytest.raises(PermissionError, match=f"refused the stream key "
+                                                  f"'{imported or export}'"):
+            with bridge.running(timeout=10):
+                pass
+    _assert_hidden(mode, everything_logged.text)
 
 
 def test_nats_py_paths_too(mode, everything_logged):

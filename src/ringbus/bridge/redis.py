@@ -169,6 +169,26 @@ class RedisBridge(Bridge):
             raise ConnectionError(f"Redis at {_redact(self.url)} did not answer: "
                                   f"{text}") from None
 
+    async def _prepare(self) -> None:
+        """Each fixed stream key the bridge will use (an export without a template, an
+        import of one key), read once (XLEN): a key the user's ACL denies fails the start
+        with a PermissionError naming it, rather than stalling the exporter or ending the
+        importer later. Keys made from templates and patterns are only known later."""
+        import redis.exceptions as rexc
+        keys = [e.subject for e in self._exports.values()
+                if e._tail is None and "{" not in e.subject]
+        keys += [i.subject for i in self._imports if _pattern(i.subject) is None]
+        for key in dict.fromkeys(keys):
+            try:
+                await self._r.xlen(key)
+            except rexc.NoPermissionError as exc:
+                if "key" not in str(exc):
+                    continue            # XLEN itself not allowed: nothing learnt
+                raise PermissionError(f"Redis at {_redact(self.url)} refused the stream key "
+                                      f"{key!r}: {exc} (the user's ACL key patterns)") from None
+            except rexc.ResponseError:
+                pass                    # WRONGTYPE and the like: the loops report them
+
     async def _disconnect(self) -> None:
         r, self._r = self._r, None
         if r is not None:
@@ -255,6 +275,7 @@ class RedisBridge(Bridge):
         fits, dead = _fits(spec.subject), self.dead_letter.encode()
         keys: Set[bytes] = set() if glob else {spec.subject.encode()}
         made: Set[bytes] = set()
+        denied: Set[bytes] = set()
         group = spec.name
         retry: Dict[Tuple[bytes, bytes], float] = {}     # (key, entry id) -> due
         attempts: Dict[Tuple[bytes, bytes], int] = {}
@@ -270,9 +291,16 @@ class RedisBridge(Bridge):
                         if fits(k) and k != dead:
                             keys.add(k)
                     next_scan = now + 0.5
-                for k in keys - made:
+                for k in keys - made - denied:
                     try:
                         await self._r.xgroup_create(k, group, id="0", mkstream=True)
+                    except rexc.NoPermissionError as exc:
+                        # A key a pattern found that the ACL denies: left out, said once.
+                        denied.add(k)
+                        _log.warning("ringbus.bridge: Redis %s: the import of %s skips the "
+                                     "stream %s: %s", _redact(self.url), spec.subject,
+                                     k.decode(errors="replace"), exc)
+                        continue
                     except rexc.ResponseError as exc:
                         if "BUSYGROUP" not in str(exc):
                             raise
