@@ -234,6 +234,32 @@ def test_a_stream_key_the_acl_denies_fails_running_at_once(mode, everything_logg
     _assert_hidden(mode, everything_logged.text)
 
 
+def test_an_acl_change_while_running_is_said_and_outlived(mode, everything_logged):
+    """The user's keys taken away while the bridge runs (ACL SETUSER): the importer says so
+    and goes on; given back, it delivers what came meanwhile."""
+    if mode.name != "redis-acl":
+        pytest.skip("an ACL user's key patterns: Redis")
+    import redis
+    admin = redis.Redis(port=mode.server.port, username="bridge", password=SECRET)
+    bus = ringbus.Bus()
+    IN = bus.event_type("in")
+    got: List[Any] = []
+    bus.subscribe(IN, got.append)
+    bridge = mode.make(bus)
+    mode.import_(bridge, IN, "sec.acl", "g")
+    try:
+        with bus.running(), bridge.running():
+            admin.execute_command("ACL", "SETUSER", "bridge", "resetkeys", "~none.*")
+            wait_for(lambda: "NoPermissionError" in everything_logged.text, timeout=10)
+            admin.execute_command("ACL", "SETUSER", "bridge", "resetkeys", "~sec.*")
+            admin.xadd("sec.acl", {"d": b"\x07", "c": b"msgpack"})
+            wait_for(lambda: got == [7], timeout=10, what=lambda: f"got {got}")
+    finally:
+        admin.execute_command("ACL", "SETUSER", "bridge", "resetkeys", "~sec.*")
+        admin.close()
+    _assert_hidden(mode, everything_logged.text)
+
+
 def test_nats_py_paths_too(mode, everything_logged):
     """publish_link=False: nats-py publishes and fetches, with the same options."""
     if mode.engine != "nats" or mode.name not in ("nats-tls", "nats-creds"):

@@ -375,6 +375,16 @@ class RedisBridge(Bridge):
                 _log.warning("ringbus.bridge: Redis %s: read failed (%s); retrying",
                              _redact(self.url), type(exc).__name__)
                 await asyncio.sleep(0.1)
+            except rexc.ResponseError as exc:
+                # Refused by Redis (NOPERM after an ACL change, a key of another type...):
+                # said, and tried again; the importer does not end (what it had not acked
+                # is delivered again).
+                if self._stopping:
+                    return
+                _log.warning("ringbus.bridge: Redis %s: import of %s: %s: %s; retrying",
+                             _redact(self.url), spec.subject, type(exc).__name__,
+                             _redact(str(exc))[:200])
+                await asyncio.sleep(0.5)
 
     def _answered(self) -> None:
         """Redis answers again after a lost connection (the exporter's or an importer's,
