@@ -187,7 +187,7 @@ class Bridge(ABC):
         whose name matches, now or registered later, is exported (a type also exported on
         its own goes by its own export). ``{type}`` in ``subject`` is the event type's
         name (``subject="bus.{type}.{sym}"``); see ringbus.bridge.patterns."""
-        from ringbus.bridge.patterns import SKIP, PatternExport, fill_type
+        from ringbus.bridge.patterns import SKIP, PatternExport, export_pattern, fill_type
         from ringbus.patterns import is_pattern
         bus = self._bus
         self._not_running("export")
@@ -196,7 +196,7 @@ class Bridge(ABC):
         if not isinstance(subject, str) or not subject:
             raise TypeError(f"subject must be a non-empty str, got {subject!r}")
         if isinstance(event_type, str) and is_pattern(event_type):
-            return self._export_pattern(PatternExport(event_type, subject, key))
+            return export_pattern(self, PatternExport(event_type, subject, key))
         t = bus.event_type(event_type) if isinstance(event_type, str) else \
             bus._registry._known(event_type, "event_type")
         if t in self._exports:
@@ -215,58 +215,6 @@ class Bridge(ABC):
                 self._hand_over()       # emit's thread: no batch end will come
         export_event.__qualname__ = f"{type(self).__name__}.export[{subject}]"
         bus.subscribe(t, export_event, name=f"{self._name}:{subject}", weak=False)
-        if not self._batch_end_added:
-            ring._add_batch_end(self._hand_over)
-            self._batch_end_added = True
-        self._add_closer()
-        return spec
-
-    def _export_pattern(self, spec: Any) -> Export:
-        """export() of a topic pattern: one subscription of the pattern (the bus adds a
-        member for each matching type, those registered later too); each type's Export is
-        made at its first event, by the thread that dispatches it."""
-        from ringbus.bridge.patterns import SKIP, PatternExport, overlap
-        bus = self._bus
-        for other in self._exports.values():
-            if isinstance(other, PatternExport) and overlap(other.tokens, spec.tokens):
-                raise ValueError(f"event types {spec.topic!r} overlap {other.topic!r}, "
-                                 f"exported already: an event would go out twice")
-        self._check_subject(spec.pattern("x"), "subject")
-        for t, other in self._exports.items():
-            if not isinstance(other, PatternExport) and spec.matches(bus.event_name(t)):
-                spec.specs[t] = SKIP
-        specs, name_of, check = spec.specs, bus.event_name, self._check_subject
-        outbox, ring = self._outbox, bus.ring
-
-        def made(t: int) -> Export:
-            if not spec.matches(name_of(t)):
-                specs[t] = SKIP         # the bus's own types (ringbus.*): never exported
-                return SKIP
-            one = spec.member(t, name_of(t))
-            check(one.pattern("x"), "subject")
-            specs[t] = one
-            return one
-
-        def export_matching(t: int, payload: Any) -> None:
-            one = specs.get(t)
-            if one is None:
-                one = made(t)           # the type's first event; raises to the bus's policy
-            if one is SKIP:
-                return
-            outbox.append((one, payload))
-            if not ring._in_batch():
-                self._hand_over()       # emit's thread: no batch end will come
-        export_matching.__qualname__ = f"{type(self).__name__}.export[{spec.topic}]"
-        sub = bus.subscribe(spec.topic, export_matching, name=f"{self._name}:{spec.topic}",
-                            weak=False, with_type=True)
-        try:
-            for t in list(sub.members):         # the types there now: checked at the call
-                if specs.get(t) is None:
-                    made(t)
-        except BaseException:
-            sub.unsubscribe()
-            raise
-        self._exports[spec.topic] = spec
         if not self._batch_end_added:
             ring._add_batch_end(self._hand_over)
             self._batch_end_added = True
@@ -296,14 +244,14 @@ class Bridge(ABC):
             resolve = TypeFromSubject(bus, event_type, subject)
             subject = resolve.subject()
         self._check_subject(subject, "subject")
+        if resolve is None:
+            t = bus.event_type(event_type) if isinstance(event_type, str) else \
+                bus._registry._known(event_type, "event_type")
         if self._carrier is None:
             self._carrier = bus.event_type(f"ringbus.bridge.{next(_carrier_names)}.in")
             bus.subscribe(self._carrier, self._deliver, name=f"{self._name}:import", weak=False)
         if resolve is not None:
             t = self._carrier
-        else:
-            t = bus.event_type(event_type) if isinstance(event_type, str) else \
-                bus._registry._known(event_type, "event_type")
         spec = Import(t, subject, name, resolve)
         self._imports.append(spec)
         self._add_closer()

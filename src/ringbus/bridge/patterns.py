@@ -20,7 +20,8 @@ from ringbus import patterns
 from ringbus.bridge.base import Export, Key
 from ringbus.bridge.codec import MalformedMessage
 
-__all__ = ["PatternExport", "TypeFromSubject", "type_of", "overlap", "TYPE"]
+__all__ = ["PatternExport", "export_pattern", "TypeFromSubject", "type_of", "overlap",
+           "TYPE"]
 
 TYPE = "{type}"
 
@@ -93,6 +94,58 @@ class PatternExport(Export):
         for field in fields:
             filled = filled.replace("{" + field + "}", any_token)
         return wildcard(filled) if any_token == "*" else filled
+
+
+def export_pattern(bridge: Any, spec: PatternExport) -> Export:
+    """Bridge.export() of a topic pattern: one subscription of the pattern (the bus adds a
+    member for each matching type, those registered later too); each type's Export is made
+    at its first event, by the thread that dispatches it."""
+    bus = bridge._bus
+    for other in bridge._exports.values():
+        if isinstance(other, PatternExport) and overlap(other.tokens, spec.tokens):
+            raise ValueError(f"event types {spec.topic!r} overlap {other.topic!r}, "
+                             f"exported already: an event would go out twice")
+    bridge._check_subject(spec.pattern("x"), "subject")
+    for t, other in bridge._exports.items():
+        if not isinstance(other, PatternExport) and spec.matches(bus.event_name(t)):
+            spec.specs[t] = SKIP
+    specs, name_of, check = spec.specs, bus.event_name, bridge._check_subject
+    outbox, ring, hand_over = bridge._outbox, bus.ring, bridge._hand_over
+
+    def made(t: int) -> Export:
+        if not spec.matches(name_of(t)):
+            specs[t] = SKIP         # the bus's own types (ringbus.*): never exported
+            return SKIP
+        one = spec.member(t, name_of(t))
+        check(one.pattern("x"), "subject")
+        specs[t] = one
+        return one
+
+    def export_matching(t: int, payload: Any) -> None:
+        one = specs.get(t)
+        if one is None:
+            one = made(t)           # the type's first event; raises to the bus's policy
+        if one is SKIP:
+            return
+        outbox.append((one, payload))
+        if not ring._in_batch():
+            hand_over()             # emit's thread: no batch end will come
+    export_matching.__qualname__ = f"{type(bridge).__name__}.export[{spec.topic}]"
+    sub = bus.subscribe(spec.topic, export_matching, name=f"{bridge._name}:{spec.topic}",
+                        weak=False, with_type=True)
+    try:
+        for t in list(sub.members):         # the types there now: checked at the call
+            if specs.get(t) is None:
+                made(t)
+    except BaseException:
+        sub.unsubscribe()
+        raise
+    bridge._exports[spec.topic] = spec
+    if not bridge._batch_end_added:
+        ring._add_batch_end(hand_over)
+        bridge._batch_end_added = True
+    bridge._add_closer()
+    return spec
 
 
 class TypeFromSubject:
