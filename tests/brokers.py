@@ -40,13 +40,16 @@ def redis_server(**kw: Any) -> Server:
 
 
 class Certs(NamedTuple):
-    ca: str         # the CA's certificate (what clients trust)
-    cert: str       # the server's certificate for 127.0.0.1 / localhost, signed by the CA
-    key: str        # its private key
+    ca: str             # the CA's certificate (what clients trust)
+    cert: str           # the server's certificate for 127.0.0.1 / localhost, signed by the CA
+    key: str            # its private key
+    client_cert: str    # a client's certificate (mutual TLS), signed by the CA
+    client_key: str
 
 
 def certs(directory: Path) -> Certs:
-    """A CA and a server certificate for 127.0.0.1, valid for a day, in ``directory``."""
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, valid for a day,
+    in ``directory``."""
     openssl = shutil.which("openssl")
     if openssl is None:
         pytest.skip("the openssl CLI is not installed (apt-get install openssl)")
@@ -55,15 +58,22 @@ def certs(directory: Path) -> Certs:
     cert, key, csr, ext = d / "server.pem", d / "server.key", d / "server.csr", d / "san.ext"
     ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
                    "extendedKeyUsage=serverAuth\n")
+    client_cert, client_key = d / "client.pem", d / "client.key"
+    client_csr, client_ext = d / "client.csr", d / "client.ext"
+    client_ext.write_text("extendedKeyUsage=clientAuth\n")
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
     for argv in (
             [openssl, "req", "-x509", *ec, "-days", "1", "-subj", "/CN=ringbus test CA",
              "-keyout", ca_key, "-out", ca],
             [openssl, "req", *ec, "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", csr],
             [openssl, "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key,
-             "-CAcreateserial", "-days", "1", "-extfile", ext, "-out", cert]):
+             "-CAcreateserial", "-days", "1", "-extfile", ext, "-out", cert],
+            [openssl, "req", *ec, "-subj", "/CN=ringbus bridge", "-keyout", client_key,
+             "-out", client_csr],
+            [openssl, "x509", "-req", "-in", client_csr, "-CA", ca, "-CAkey", ca_key,
+             "-CAcreateserial", "-days", "1", "-extfile", client_ext, "-out", client_cert]):
         subprocess.run([str(a) for a in argv], check=True, capture_output=True, timeout=30)
-    return Certs(str(ca), str(cert), str(key))
+    return Certs(str(ca), str(cert), str(key), str(client_cert), str(client_key))
 
 
 def nkey(role: str = "user") -> Tuple[str, str, Any]:

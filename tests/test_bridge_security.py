@@ -31,9 +31,10 @@ class Mode:
 
     def __init__(self, name: str, engine: str, server: brokers.Server,
                  make: Callable[..., Any], wrong: Callable[..., Any], says: str,
-                 hidden: List[str]) -> None:
+                 hidden: List[str], anonymous: Optional[Callable[..., Any]] = None) -> None:
         self.name, self.engine, self.server = name, engine, server
         self.make, self.wrong, self.says, self.hidden = make, wrong, says, hidden
+        self.anonymous = anonymous      # mutual TLS: a bridge without a client certificate
         # Refused credentials: PermissionError; a certificate not trusted: ConnectionError.
         self.error = ConnectionError if "certificate" in says else PermissionError
 
@@ -85,14 +86,16 @@ def _start(name: str, files: Any) -> Mode:
                     "(?i)authorization violation", [SECRET])
     if name == "nats-tls":
         c = brokers.certs(files)
-        srv = brokers.nats_server(tls=(c.cert, c.key), token=SECRET)
+        # Mutual TLS: the server asks for a client certificate of the test CA.
+        srv = brokers.nats_server(tls=(c.cert, c.key), tls_verify=c.ca, token=SECRET)
         url = f"tls://127.0.0.1:{srv.port}"
-        trusted = ssl.create_default_context(cafile=c.ca)
-        return Mode(name, "nats", srv, lambda bus: _nats(bus, url, tls=trusted, token=SECRET),
+        return Mode(name, "nats", srv,
+                    lambda bus: _nats(bus, url, tls=_context(c, trust=True), token=SECRET),
                     # The system's CAs do not know the test CA.
-                    lambda bus: _nats(bus, url, tls=ssl.create_default_context(),
-                                      token=SECRET),
-                    "(?i)certificate verify failed", [SECRET])
+                    lambda bus: _nats(bus, url, tls=_context(c, trust=False), token=SECRET),
+                    "(?i)certificate verify failed", [SECRET],
+                    anonymous=lambda bus: _nats(bus, url, token=SECRET,
+                                                tls=_context(c, trust=True, mine=False)))
     if name == "nats-nkey":
         seed, pub, _ = brokers.nkey("user")
         (files / "user.nk").write_text(seed + "\n")
@@ -136,12 +139,23 @@ def _start(name: str, files: Any) -> Mode:
                     "(?i)WRONGPASS|invalid username-password", [SECRET])
     assert name == "redis-tls"
     c = brokers.certs(files)
-    srv = brokers.redis_server(tls=(c.cert, c.key, c.ca), password=SECRET)
+    srv = brokers.redis_server(tls=(c.cert, c.key, c.ca), tls_clients=True, password=SECRET)
     url = f"rediss://127.0.0.1:{srv.port}/0"
+    mine = dict(ssl_certfile=c.client_cert, ssl_keyfile=c.client_key)
     return Mode(name, "redis", srv,
-                lambda bus: _redis(bus, url, password=SECRET, ssl_ca_certs=c.ca),
-                lambda bus: _redis(bus, url, password=SECRET),      # the system's CAs
-                "(?i)certificate verify failed", [SECRET])
+                lambda bus: _redis(bus, url, password=SECRET, ssl_ca_certs=c.ca, **mine),
+                lambda bus: _redis(bus, url, password=SECRET, **mine),  # the system's CAs
+                "(?i)certificate verify failed", [SECRET],
+                anonymous=lambda bus: _redis(bus, url, password=SECRET, ssl_ca_certs=c.ca))
+
+
+def _context(c: brokers.Certs, trust: bool, mine: bool = True) -> ssl.SSLContext:
+    """A client's TLS context: trusting the test CA (or only the system's), with the
+    client certificate (or none)."""
+    ctx = ssl.create_default_context(cafile=c.ca if trust else None)
+    if mine:
+        ctx.load_cert_chain(c.client_cert, c.client_key)
+    return ctx
 
 
 @pytest.fixture(scope="module", params=MODES)
@@ -216,6 +230,21 @@ def test_wrong_credentials_fail_running_at_once(mode, everything_logged):
     assert info.match(mode.says) and info.match("refused")
     _assert_hidden(mode, _shown(bridge, info.value) + everything_logged.text)
     assert not bridge.stats()["connected"]
+
+
+def test_no_client_certificate_fails_running_at_once(mode, everything_logged):
+    if mode.anonymous is None:
+        pytest.skip("mutual TLS: the TLS modes")
+    bus = ringbus.Bus()
+    bridge = mode.anonymous(bus)
+    bridge.export(bus.event_type("sec"), subject="sec.out.x")
+    t0 = time.monotonic()
+    with pytest.raises(ConnectionError) as info:
+        with bridge.running(timeout=10):
+            pass
+    assert time.monotonic() - t0 < 8
+    assert info.match("(?i)refused the connection: TLS: .*certificate")
+    _assert_hidden(mode, _shown(bridge, info.value) + everything_logged.text)
 
 
 def test_a_stream_key_the_acl_denies_fails_running_at_once(mode, everything_logged):
