@@ -47,12 +47,12 @@ def _refusal(exc: BaseException, text: str) -> Optional[Tuple[type, str]]:
     """A connection error that no retry mends, as (the exception to raise, what it says):
     the server refused the credentials, or the TLS handshake did (a certificate)."""
     lower = text.lower()
-    if "authorization violation" in lower or "authentication" in lower:
+    if "authorization violation" in lower or (
+            "authentication" in lower and "timeout" not in lower):   # a slow client: retried
         return PermissionError, (f"{text} (check user/password, token, nkeys_seed or "
                                  f"creds)")
-    if isinstance(exc, ssl.SSLError) or "certificate" in lower:
-        return ConnectionError, f"TLS: {text}"
-    if "secure connection" in lower or "tls" in lower:
+    if isinstance(exc, ssl.SSLError) or any(w in lower for w in (
+            "certificate", "secure connection", "tls")):
         return ConnectionError, f"TLS: {text}"
     return None
 
