@@ -25,8 +25,8 @@ def wait_for(cond: Callable[[], Any], timeout: float = 15.0,
 
 class Engine:
     """One engine's server and how to make its bridges (the test's parameter). ``nats-py``
-    is NATS with the exporter publishing through nats-py (``publish_link=False``, the path
-    of TLS and credentials files) instead of its own connection."""
+    is NATS with the exporter publishing through nats-py (``publish_link=False``) instead of
+    its own connection."""
 
     def __init__(self, name: str, server: brokers.Server) -> None:
         self.publish_link = name != "nats-py"

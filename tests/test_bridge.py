@@ -66,7 +66,7 @@ def test_events_go_out_and_come_back_in_order_per_key(engine):
 
 
 def test_nats_py_publish_path_round_trip():
-    """publish_link=False (what TLS and credentials files use): the same round trip."""
+    """publish_link=False (nats-py publishes and fetches): the same round trip."""
     e = start("nats-py")
     try:
         out_bus, in_bus = ringbus.Bus(), ringbus.Bus()

@@ -88,15 +88,21 @@ class Export:
 
 class Import:
     """One imported subject (or stream key): the event type its messages become on the bus,
-    and the durable consumer / consumer group that remembers what was acked."""
+    and the durable consumer / consumer group that remembers what was acked. ``resolve``:
+    for a subject with ``{type}``, each message's event type from its subject
+    (ringbus.bridge.patterns.TypeFromSubject); ``event_type`` is then the bridge's carrier,
+    under which what cannot be imported is reported."""
 
-    __slots__ = ("event_type", "subject", "name", "task")
+    __slots__ = ("event_type", "subject", "name", "task", "resolve", "seen")
 
-    def __init__(self, event_type: int, subject: str, name: str) -> None:
+    def __init__(self, event_type: int, subject: str, name: str,
+                 resolve: Optional[Callable[[str], Optional[int]]] = None) -> None:
         self.event_type = event_type
         self.subject = subject
         self.name = name
         self.task: Optional[asyncio.Task[None]] = None
+        self.resolve = resolve
+        self.seen: Dict[str, None] = {}     # ids handled, oldest first (bounded)
 
 
 class _Job:
@@ -145,7 +151,8 @@ class Bridge(ABC):
         self._producer = Producer()
         # Names its subscriptions on the bus: "nats-bridge-1:md.tick.{sym}".
         self._name = f"{self._engine}-bridge-{next(_bridge_numbers)}"
-        self._exports: Dict[int, Export] = {}
+        # By event type; a topic pattern's export (PatternExport) by its pattern.
+        self._exports: Dict[Any, Export] = {}
         self._imports: List[Import] = []
         # Handed over by the bus's dispatching thread(s); drained by the loop. A deque: its
         # append and popleft are atomic, whichever threads call them.
@@ -174,18 +181,30 @@ class Bridge(ABC):
         """Carry ``event_type``'s events to the engine: each is published to ``subject``
         (a template like ``"md.tick.{sym}"`` takes the event's key: ``key=`` a callable or
         a field name; without ``key=`` the placeholder names the field). One subject (or
-        stream) per key keeps each key's events in order."""
+        stream) per key keeps each key's events in order.
+
+        ``event_type`` may be a topic pattern (``"md.*"``, ``"md.>"``): every event type
+        whose name matches, now or registered later, is exported (a type also exported on
+        its own goes by its own export). ``{type}`` in ``subject`` is the event type's
+        name (``subject="bus.{type}.{sym}"``); see ringbus.bridge.patterns."""
+        from ringbus.bridge.patterns import SKIP, PatternExport, export_pattern, fill_type
+        from ringbus.patterns import is_pattern
         bus = self._bus
         self._not_running("export")
         if subject is None:
             subject = self._default_subject()
         if not isinstance(subject, str) or not subject:
             raise TypeError(f"subject must be a non-empty str, got {subject!r}")
+        if isinstance(event_type, str) and is_pattern(event_type):
+            return export_pattern(self, PatternExport(event_type, subject, key))
         t = bus.event_type(event_type) if isinstance(event_type, str) else \
             bus._registry._known(event_type, "event_type")
         if t in self._exports:
             raise ValueError(f"event type {t} ({bus.event_name(t)!r}) is exported already")
-        spec = Export(t, subject, key)
+        spec = Export(t, fill_type(subject, bus.event_name(t), t), key)
+        for other in self._exports.values():
+            if isinstance(other, PatternExport) and other.matches(bus.event_name(t)):
+                other.specs[t] = SKIP           # exported on its own: not by the pattern
         self._check_subject(spec.pattern("x"), "subject")
         self._exports[t] = spec
         outbox, room, ring = self._outbox, self._room, bus.ring
@@ -210,14 +229,31 @@ class Bridge(ABC):
         if not isinstance(name, str) or not name or any(c in name for c in " .*>\t"):
             raise ValueError(f"the durable/group name must be a non-empty str without "
                              f"spaces, '.', '*' or '>', got {name!r}")
+        from ringbus.bridge.patterns import TYPE, TypeFromSubject
+        from ringbus.patterns import is_pattern
+        pattern = isinstance(event_type, str) and is_pattern(event_type)
+        resolve = None
+        if TYPE in subject or pattern:
+            if not pattern:
+                raise ValueError(f"subject {subject!r} names each message's event type "
+                                 f"({TYPE}): event_type must be the topic pattern those "
+                                 f"names match ('md.*', '>'), got {event_type!r}")
+            if TYPE not in subject:
+                raise ValueError(f"event_type {event_type!r} is a topic pattern: subject "
+                                 f"must say where the name is ({TYPE}), got {subject!r}")
+            resolve = TypeFromSubject(bus, event_type, subject)
+            subject = resolve.subject()
         self._check_subject(subject, "subject")
-        t = bus.event_type(event_type) if isinstance(event_type, str) else \
-            bus._registry._known(event_type, "event_type")
-        spec = Import(t, subject, name)
-        self._imports.append(spec)
+        if resolve is None:
+            t = bus.event_type(event_type) if isinstance(event_type, str) else \
+                bus._registry._known(event_type, "event_type")
         if self._carrier is None:
             self._carrier = bus.event_type(f"ringbus.bridge.{next(_carrier_names)}.in")
             bus.subscribe(self._carrier, self._deliver, name=f"{self._name}:import", weak=False)
+        if resolve is not None:
+            t = self._carrier
+        spec = Import(t, subject, name, resolve)
+        self._imports.append(spec)
         self._add_closer()
         return spec
 
@@ -353,13 +389,15 @@ class Bridge(ABC):
                 return None
         return job.results
 
-    def _duplicate(self, msg_id: Optional[str]) -> bool:
-        return msg_id is not None and msg_id in self._seen
+    def _duplicate(self, msg_id: Optional[str], spec: Optional[Import] = None) -> bool:
+        # Per import: two imports whose subjects overlap each get the message once.
+        seen = self._seen if spec is None else spec.seen
+        return msg_id is not None and msg_id in seen
 
-    def _handled(self, msg_id: Optional[str]) -> None:
+    def _handled(self, msg_id: Optional[str], spec: Optional[Import] = None) -> None:
         if msg_id is None:
             return
-        seen = self._seen
+        seen = self._seen if spec is None else spec.seen
         seen[msg_id] = None
         if len(seen) > self.dedup_window:
             del seen[next(iter(seen))]

@@ -16,15 +16,18 @@ delay if one raised, and moved to the dead-letter subject after ``max_deliver`` 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
+import os
 import re
 import ssl
 import time
 from typing import (Any, Awaitable, Callable, Dict, List, NamedTuple, Optional, Sequence,
-                    Tuple, Union)
+                    Set, Tuple, Union)
 
 from ringbus.bridge.base import Bridge, Export, Import, Key
 from ringbus.bridge.codec import MalformedMessage
+from ringbus.bridge.patterns import type_of as _type_of
 
 __all__ = ["NatsBridge"]
 
@@ -38,6 +41,20 @@ _STREAM_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 def _redact(url: str) -> str:
     """``nats://user:secret@host:4222`` -> ``nats://***@host:4222``."""
     return re.sub(r"//[^@/]*@", "//***@", url)
+
+
+def _refusal(exc: BaseException, text: str) -> Optional[Tuple[type, str]]:
+    """A connection error that no retry mends, as (the exception to raise, what it says):
+    the server refused the credentials, or the TLS handshake did (a certificate)."""
+    lower = text.lower()
+    if "authorization violation" in lower or (
+            "authentication" in lower and "timeout" not in lower):   # a slow client: retried
+        return PermissionError, (f"{text} (check user/password, token, nkeys_seed or "
+                                 f"creds)")
+    if isinstance(exc, ssl.SSLError) or any(w in lower for w in (
+            "certificate", "secure connection", "tls")):
+        return ConnectionError, f"TLS: {text}"
+    return None
 
 
 def _covers(pattern: str, subject: str) -> bool:
@@ -77,9 +94,14 @@ class NatsBridge(Bridge):
     >>> bridge.import_(ORDER, subject="orders.>", durable="risk")
     >>> with bridge.running(): ...
 
-    Security options are passed to nats-py as they are: ``user``/``password``, ``token``,
-    ``creds`` (a credentials file), ``tls`` (an ``ssl.SSLContext``; or ``tls://`` servers).
-    None of them is ever printed (the repr and the logs show ``***``).
+    Security options are passed to nats-py as they are: ``user``/``password`` (or in the
+    URL), ``token``, ``creds`` (the path of a credentials file: a user JWT and its nkey
+    seed), ``nkeys_seed`` (the path of an nkey seed file), ``tls`` (an ``ssl.SSLContext``,
+    e.g. ``ssl.create_default_context(cafile=...)``; with ``tls://`` servers or a server
+    that requires TLS). None of them is ever printed (the repr and the logs show ``***``).
+    Credentials the server refuses fail ``running()`` / ``run()`` at once with a
+    ``PermissionError``, a certificate it cannot verify with a ``ConnectionError``, each
+    saying so.
 
     Tuning: ``batch`` (fetch and publish size, 500), ``max_in_flight`` (unacknowledged
     exports, 10,000), ``ack_wait`` (seconds: the export's wait for a PubAck and the import
@@ -94,7 +116,8 @@ class NatsBridge(Bridge):
     def __init__(self, bus: Any, servers: Union[str, Sequence[str]] = "nats://127.0.0.1:4222",
                  stream: str = "ringbus", *, user: Optional[str] = None,
                  password: Optional[str] = None, token: Optional[str] = None,
-                 creds: Optional[str] = None, tls: Optional[ssl.SSLContext] = None,
+                 creds: Optional[str] = None, nkeys_seed: Optional[str] = None,
+                 tls: Optional[ssl.SSLContext] = None,
                  duplicate_window: float = 120.0, dead_letter: Optional[str] = None,
                  publish_link: bool = True,
                  codec: str = "msgpack", batch: int = 500, max_in_flight: int = 10_000,
@@ -119,18 +142,33 @@ class NatsBridge(Bridge):
                              f"'-'), got {stream!r}")
         if tls is not None and not isinstance(tls, ssl.SSLContext):
             raise TypeError(f"tls must be an ssl.SSLContext, got {type(tls).__name__}")
+        for arg, value in (("user", user), ("password", password), ("token", token)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{arg} must be a str or None, got {type(value).__name__}")
+        for arg, path in (("creds", creds), ("nkeys_seed", nkeys_seed)):
+            if path is None:
+                continue
+            if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
+                # The path only: the file's content is the secret.
+                raise ValueError(f"{arg} must be the path of a readable file, got "
+                                 f"{os.fspath(path) if isinstance(path, os.PathLike) else path!r}")
+            if importlib.util.find_spec("nkeys") is None:
+                # What nats-py and the lean links sign the server's nonce with.
+                raise ImportError(f"{arg}= needs nkeys: pip install 'ringbus[nats]'")
         self.servers = servers
         self.stream = stream
-        self._auth: Dict[str, Any] = dict(user=user, password=password, token=token,
-                                          user_credentials=creds, tls=tls)
+        self._auth: Dict[str, Any] = dict(
+            user=user, password=password, token=token,
+            user_credentials=None if creds is None else os.fspath(creds),
+            nkeys_seed=None if nkeys_seed is None else os.fspath(nkeys_seed), tls=tls)
         self.duplicate_window = float(duplicate_window)
         self.dead_letter = dead_letter or f"ringbus.dead.{stream}"
         self._nc: Any = None
         self._js: Any = None
-        # The exporter's own lean connection (ringbus.bridge.natslink): for plain nats://
-        # servers; TLS and credentials files keep nats-py's publish.
-        self.publish_link = bool(publish_link) and tls is None and creds is None and all(
-            s.startswith("nats://") for s in servers)
+        # The exporter's and importers' own lean connections (ringbus.bridge.natslink), with
+        # the same security options; other schemes (ws://) keep nats-py's.
+        self.publish_link = bool(publish_link) and all(
+            s.startswith(("nats://", "tls://")) for s in servers)
         self._link: Any = None
         self._link_task: Optional["asyncio.Task[None]"] = None
         # Export: our sequence -> [id, subject, kind, data, sent_at]; insertion order is
@@ -142,10 +180,12 @@ class NatsBridge(Bridge):
         self._resend = False
         self._readers: Dict[int, Any] = {}      # import -> its PullLink (or subscription)
         self._last_error: Optional[str] = None
+        self._refused: Optional["asyncio.Future[Tuple[type, str]]"] = None
         self._errors_logged: set = set()
 
     def __repr__(self) -> str:
-        auth = [k for k in ("user", "token", "user_credentials", "tls") if self._auth.get(k)]
+        auth = [k for k in ("user", "token", "user_credentials", "nkeys_seed", "tls")
+                if self._auth.get(k)]
         return (f"<ringbus.bridge.NatsBridge servers={[_redact(s) for s in self.servers]!r} "
                 f"stream={self.stream!r}{' auth=' + ','.join(auth) + '=***' if auth else ''}>")
 
@@ -171,20 +211,43 @@ class NatsBridge(Bridge):
         self._changed = asyncio.Event()
         opts = {k: v for k, v in self._auth.items() if v is not None}
         self._last_error = None
+        # Reconnects never give up (max_reconnect_attempts=-1), so the first connection is
+        # bounded here instead; and a refusal that no retry mends (credentials, a
+        # certificate: _on_error) ends it at once rather than at the timeout.
+        self._refused = asyncio.get_running_loop().create_future()
+        nc = self._nc = nats.NATS()
+        attempt = asyncio.ensure_future(nc.connect(
+            servers=self.servers, allow_reconnect=True, max_reconnect_attempts=-1,
+            # A float is what it sleeps; typed int in nats-py.
+            reconnect_time_wait=0.1,  # type: ignore[arg-type]
+            connect_timeout=2, name="ringbus-bridge",
+            error_cb=self._on_error, disconnected_cb=self._on_disconnected,
+            reconnected_cb=self._on_reconnected, **opts))
+        waiters: Set["asyncio.Future[Any]"] = {attempt, self._refused}
         try:
-            # Reconnects never give up (max_reconnect_attempts=-1), so the first connection
-            # is bounded here instead.
-            self._nc = await asyncio.wait_for(nats.connect(
-                servers=self.servers, allow_reconnect=True, max_reconnect_attempts=-1,
-                reconnect_time_wait=0.1, connect_timeout=2, name="ringbus-bridge",
-                error_cb=self._on_error, disconnected_cb=self._on_disconnected,
-                reconnected_cb=self._on_reconnected, **opts), self._connect_timeout)
-        except Exception as exc:
-            why = self._last_error or f"{type(exc).__name__}: {exc}"
-            raise ConnectionError(f"NATS {[_redact(u) for u in self.servers]} did not accept "
-                                  f"the connection within {self._connect_timeout} s: "
-                                  f"{_redact(str(why))}") from None
-        self._js = self._nc.jetstream(timeout=max(2.0, self.ack_wait))
+            await asyncio.wait(waiters, timeout=self._connect_timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not attempt.done():
+                attempt.cancel()
+                await asyncio.gather(attempt, return_exceptions=True)
+        failed = attempt.cancelled() or attempt.exception() is not None
+        if not failed:
+            self._refused = None
+            self._js = nc.jetstream(timeout=max(2.0, self.ack_wait))
+            return
+        try:
+            await asyncio.wait_for(nc.close(), 2.0)
+        except Exception:
+            pass
+        servers = [_redact(u) for u in self.servers]
+        if self._refused.done():
+            kind, why = self._refused.result()
+            raise kind(f"NATS {servers} refused the connection: {why}") from None
+        exc = None if attempt.cancelled() else attempt.exception()
+        why = self._last_error or (f"{type(exc).__name__}: {exc}" if exc else "no answer")
+        raise ConnectionError(f"NATS {servers} did not accept the connection within "
+                              f"{self._connect_timeout} s: {_redact(str(why))}") from None
 
     async def _disconnect(self) -> None:
         readers, self._readers = self._readers, {}
@@ -212,6 +275,12 @@ class NatsBridge(Bridge):
     async def _on_error(self, exc: Exception) -> None:
         text = _redact(str(exc)) or type(exc).__name__
         self._last_error = text
+        refused = self._refused
+        if refused is not None and not refused.done():
+            refusal = _refusal(exc, text)
+            if refusal is not None:
+                refused.set_result(refusal)
+                return                          # said once, by the exception
         if text not in self._errors_logged:     # once per kind of error, not per retry
             self._errors_logged.add(text)
             _log.warning("ringbus.bridge: NATS %s: %s", [_redact(s) for s in self.servers],
@@ -301,16 +370,20 @@ class NatsBridge(Bridge):
             self._inbox = self._nc.new_inbox() + "."
             if self.publish_link:
                 from ringbus.bridge.natslink import PublishLink
-                auth = self._auth
-                self._link = PublishLink(self.servers, self._inbox, user=auth["user"],
-                                         password=auth["password"], token=auth["token"],
-                                         on_ack=self._acks, on_lost=self._link_lost,
-                                         on_back=self._link_back)
+                self._link = PublishLink(self.servers, self._inbox, on_ack=self._acks,
+                                         on_lost=self._link_lost, on_back=self._link_back,
+                                         **self._link_auth())
                 await self._link.connect()
                 self._link_task = asyncio.ensure_future(self._link.run())
             else:
                 await self._nc.subscribe(self._inbox + "*", cb=self._on_puback,
                                          pending_msgs_limit=-1, pending_bytes_limit=-1)
+
+    def _link_auth(self) -> Dict[str, Any]:
+        auth = self._auth
+        return dict(user=auth["user"], password=auth["password"], token=auth["token"],
+                    tls=auth["tls"], creds=auth["user_credentials"],
+                    nkeys_seed=auth["nkeys_seed"])
 
     async def _ensure_stream(self, name: str, subjects: List[str], window: float) -> None:
         from nats.js.errors import BadRequestError, NotFoundError
@@ -493,10 +566,8 @@ class NatsBridge(Bridge):
         except NotFoundError:
             await self._js.add_consumer(self.stream, config)
         from ringbus.bridge.natslink import PullLink
-        auth = self._auth
-        link = PullLink(self.servers, self._nc.new_inbox() + ".", user=auth["user"],
-                        password=auth["password"], token=auth["token"],
-                        on_lost=lambda: None, on_back=lambda: None)
+        link = PullLink(self.servers, self._nc.new_inbox() + ".", on_lost=lambda: None,
+                        on_back=lambda: None, **self._link_auth())
 
         def back() -> None:
             # What the lost connection had delivered, unacked, is redelivered once
@@ -584,7 +655,7 @@ class NatsBridge(Bridge):
         """One fetched batch: duplicates and malformed messages out, the rest through the
         bus; then each message's verdict (ack, NAK with a delay, term) goes back in one go.
         False when the bridge stopped first (nothing of the rest is acked)."""
-        stats, decode, t = self.stats_, self._decode, spec.event_type
+        stats, decode, t, resolve = self.stats_, self._decode, spec.event_type, spec.resolve
         stats["imported"] += len(deliveries)
         verdicts: List[Tuple[Delivery, bytes]] = []
         events: List[Tuple[int, Any]] = []
@@ -594,11 +665,12 @@ class NatsBridge(Bridge):
             if d.delivered > 1:
                 stats["redelivered"] += 1
             mid = d.msg_id
-            if mid is not None and (mid in batch_ids or self._duplicate(mid)):
+            if mid is not None and (mid in batch_ids or self._duplicate(mid, spec)):
                 stats["duplicates_dropped"] += 1
                 verdicts.append((d, ACK))
                 continue
             try:
+                et = t if resolve is None else _type_of(resolve, d.subject)
                 payload = decode(spec, d.kind, d.data)
             except MalformedMessage as exc:
                 self._malformed(spec, d.data, exc)
@@ -607,7 +679,7 @@ class NatsBridge(Bridge):
                 continue
             if mid is not None:
                 batch_ids.add(mid)
-            events.append((t, payload))
+            events.append((et, payload))
             held.append(d)
         if deliveries:
             stats["lag"] = deliveries[-1].pending
@@ -619,7 +691,7 @@ class NatsBridge(Bridge):
             nak = NAK_AFTER(self.redelivery_delay)
             for d, ok in zip(held, results):
                 if ok:
-                    self._handled(d.msg_id)
+                    self._handled(d.msg_id, spec)
                     verdicts.append((d, ACK))
                     stats["acked_back"] += 1
                 else:

@@ -11,15 +11,19 @@ and a queue hop per delivered message, an awaited publish per ack.
 
 Neither buffers across a reconnect: what a dead socket swallowed is re-published by the
 exporter in order before anything new, and an importer's lost acks mean redeliveries, which
-it drops by id. Used for ``nats://`` servers with user/password or a token; TLS and
-credentials files keep nats-py's paths.
+it drops by id. Used with every security option of NatsBridge: user/password or a token,
+TLS (upgraded after the server's INFO, as nats-py does), an nkey seed or a credentials file
+(the server's nonce signed with ``nkeys``, as nats-py does).
 """
 from __future__ import annotations
 
 import asyncio
+import base64
+import importlib
 import json
 import logging
 import re
+import ssl
 from abc import ABC, abstractmethod
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 from urllib.parse import unquote, urlsplit
@@ -41,10 +45,13 @@ class _Link(ABC):
 
     def __init__(self, servers: Sequence[str], inbox: str, *, user: Optional[str],
                  password: Optional[str], token: Optional[str], on_lost: Callable[[], None],
-                 on_back: Callable[[], None]) -> None:
+                 on_back: Callable[[], None], tls: Optional[ssl.SSLContext] = None,
+                 creds: Optional[str] = None, nkeys_seed: Optional[str] = None) -> None:
         self.servers = list(servers)
         self.inbox = inbox                  # "_INBOX.<nuid>.": what comes back, inbox + n
         self._user, self._password, self._token = user, password, token
+        # Paths, read at each connect: the seed is in memory only while it signs.
+        self._tls, self._creds, self._nkeys_seed = tls, creds, nkeys_seed
         self.on_lost, self.on_back = on_lost, on_back
         self.connected = False
         self._reader: Optional[asyncio.StreamReader] = None
@@ -74,8 +81,10 @@ class _Link(ABC):
             if not line.startswith(b"INFO "):
                 raise ConnectionError(f"not a NATS server: {line[:40]!r}")
             info = json.loads(line[5:])
-            if info.get("tls_required"):
-                raise ConnectionError("the server requires TLS (the publish link has none)")
+            if info.get("tls_required") or parts.scheme == "tls":
+                # NATS upgrades after its plain-text INFO, as nats-py does.
+                await writer.start_tls(self._tls or ssl.create_default_context(),
+                                       server_hostname=parts.hostname)
             user = unquote(parts.username) if parts.username else self._user
             password = unquote(parts.password) if parts.password else self._password
             options: dict = {"verbose": False, "pedantic": False, "headers": True,
@@ -85,6 +94,8 @@ class _Link(ABC):
                 options.update(user=user, **{"pass": password or ""})
             elif self._token:
                 options["auth_token"] = self._token
+            if (self._creds or self._nkeys_seed) and info.get("nonce"):
+                options.update(_signed(info["nonce"], self._creds, self._nkeys_seed))
             writer.write(b"CONNECT " + json.dumps(options).encode() + b"\r\nPING\r\n")
             await writer.drain()
             while True:
@@ -334,6 +345,42 @@ class PullLink(_Link):
             self._control(buf, pos, eol)
             pos = eol + 2
         return pos
+
+
+def _signed(nonce: str, creds: Optional[str], seed_file: Optional[str]) -> dict:
+    """The CONNECT fields that prove who we are with an nkey: the server's nonce signed by
+    the seed of a credentials file (with its user JWT) or of an nkey seed file."""
+    nkeys = importlib.import_module("nkeys")     # checked by NatsBridge; untyped
+    jwt, seed = _read_creds(creds) if creds else (None, _read_seed(seed_file))
+    kp = nkeys.from_seed(bytearray(seed.encode()))
+    try:
+        sig = base64.urlsafe_b64encode(kp.sign(nonce.encode())).rstrip(b"=").decode()
+        return {"sig": sig, "jwt": jwt} if jwt else {"sig": sig,
+                                                     "nkey": kp.public_key.decode()}
+    finally:
+        kp.wipe()
+
+
+def _read_seed(path: Optional[str]) -> str:
+    assert path is not None
+    with open(path) as f:
+        for line in f:
+            if line.strip().startswith("S"):
+                return line.strip()
+    raise ValueError(f"no nkey seed in {path}")
+
+
+def _read_creds(path: str) -> Tuple[str, str]:
+    """(user JWT, seed) of a credentials file: the line after each ``-----BEGIN ...``."""
+    with open(path) as f:
+        lines = [line.strip() for line in f]
+    after = {lines[i]: lines[i + 1] for i in range(len(lines) - 1)
+             if lines[i].startswith("---") and "BEGIN" in lines[i]}
+    jwt = next((v for k, v in after.items() if "JWT" in k), None)
+    seed = next((v for k, v in after.items() if "SEED" in k), None)
+    if not jwt or not seed:
+        raise ValueError(f"{path} is not a NATS credentials file (a user JWT and its seed)")
+    return jwt, seed
 
 
 def _header(head: bytes, key: bytes) -> Optional[str]:

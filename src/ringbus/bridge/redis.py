@@ -20,10 +20,12 @@ import asyncio
 import logging
 import re
 import time
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from ringbus.bridge.base import Bridge, Import
 from ringbus.bridge.codec import MalformedMessage
+from ringbus import patterns
+from ringbus.bridge.patterns import type_of as _type_of, wildcard
 
 __all__ = ["RedisBridge"]
 
@@ -64,6 +66,17 @@ def _pattern(subject: str) -> Optional[str]:
     glob = re.sub(r"\{[^{}]*\}", "*", subject)
     glob = glob.replace(">", "*")
     return glob if "*" in glob else None
+
+
+def _fits(subject: str) -> Callable[[bytes], bool]:
+    """Whether a key SCAN found matches ``subject`` by NATS token rules, as a NATS subject
+    would (a glob's ``*`` spans dots: ``md.*`` is one token here, ``md.>`` one or more)."""
+    try:
+        tokens = patterns.check_pattern(wildcard(re.sub(r"\{[^{}]*\}", "*", subject)),
+                                        "subject")
+    except ValueError:
+        return lambda key: True         # not dot-separated tokens: the glob alone
+    return lambda key: patterns.matches(tokens, key.decode(errors="replace"))
 
 
 class RedisBridge(Bridge):
@@ -142,8 +155,39 @@ class RedisBridge(Bridge):
         try:
             await asyncio.wait_for(self._r.ping(), self._connect_timeout)
         except Exception as exc:
+            import redis.exceptions as rexc
+            text = f"{type(exc).__name__}: {_redact(str(exc))}"
+            if isinstance(exc, (rexc.AuthenticationError, rexc.AuthorizationError,
+                                rexc.NoPermissionError)) or "WRONGPASS" in text \
+                    or "NOAUTH" in text:
+                raise PermissionError(f"Redis at {_redact(self.url)} refused the connection: "
+                                      f"{text} (check the URL's or username=/password= "
+                                      f"credentials)") from None
+            if "SSL" in text or "certificate" in text:
+                raise ConnectionError(f"Redis at {_redact(self.url)} refused the connection: "
+                                      f"TLS: {text}") from None
             raise ConnectionError(f"Redis at {_redact(self.url)} did not answer: "
-                                  f"{type(exc).__name__}: {_redact(str(exc))}") from None
+                                  f"{text}") from None
+
+    async def _prepare(self) -> None:
+        """Each fixed stream key the bridge will use (an export without a template, an
+        import of one key), read once (XLEN): a key the user's ACL denies fails the start
+        with a PermissionError naming it, rather than stalling the exporter or ending the
+        importer later. Keys made from templates and patterns are only known later."""
+        import redis.exceptions as rexc
+        keys = [e.subject for e in self._exports.values()
+                if e._tail is None and "{" not in e.subject]
+        keys += [i.subject for i in self._imports if _pattern(i.subject) is None]
+        for key in dict.fromkeys(keys):
+            try:
+                await self._r.xlen(key)
+            except rexc.NoPermissionError as exc:
+                if "key" not in str(exc):
+                    continue            # XLEN itself not allowed: nothing learnt
+                raise PermissionError(f"Redis at {_redact(self.url)} refused the stream key "
+                                      f"{key!r}: {exc} (the user's ACL key patterns)") from None
+            except rexc.ResponseError:
+                pass                    # WRONGTYPE and the like: the loops report them
 
     async def _disconnect(self) -> None:
         r, self._r = self._r, None
@@ -195,9 +239,7 @@ class RedisBridge(Bridge):
                     await asyncio.sleep(min(0.05 * tries, 0.5))
             if stats["stalled"]:
                 stats["stalled"] = False
-                stats["connected"] = True
-                stats["reconnects"] += 1
-                _log.warning("ringbus.bridge: Redis %s answers again", _redact(self.url))
+                self._answered()
             stats["acked"] += len(records)
             stats["in_flight"] = 0
             self._made_room()
@@ -230,8 +272,10 @@ class RedisBridge(Bridge):
     async def _import_loop(self, spec: Import) -> None:
         import redis.exceptions as rexc
         glob = _pattern(spec.subject)
+        fits, dead = _fits(spec.subject), self.dead_letter.encode()
         keys: Set[bytes] = set() if glob else {spec.subject.encode()}
         made: Set[bytes] = set()
+        denied: Set[bytes] = set()
         group = spec.name
         retry: Dict[Tuple[bytes, bytes], float] = {}     # (key, entry id) -> due
         attempts: Dict[Tuple[bytes, bytes], int] = {}
@@ -244,11 +288,19 @@ class RedisBridge(Bridge):
                 now = time.monotonic()
                 if glob and now >= next_scan:
                     async for k in self._r.scan_iter(match=glob, count=1000, _type="STREAM"):
-                        keys.add(k)
+                        if fits(k) and k != dead:
+                            keys.add(k)
                     next_scan = now + 0.5
-                for k in keys - made:
+                for k in keys - made - denied:
                     try:
                         await self._r.xgroup_create(k, group, id="0", mkstream=True)
+                    except rexc.NoPermissionError as exc:
+                        # A key a pattern found that the ACL denies: left out, said once.
+                        denied.add(k)
+                        _log.warning("ringbus.bridge: Redis %s: the import of %s skips the "
+                                     "stream %s: %s", _redact(self.url), spec.subject,
+                                     k.decode(errors="replace"), exc)
+                        continue
                     except rexc.ResponseError as exc:
                         if "BUSYGROUP" not in str(exc):
                             raise
@@ -281,7 +333,10 @@ class RedisBridge(Bridge):
                 if not entries and made and own_pending is not None:
                     # After a lost connection: this consumer's own pending entries first,
                     # in order (one whose reply the connection lost would otherwise come
-                    # back by XAUTOCLAIM behind later entries of its key).
+                    # back by XAUTOCLAIM behind later entries of its key). Keys found
+                    # after the loss too (it may have come before the first SCAN).
+                    for k in made:
+                        own_pending.setdefault(k, b"0-0")
                     resp = await self._r.xreadgroup(group, self._consumer, own_pending,
                                                     count=self.batch)
                     found = False
@@ -306,6 +361,8 @@ class RedisBridge(Bridge):
                 elif not made:
                     await asyncio.sleep(self.fetch_wait)
                     continue
+                if not stats["connected"]:
+                    self._answered()
                 if entries:
                     await self._handle(spec, entries, retry, attempts)
                 else:
@@ -318,6 +375,25 @@ class RedisBridge(Bridge):
                 _log.warning("ringbus.bridge: Redis %s: read failed (%s); retrying",
                              _redact(self.url), type(exc).__name__)
                 await asyncio.sleep(0.1)
+            except rexc.ResponseError as exc:
+                # Refused by Redis (NOPERM after an ACL change, a key of another type...):
+                # said, and tried again; the importer does not end (what it had not acked
+                # is delivered again).
+                if self._stopping:
+                    return
+                _log.warning("ringbus.bridge: Redis %s: import of %s: %s: %s; retrying",
+                             _redact(self.url), spec.subject, type(exc).__name__,
+                             _redact(str(exc))[:200])
+                await asyncio.sleep(0.5)
+
+    def _answered(self) -> None:
+        """Redis answers again after a lost connection (the exporter's or an importer's,
+        whichever notices first): counted once."""
+        stats = self.stats_
+        if not stats["connected"]:
+            stats["connected"] = True
+            stats["reconnects"] += 1
+            _log.warning("ringbus.bridge: Redis %s answers again", _redact(self.url))
 
     async def _lag(self, keys: Set[bytes], group: str) -> int:
         lag = 0
@@ -330,7 +406,7 @@ class RedisBridge(Bridge):
     async def _handle(self, spec: Import, entries: List[Tuple[bytes, bytes, Dict[bytes, bytes], int]],
                       retry: Dict[Tuple[bytes, bytes], float],
                       attempts: Dict[Tuple[bytes, bytes], int]) -> None:
-        stats, t = self.stats_, spec.event_type
+        stats, t, resolve = self.stats_, spec.event_type, spec.resolve
         stats["imported"] += len(entries)
         ack: Dict[bytes, List[bytes]] = {}
         events: List[Tuple[int, Any]] = []
@@ -341,7 +417,7 @@ class RedisBridge(Bridge):
                 stats["redelivered"] += 1
             raw_id = fields.get(b"id")
             mid = raw_id.decode(errors="replace") if raw_id is not None else None
-            if mid is not None and (mid in batch_ids or self._duplicate(mid)):
+            if mid is not None and (mid in batch_ids or self._duplicate(mid, spec)):
                 stats["duplicates_dropped"] += 1
                 ack.setdefault(k, []).append(e)
                 attempts.pop((k, e), None)
@@ -351,6 +427,7 @@ class RedisBridge(Bridge):
             if data is None and len(fields) == 1:
                 data = next(iter(fields.values()))      # another producer's one field
             try:
+                et = t if resolve is None else _type_of(resolve, k.decode(errors="replace"))
                 payload = self._decode(spec, kind.decode() if kind else None, data)
             except (MalformedMessage, UnicodeDecodeError) as exc:
                 self._malformed(spec, fields, exc)
@@ -359,7 +436,7 @@ class RedisBridge(Bridge):
                 continue
             if mid is not None:
                 batch_ids.add(mid)
-            events.append((t, payload))
+            events.append((et, payload))
             held.append((k, e, mid, n, fields))
         results: List[bool] = []
         if events:
@@ -371,7 +448,7 @@ class RedisBridge(Bridge):
         now = time.monotonic()
         for (k, e, mid, n, fields), ok in zip(held, results):
             if ok:
-                self._handled(mid)
+                self._handled(mid, spec)
                 ack.setdefault(k, []).append(e)
                 attempts.pop((k, e), None)
                 stats["acked_back"] += 1

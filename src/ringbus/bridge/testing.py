@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Sequence, Tuple
 
 __all__ = ["ServerMissing", "Server", "free_port", "nats_server", "redis_server", "NATS",
            "REDIS"]
@@ -108,29 +108,53 @@ class Server:
         return f"<{self.what} on 127.0.0.1:{self.port}>"
 
 
-def nats_server(*, user: Optional[str] = None, password: Optional[str] = None) -> Server:
-    """A started ``nats-server -js`` (JetStream, file store in a temporary directory)."""
+def nats_server(*, user: Optional[str] = None, password: Optional[str] = None,
+                token: Optional[str] = None, tls: Optional[Tuple[str, str]] = None,
+                tls_verify: Optional[str] = None, config: Optional[str] = None,
+                args: Sequence[str] = ()) -> Server:
+    """A started ``nats-server -js`` (JetStream, file store in a temporary directory).
+    Security as the server's own flags: ``user``/``password``, ``token``, ``tls`` (the
+    server's certificate and key files: TLS required), ``tls_verify`` (a CA file: client
+    certificates signed by it required), ``config`` (a configuration file,
+    e.g. nkey users or an operator with its accounts), ``args`` (more flags)."""
     if NATS is None:
         raise ServerMissing("nats-server is not installed (apt-get install nats-server)")
     store = Path(tempfile.mkdtemp(prefix="ringbus-nats-"))
     port = free_port()
     argv = [NATS, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(store)]
+    if config is not None:
+        argv += ["-c", config]
     if user is not None:
         argv += ["--user", user, "--pass", password or ""]
-    return Server(argv, port, store, "nats-server").start()
+    if token is not None:
+        argv += ["--auth", token]
+    if tls is not None:
+        argv += ["--tls", "--tlscert", tls[0], "--tlskey", tls[1]]
+    if tls_verify is not None:
+        argv += ["--tlsverify", "--tlscacert", tls_verify]
+    return Server(argv + list(args), port, store, "nats-server").start()
 
 
-def redis_server(*, password: Optional[str] = None, fsync: str = "always") -> Server:
+def redis_server(*, password: Optional[str] = None, fsync: str = "always",
+                 tls: Optional[Tuple[str, str, str]] = None, tls_clients: bool = False,
+                 args: Sequence[str] = ()) -> Server:
     """A started ``redis-server`` with an append-only file in a temporary directory,
     ``appendfsync`` = ``fsync`` ("always": what it acknowledged survives a kill -9, as the
-    fault tests need; "everysec": Redis's usual setting, the benchmarks')."""
+    fault tests need; "everysec": Redis's usual setting, the benchmarks'). Security:
+    ``password`` (requirepass), ``tls`` (certificate, key and CA files: the port speaks TLS
+    only), ``tls_clients`` (client certificates of that CA required), ``args`` (more
+    options, e.g. ``--user`` ACL rules)."""
     if REDIS is None:
         raise ServerMissing("redis-server is not installed (apt-get install redis-server)")
     store = Path(tempfile.mkdtemp(prefix="ringbus-redis-"))
     port = free_port()
-    argv = [REDIS, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(store),
+    listen = ["--port", str(port)] if tls is None else [
+        "--port", "0", "--tls-port", str(port), "--tls-cert-file", tls[0], "--tls-key-file",
+        tls[1], "--tls-ca-cert-file", tls[2], "--tls-auth-clients",
+        "yes" if tls_clients else "no"]
+    argv = [REDIS, *listen, "--bind", "127.0.0.1", "--dir", str(store),
             "--save", "", "--appendonly", "yes", "--appendfsync", fsync,
             "--daemonize", "no", "--protected-mode", "no"]
     if password is not None:
         argv += ["--requirepass", password]
-    return Server(argv, port, store, "redis-server").start()
+    return Server(argv + list(args), port, store, "redis-server").start()
