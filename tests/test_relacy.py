@@ -92,9 +92,9 @@ MUTANTS = {
     # through a publish that came between its look and its park.
     "lanes_no_recheck_under_parker": (
         "_ringbuffer.h",
-        "            ready = rb_lanes_ready(qs, next, n);\n"
-        "            if (ready < 0 && !rb_lanes_alerted(alerts, n))",
-        "            ready = -1;\n            if (ready < 0 && !rb_lanes_alerted(alerts, n))",
+        "        ready = rb_lanes_ready(qs, next, n);\n"
+        "        if (ready < 0 && !rb_lanes_alerted(alerts, n))",
+        "        ready = -1;\n        if (ready < 0 && !rb_lanes_alerted(alerts, n))",
         "lanes", "DEADLOCK"),
     # The record ring's own steps (_recordring.h).
     "relaxed_record_release": (

@@ -77,6 +77,28 @@ class ConsumerGone(RuntimeError):
     published = 0
 
 
+def close_by_stopping(stop, double timeout, list errors, str who):
+    """Step 1 of closing (Bus.close, interpreter exit) for a running consumer:
+    ``stop(drain, timeout)`` with drain=True within ``timeout`` (< 0: no bound), else at the
+    next event boundary (waiting at most 1 s more for the handler in hand). What ended it goes
+    to ``errors``. Returns why events may still be queued, or None."""
+    try:
+        stop(True, timeout)
+        return None
+    except TimeoutError:
+        why = f"the consumer did not finish within the close timeout ({timeout}s)"
+        try:
+            stop(False, 1.0)
+        except TimeoutError:
+            why += " and is still inside a handler"
+        except BaseException as exc:
+            errors.append(exc)
+        return why
+    except BaseException as exc:
+        errors.append(exc)
+        return f"{who} ended on {type(exc).__name__}"
+
+
 cdef rb_consuming **consuming_head() noexcept nogil:
     """The head of this thread's consuming list: one per thread for the whole process."""
     return rb_consuming_local_head()
@@ -499,21 +521,10 @@ cdef class Driver:
         `errors`. Returns why events may still be queued, or None."""
         if not self._started:
             return None
-        try:
-            self.stop_consumers(True, timeout)
-            return None
-        except TimeoutError:
-            why = f"the consumer did not finish within the close timeout ({timeout}s)"
-            try:
-                self.stop_consumers(False, 1.0)
-            except TimeoutError:
-                why += " and is still inside a handler"
-            except BaseException as exc:
-                errors.append(exc)
-            return why
-        except BaseException as exc:
-            errors.append(exc)
-            return f"a consumer thread ended on {type(exc).__name__}"
+        return close_by_stopping(self._stop_for_close, timeout, errors, "a consumer thread")
+
+    def _stop_for_close(self, bint drain, double timeout):
+        self.stop_consumers(drain, timeout)
 
     cdef int _close_at_exit(self) except -1:
         if self._gone == NULL:              # a face whose __init__ never ran

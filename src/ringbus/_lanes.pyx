@@ -36,6 +36,7 @@ from ringbus._ringbuffer cimport (
 )
 from ringbus._dispatch cimport DispatchTable
 from ringbus._driver cimport consuming_head
+from ringbus._driver import close_by_stopping
 from ringbus._ring cimport RingBuffer, Stage
 from ringbus._signal cimport rb_signal_arm
 
@@ -328,21 +329,7 @@ parker is the one they all park on."""
         may still be queued, or None."""
         if not self._started:
             return None
-        try:
-            self.stop(True, timeout)
-            return None
-        except TimeoutError:
-            why = f"the consumer did not finish within the close timeout ({timeout}s)"
-            try:
-                self.stop(False, 1.0)
-            except TimeoutError:
-                why += " and is still inside a handler"
-            except BaseException as exc:
-                errors.append(exc)
-            return why
-        except BaseException as exc:
-            errors.append(exc)
-            return f"the lanes' consumer thread ended on {type(exc).__name__}"
+        return close_by_stopping(self.stop, timeout, errors, "the lanes' consumer thread")
 
     @property
     def started(self):

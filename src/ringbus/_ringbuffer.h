@@ -627,6 +627,40 @@ static inline void rb_parker_end(rb_parker *p)
     RB_MUTEX_UNLOCK(&p->mutex);
 }
 
+/* One idle step of a consumer's wait strategy, its `tries`-th look having found nothing:
+ * spin, yield or sleep (the strategies that never park), or, for wait="block", spin briefly
+ * (an event is often a few hundred ns away). Returns 1 when the caller should park now. */
+static inline int rb_wait_step(int strategy, int32_t tries)
+{
+    switch (strategy) {
+    case RB_WAIT_SPIN:
+        rb_cpu_pause();
+        return 0;
+    case RB_WAIT_YIELD:
+        if (tries < 100)
+            rb_cpu_pause();
+        else
+            RB_YIELD();
+        return 0;
+#if !defined(RINGBUS_RELACY)
+    case RB_WAIT_SLEEP:
+        if (tries < 100)
+            rb_cpu_pause();
+        else if (tries < 200)
+            RB_YIELD();
+        else
+            rb_sleep_ns(50000);     /* 50 us: the timer slack makes shorter sleeps longer */
+        return 0;
+#endif
+    default:   /* RB_WAIT_BLOCK */
+        if (tries < RB_SPINS_BEFORE_PARK) {
+            rb_cpu_pause();
+            return 0;
+        }
+        return 1;
+    }
+}
+
 /* Wait until a consumer (dependencies `deps`) can process `next`, or `*alert` becomes non-zero
  * (stop), or `until` passes (rb_no_deadline(): never). Returns the highest available
  * sequence; below `next` only when alerted or past `until`. Runs without the GIL. */
@@ -648,42 +682,17 @@ static inline int64_t rb_sequencer_wait_for(const rb_sequencer *q, rb_sequence *
         if ((tries & 63) == 0 && rb_deadline_passed(until))
             return avail;
 #endif
-        switch (strategy) {
-        case RB_WAIT_SPIN:
-            rb_cpu_pause();
-            break;
-        case RB_WAIT_YIELD:
-            if (tries < 100)
-                rb_cpu_pause();
-            else
-                RB_YIELD();
-            break;
+        if (!rb_wait_step(strategy, tries))
+            continue;
+        rb_parker_begin(q->parker);
+        avail = rb_sequencer_barrier_available(q, deps, ndeps, next);
+        if (avail < next && !rb_load_acquire_i32(alert))
+            rb_parker_wait(q->parker, until);
+        rb_parker_end(q->parker);
 #if !defined(RINGBUS_RELACY)
-        case RB_WAIT_SLEEP:
-            if (tries < 100)
-                rb_cpu_pause();
-            else if (tries < 200)
-                RB_YIELD();
-            else
-                rb_sleep_ns(50000);     /* 50 us: the timer slack makes shorter sleeps longer */
-            break;
+        if (avail < next && rb_deadline_passed(until))
+            return rb_sequencer_barrier_available(q, deps, ndeps, next);
 #endif
-        default:   /* RB_WAIT_BLOCK: spin briefly (an event is often a few hundred ns away) */
-            if (tries < RB_SPINS_BEFORE_PARK) {
-                rb_cpu_pause();
-                break;
-            }
-            rb_parker_begin(q->parker);
-            avail = rb_sequencer_barrier_available(q, deps, ndeps, next);
-            if (avail < next && !rb_load_acquire_i32(alert))
-                rb_parker_wait(q->parker, until);
-            rb_parker_end(q->parker);
-#if !defined(RINGBUS_RELACY)
-            if (avail < next && rb_deadline_passed(until))
-                return rb_sequencer_barrier_available(q, deps, ndeps, next);
-#endif
-            break;
-        }
     }
 }
 
@@ -737,57 +746,32 @@ static inline int32_t rb_lanes_wait(const rb_sequencer *const *qs, const int64_t
         if ((tries & 63) == 0 && rb_deadline_passed(until))
             return -1;
 #endif
-        switch (strategy) {
-        case RB_WAIT_SPIN:
-            rb_cpu_pause();
-            break;
-        case RB_WAIT_YIELD:
-            if (tries < 100)
-                rb_cpu_pause();
-            else
-                RB_YIELD();
-            break;
+        if (!rb_wait_step(strategy, tries))
+            continue;
 #if !defined(RINGBUS_RELACY)
-        case RB_WAIT_SLEEP:
-            if (tries < 100)
+        if (poll > 0) {             /* wait="block": poll this long before parking */
+            if (poll_until < 0)
+                poll_until = rb_monotonic() + poll;
+            if (rb_monotonic() < poll_until) {
                 rb_cpu_pause();
-            else if (tries < 200)
-                RB_YIELD();
-            else
-                rb_sleep_ns(50000);
-            break;
-#endif
-        default:   /* RB_WAIT_BLOCK: poll, then park on the lanes' one parker */
-#if !defined(RINGBUS_RELACY)
-            if (tries < RB_SPINS_BEFORE_PARK) {
-                rb_cpu_pause();
-                break;
+                continue;
             }
-            if (poll > 0) {
-                if (poll_until < 0)
-                    poll_until = rb_monotonic() + poll;
-                if (rb_monotonic() < poll_until) {
-                    rb_cpu_pause();
-                    break;
-                }
-            }
-#endif
-            /* The Dekker handshake of rb_parker_begin (see park/wake above): every lane's
-             * producer wakes this parker after its release of the slot, so either it sees
-             * us among the waiters or our re-check below sees its event. */
-            rb_parker_begin(parker);
-            ready = rb_lanes_ready(qs, next, n);
-            if (ready < 0 && !rb_lanes_alerted(alerts, n))
-                rb_parker_wait(parker, until);
-            rb_parker_end(parker);
-            if (ready >= 0)
-                return ready;
-#if !defined(RINGBUS_RELACY)
-            if (rb_deadline_passed(until))
-                return rb_lanes_ready(qs, next, n);
-#endif
-            break;
         }
+#endif
+        /* The Dekker handshake of rb_parker_begin (see park/wake above): every lane's
+         * producer wakes this parker after its release of the slot, so either it sees us
+         * among the waiters or our re-check below sees its event. */
+        rb_parker_begin(parker);
+        ready = rb_lanes_ready(qs, next, n);
+        if (ready < 0 && !rb_lanes_alerted(alerts, n))
+            rb_parker_wait(parker, until);
+        rb_parker_end(parker);
+        if (ready >= 0)
+            return ready;
+#if !defined(RINGBUS_RELACY)
+        if (rb_deadline_passed(until))
+            return rb_lanes_ready(qs, next, n);
+#endif
     }
 }
 
