@@ -289,6 +289,32 @@ def test_an_acl_change_while_running_is_said_and_outlived(mode, everything_logge
     _assert_hidden(mode, everything_logged.text)
 
 
+def test_a_pattern_s_denied_stream_is_tried_again_once_allowed(mode, everything_logged):
+    """A stream a pattern import finds but the ACL denies is skipped, said once, and taken
+    up once the ACL allows it (the key was left out for good before)."""
+    if mode.name != "redis-acl":
+        pytest.skip("an ACL user's key patterns: Redis")
+    import redis
+    admin = redis.Redis(port=mode.server.port, username="bridge", password=SECRET)
+    bus = ringbus.Bus()
+    IN = bus.event_type("in.p")
+    got: List[Any] = []
+    bus.subscribe(IN, got.append)
+    admin.xadd("sec.p.b", {"d": b"\x05", "c": b"msgpack"})
+    admin.execute_command("ACL", "SETUSER", "bridge", "resetkeys", "~sec.p.a")
+    bridge = mode.make(bus)
+    mode.import_(bridge, IN, "sec.p.*", "gp")
+    try:
+        with bus.running(), bridge.running():
+            wait_for(lambda: "skips the stream sec.p.b" in everything_logged.text, timeout=10)
+            admin.execute_command("ACL", "SETUSER", "bridge", "resetkeys", "~sec.*")
+            wait_for(lambda: got == [5], timeout=10, what=lambda: f"got {got}")
+    finally:
+        admin.execute_command("ACL", "SETUSER", "bridge", "resetkeys", "~sec.*")
+        admin.close()
+    assert everything_logged.text.count("skips the stream sec.p.b") == 1
+
+
 def test_nats_py_paths_too(mode, everything_logged):
     """publish_link=False: nats-py publishes and fetches, with the same options."""
     if mode.engine != "nats" or mode.name not in ("nats-tls", "nats-creds"):

@@ -166,6 +166,13 @@ class RedisBridge(Bridge):
             if "SSL" in text or "certificate" in text:
                 raise ConnectionError(f"Redis at {_redact(self.url)} refused the connection: "
                                       f"TLS: {text}") from None
+            if self.url.startswith("rediss:") and ("reset" in text or "closed" in text):
+                # TLS 1.3: a server that rejects our certificate (or its absence) does so
+                # after the client's side of the handshake, so we see only the reset.
+                raise ConnectionError(f"Redis at {_redact(self.url)} refused the connection: "
+                                      f"TLS: {text} (the server ended the TLS session at "
+                                      f"once: check ssl_certfile=/ssl_keyfile=, the client "
+                                      f"certificate it requires)") from None
             raise ConnectionError(f"Redis at {_redact(self.url)} did not answer: "
                                   f"{text}") from None
 
@@ -275,7 +282,8 @@ class RedisBridge(Bridge):
         fits, dead = _fits(spec.subject), self.dead_letter.encode()
         keys: Set[bytes] = set() if glob else {spec.subject.encode()}
         made: Set[bytes] = set()
-        denied: Set[bytes] = set()
+        denied: Set[bytes] = set()         # keys the ACL denied once (said once)
+        skipped: Set[bytes] = set()        # denied at the last try: until the next scan
         group = spec.name
         retry: Dict[Tuple[bytes, bytes], float] = {}     # (key, entry id) -> due
         attempts: Dict[Tuple[bytes, bytes], int] = {}
@@ -291,15 +299,21 @@ class RedisBridge(Bridge):
                         if fits(k) and k != dead:
                             keys.add(k)
                     next_scan = now + 0.5
-                for k in keys - made - denied:
+                    skipped.clear()         # an ACL may allow them now: tried again
+                for k in keys - made - skipped:
                     try:
                         await self._r.xgroup_create(k, group, id="0", mkstream=True)
                     except rexc.NoPermissionError as exc:
-                        # A key a pattern found that the ACL denies: left out, said once.
-                        denied.add(k)
-                        _log.warning("ringbus.bridge: Redis %s: the import of %s skips the "
-                                     "stream %s: %s", _redact(self.url), spec.subject,
-                                     k.decode(errors="replace"), exc)
+                        if not glob:
+                            raise           # the import's own key: said, tried again
+                        # A key a pattern found that the ACL denies: left out until the
+                        # next scan, said once.
+                        skipped.add(k)
+                        if k not in denied:
+                            denied.add(k)
+                            _log.warning("ringbus.bridge: Redis %s: the import of %s skips "
+                                         "the stream %s: %s", _redact(self.url),
+                                         spec.subject, k.decode(errors="replace"), exc)
                         continue
                     except rexc.ResponseError as exc:
                         if "BUSYGROUP" not in str(exc):
