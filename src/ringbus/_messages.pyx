@@ -483,16 +483,18 @@ A bounded ring of variable-length messages, from producers to handlers.
         cdef const unsigned char *p
         avail = rb_sequencer_barrier_available(&self._q, c._deps, c._ndeps, next)
         while avail < next:
-            if self._unblock_check > 0:
+            end = self._known_gap(next)
+            if end < next and self._unblock_check > 0:
                 end = self._abandoned_gap(next)
                 if end >= next:
-                    # Not released: what was polled before it may not be acknowledged yet.
-                    # The commit past it releases it.
                     self._gaps.append((next, end))
-                    self._read = end
-                    next = end + 1
-                    avail = rb_sequencer_barrier_available(&self._q, c._deps, c._ndeps, next)
-                    continue
+            if end >= next:
+                # Not released: what was polled before it may not be acknowledged yet.
+                # The commit past it releases it.
+                self._read = end
+                next = end + 1
+                avail = rb_sequencer_barrier_available(&self._q, c._deps, c._ndeps, next)
+                continue
             left = time_left(deadline)
             if left == 0:
                 break
@@ -530,6 +532,14 @@ A bounded ring of variable-length messages, from producers to handlers.
         if again:
             rb_fetch_add_relaxed_i64(&h.redelivered.value, again)
         return out
+
+    cdef int64_t _known_gap(self, int64_t next):
+        """The end of an abandoned claim skipped at ``next`` before a rewind(), else
+        next - 1 (the list is empty but for a producer's death)."""
+        for gap in self._gaps:
+            if (<tuple>gap)[0] == next:
+                return (<tuple>gap)[1]
+        return next - 1
 
     def commit(self, sequence):
         """Release every message polled up to ``sequence`` (one :meth:`poll` returned):
@@ -569,6 +579,12 @@ A bounded ring of variable-length messages, from producers to handlers.
                              f"commit the sequences poll() returned")
         self._release(n, target)
         return n
+
+    def rewind(self):
+        """The next :meth:`poll` starts again after the committed sequence: what was polled
+        and not committed comes again (a bridge that restarts its reader does this)."""
+        self._ready()
+        self._read = -1
 
     @property
     def committed(self):

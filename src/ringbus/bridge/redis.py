@@ -200,6 +200,8 @@ class RedisBridge(Bridge):
                 _log.warning("ringbus.bridge: Redis %s answers again", _redact(self.url))
             stats["acked"] += len(records)
             stats["in_flight"] = 0
+            if self._rings:
+                self._confirmed([r[0] for r in records])
             self._made_room()
 
     async def _send(self, packed: bytes, n: int) -> None:
