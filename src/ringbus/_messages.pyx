@@ -22,7 +22,8 @@ from libc.string cimport memcpy
 
 from ringbus._atomic cimport (rb_fetch_add_relaxed_i64, rb_sequence_get, rb_sequence_set,
                               rb_deadline_t, rb_deadline_in)
-from ringbus._ringbuffer cimport rb_sequencer_barrier_available, rb_sequencer_wait_for
+from ringbus._ringbuffer cimport (RB_WAIT_BLOCK, RB_WAIT_SLEEP, rb_sequencer_barrier_available,
+                                  rb_sequencer_wait_for)
 from ringbus._driver cimport Consumer, deadline_after, time_left
 from ringbus._recordring cimport (
     RB_OVERFLOW_RAISE, RB_OVERFLOW_DROP, RB_KIND_MESSAGES, RB_FRAME_UNIT,
@@ -481,6 +482,12 @@ A bounded ring of variable-length messages, from producers to handlers.
         cdef double deadline = deadline_after(t), left, slice_
         cdef rb_deadline_t until
         cdef const unsigned char *p
+        # A shared ring's poll never parks on the ring's condition variable: a process
+        # killed while parked there (a bridge, say) stays counted among its waiters, and
+        # glibc's condition variables are not robust to that: the next wake-up by a
+        # producer would wait for it forever. It polls, sleeping 50 us between looks.
+        cdef int strategy = RB_WAIT_SLEEP if (self.shared is not None
+                                              and self._wait == RB_WAIT_BLOCK) else self._wait
         avail = rb_sequencer_barrier_available(&self._q, c._deps, c._ndeps, next)
         while avail < next:
             end = self._known_gap(next)
@@ -504,7 +511,7 @@ A bounded ring of variable-length messages, from producers to handlers.
                 slice_ = left
             until = rb_deadline_in(slice_)
             with nogil:
-                avail = rb_sequencer_wait_for(&self._q, c._deps, c._ndeps, next, self._wait,
+                avail = rb_sequencer_wait_for(&self._q, c._deps, c._ndeps, next, strategy,
                                               &c._c.alert, until)
             PyErr_CheckSignals()
         out = []
