@@ -19,11 +19,11 @@ import pytest
 
 import ringbus
 from bridge_cases import start, stop, wait_for
+from test_bridge_faults import _check
 from processes import name, reap  # noqa: F401  (name: a fixture)
 
 pytestmark = pytest.mark.servers
 
-SYMS = ("ES", "NQ", "CL", "GC")
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
 
 PRODUCER = textwrap.dedent("""
@@ -75,15 +75,6 @@ def _imported(engine, n):
         stats = bridge.stats()
     bus.close()
     return got, stats
-
-
-def _check(got, n):
-    ids = [p["i"] for p in got]
-    assert len(ids) == len(set(ids)), "a duplicate reached the handlers"
-    assert set(ids) == set(range(n)), f"lost: {sorted(set(range(n)) - set(ids))[:20]}"
-    for sym in SYMS:
-        seq = [p["i"] for p in got if p["sym"] == sym]
-        assert seq == sorted(seq), f"{sym} out of order"
 
 
 def _stream_messages(engine):

@@ -419,9 +419,7 @@ A bounded ring of variable-length messages, from producers to handlers.
             while s <= hi:
                 p = rb_message_frame(self._rr, s, bound, &units, &length)
                 if p == NULL:
-                    raise RuntimeError(f"{type(self).__name__}: the frame at sequence {s} is "
-                                       f"corrupt (its header does not fit the ring): the "
-                                       f"segment was written by something other than ringbus")
+                    self._corrupt(s)
                 if length >= 0:
                     off = <Py_ssize_t>((s & mask) * RB_FRAME_UNIT + RB_FRAME_UNIT)
                     views = (<PyMemoryViewObject *>storage).mbuf.exports
@@ -523,9 +521,7 @@ A bounded ring of variable-length messages, from producers to handlers.
         while s <= avail and len(out) < limit:
             p = rb_message_frame(self._rr, s, bound, &units, &length)
             if p == NULL:
-                raise RuntimeError(f"{type(self).__name__}: the frame at sequence {s} is "
-                                   f"corrupt (its header does not fit the ring): the "
-                                   f"segment was written by something other than ringbus")
+                self._corrupt(s)
             if length >= 0:
                 out.append((s + units - 1,
                             PyBytes_FromStringAndSize(<const char *>p, <Py_ssize_t>length)))
@@ -576,8 +572,7 @@ A bounded ring of variable-length messages, from producers to handlers.
                 del gaps[0]
                 continue
             if rb_message_frame(self._rr, s, bound, &units, &length) == NULL:
-                raise RuntimeError(f"{type(self).__name__}: the frame at sequence {s} is "
-                                   f"corrupt (its header does not fit the ring)")
+                self._corrupt(s)
             if length >= 0:
                 n += 1
             s += units
@@ -599,6 +594,11 @@ A bounded ring of variable-length messages, from producers to handlers.
         :meth:`commit`, released); the next consumer starts after it. -1: none yet."""
         self._ready()
         return rb_sequence_get(&self._rr.header.consumer.sequence)
+
+    cdef int _corrupt(self, int64_t s) except -1:
+        raise RuntimeError(f"{type(self).__name__}: the frame at sequence {s} is corrupt (its "
+                           f"header does not fit the ring): the segment was written by "
+                           f"something other than ringbus")
 
     cdef inline int _release(self, int64_t messages, int64_t done) except -1:
         # Counted before the release: `consumed` never passes what the slots show handled.
