@@ -180,3 +180,52 @@ def test_an_in_process_exporter_restarted_never_has_new_events_dropped_as_duplic
     _check(got, 2 * n)
     if engine.name == "nats":
         assert _stream_messages(engine) == 2 * n
+
+
+def test_export_ring_refuses_what_it_cannot_drain(name):
+    pytest.importorskip("nats", reason="nats-py (pip install 'ringbus[nats]')")
+    from ringbus.bridge import NatsBridge
+    bridge = NatsBridge(ringbus.Bus(), servers="nats://127.0.0.1:1", stream="md")
+    with pytest.raises(TypeError, match="ring must be a ringbus.MessageRing"):
+        bridge.export_ring(object(), subject="md.x")
+    with pytest.raises(FileNotFoundError):
+        bridge.export_ring(name, subject="md.x")
+    handled = ringbus.MessageRing(4096)
+    handled.subscribe(lambda v: None)
+    with pytest.raises(ValueError, match="consumed by handlers"):
+        bridge.export_ring(handled, subject="md.x")
+    raw = ringbus.MessageRing(4096)
+    with pytest.raises(TypeError, match="key= a callable"):
+        bridge.export_ring(raw, subject="md.{sym}", key="sym")
+    out = bridge.export_ring(raw, subject="md.{sym}", key=lambda b: b[:2].decode())
+    with pytest.raises(ValueError, match="exported already"):
+        bridge.export_ring(raw, subject="md.y")
+    assert out.stats()["sequence"] == -1
+    bridge.close()
+
+
+def test_a_second_bridge_process_on_a_consumed_ring_exits_saying_why(engine, name):
+    ring = ringbus.MessageRing(1 << 16, shared=name, codec="msgspec")
+    first = None
+    try:
+        first = _bridge_process(engine, name)
+        ring.publish({"sym": "ES", "i": 0})
+        wait_for(lambda: ring.dispatched == 1, what="the first bridge consuming")
+        where = ["--servers", engine.url] if engine.name == "nats" else ["--url", engine.url]
+        second = subprocess.run(
+            [sys.executable, "-m", "ringbus", "bridge", engine.name, *where, "--stream", "md",
+             "--ring", name, "--subject", "md.tick.{sym}"],
+            capture_output=True, text=True, env=ENV, timeout=60)
+        assert second.returncode == 1
+        assert f"already has a consumer: process {first.pid}" in second.stderr
+        missing = subprocess.run(
+            [sys.executable, "-m", "ringbus", "bridge", engine.name, *where,
+             "--ring", name + "-none"], capture_output=True, text=True, env=ENV, timeout=60)
+        assert missing.returncode == 2 and "ringbus bridge:" in missing.stderr
+    finally:
+        if first is not None:
+            first.send_signal(signal.SIGTERM)
+            first.communicate(timeout=15)
+            reap(first)
+        ring.close()
+        ring.unlink()

@@ -584,8 +584,14 @@ A bounded ring of variable-length messages, from producers to handlers.
 
     def rewind(self):
         """The next :meth:`poll` starts again after the committed sequence: what was polled
-        and not committed comes again (a bridge that restarts its reader does this)."""
+        and not committed comes again (a bridge that restarts its reader does this). Takes
+        a shared ring's consumer lease, as poll does (RuntimeError if a live process holds
+        it), so a poller can claim the ring before it polls."""
         self._ready()
+        if self._started or self._handlers:
+            raise RuntimeError("rewind() on a ring consumed by handlers (drain, start): "
+                               "poll() and commit() are the other way to consume it")
+        self._consume_here()
         self._read = -1
 
     @property

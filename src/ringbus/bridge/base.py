@@ -232,6 +232,9 @@ class Bridge(ABC):
             if any(r.ring is ring or (ring.shared is not None and r.ring.shared == ring.shared)
                    for r in self._rings):
                 raise ValueError(f"ring {ring.shared or ring!r} is exported already")
+            if ring.handlers or ring.started:
+                raise ValueError(f"ring {ring.shared or ring!r} is consumed by handlers: a "
+                                 f"bridge polls it (MessageRing.poll), on a handle of its own")
             export = RingExport(self, ring, subject, key, owned)
             self._check_subject(export.spec.pattern("x"), "subject")
         except BaseException:

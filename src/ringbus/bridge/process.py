@@ -46,19 +46,27 @@ def main(args: argparse.Namespace) -> int:
         received.append(signum)
         stop.set()
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    code = 0
     try:
         with bridge.running(timeout=max(10.0, 2 * args.ack_wait)):
             print(f"ringbus bridge: ready: ring {args.ring!r} -> {bridge!r}, after sequence "
                   f"{export.ring.committed}", flush=True)
-            while not stop.wait(0.5):
+            while not stop.wait(0.5) and bridge._running:
                 pass
+    except (ConnectionError, RuntimeError, TimeoutError, ValueError) as exc:
+        # Not connected, or the ring has a live consumer already: said plainly, exit 1.
+        print(f"ringbus bridge: {exc}", file=sys.stderr)
+        code = 1
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
         stats = export.stats()
         bridge.close()
         bus.close()
+    if export.failure is not None:
+        print(f"ringbus bridge: reading the ring failed: {export.failure!r}", file=sys.stderr)
+        code = 1
     print(f"ringbus bridge: stopped: polled {stats['polled']}, committed "
           f"{stats['committed']}, pending {stats['pending']}, errors {stats['errors']}; "
           f"the ring's committed sequence is {stats['sequence']}", flush=True)
-    return 0
+    return code

@@ -62,15 +62,20 @@ class RingExport:
         self.polled = 0
         self.committed_messages = 0
         self.errors = 0
+        # What ended the reader thread (the bridge stopped then), else None.
+        self.failure: Optional[BaseException] = None
 
     # -- the reader thread ------------------------------------------------------------------
 
     def start(self) -> None:
         """Start polling, from the committed sequence: what an earlier run of this bridge
-        polled and the engine did not acknowledge comes again, with the same ids."""
+        polled and the engine did not acknowledge comes again, with the same ids. The
+        consumer lease is taken here, on the bridge's loop: a ring another live process
+        consumes fails the bridge's start, not its reader later."""
         self._order.clear()
         self._acked.clear()
         self.ring.rewind()
+        self.failure = None
         self._reading = True
         self._thread = threading.Thread(target=self._read_loop, daemon=True,
                                         name=f"ringbus-bridge-ring-{self.ring.shared}")
@@ -106,9 +111,13 @@ class RingExport:
                 outbox.extend(ready)
                 self.polled += len(got)
                 hand_over()
-        except BaseException as exc:        # noqa: BLE001 - reported, the bridge goes on
-            _log.error("ringbus.bridge: reading ring %r stopped: %r", ring.shared, exc,
-                       exc_info=exc)
+        except BaseException as exc:        # noqa: BLE001 - reported, and the bridge stops
+            # A bridge that cannot read its ring would only look alive: it stops, and
+            # what it polled and was not acknowledged stays in the ring for the next one.
+            self.failure = exc
+            _log.error("ringbus.bridge: reading ring %r failed: %r; stopping the bridge",
+                       ring.shared, exc, exc_info=exc)
+            bridge.stop()
 
     def _ready(self, got: List[Tuple[int, bytes]]) -> List[Tuple[Any, Tuple[str, str, str, bytes]]]:
         """Each message as a record to publish: (READY, (id, subject, kind, data)); its id
