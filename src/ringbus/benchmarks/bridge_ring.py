@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from typing import Any
+from typing import Any, Optional
 
 from ringbus.benchmarks.measure import CheckedRun, Contender, Failed
 
@@ -29,7 +29,7 @@ class _RingOut(CheckedRun):
         # Room for a whole run: the bridge never makes the producer wait for it here.
         frame = 8 + (len(payload) + 7) // 8 * 8
         capacity = 1 << max(16, (2 * n * frame).bit_length())
-        self.ring = ringbus.MessageRing(capacity, shared=name)
+        self.ring: Optional[Any] = ringbus.MessageRing(capacity, shared=name)
         servers.stack.callback(self._close)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ringbus", "bridge", "nats", "--servers",
@@ -44,6 +44,7 @@ class _RingOut(CheckedRun):
 
     def run(self) -> int:
         ring = self.ring
+        assert ring is not None
         base = ring.dispatched
         t0 = time.perf_counter_ns()
         ring.publish_many(self.payloads)
