@@ -19,7 +19,7 @@ import pytest
 
 import ringbus
 from bridge_cases import start, stop, wait_for
-from test_bridge_faults import _check
+from test_bridge_faults import SYMS, _check
 from processes import name, reap  # noqa: F401  (name: a fixture)
 
 pytestmark = pytest.mark.servers
@@ -242,3 +242,27 @@ def test_a_second_bridge_process_on_a_consumed_ring_exits_saying_why(engine, nam
             reap(first)
         ring.close()
         ring.unlink()
+
+
+@pytest.mark.parametrize("kind", ["nats", "nats-py", "redis"])
+def test_export_ring_commits_what_each_publish_path_had_acknowledged(kind):
+    """In one process too (a heap ring): each engine's ack path commits the ring, and a
+    codec's objects arrive as objects; both NATS publish paths."""
+    e = start(kind)
+    try:
+        ring = ringbus.MessageRing(1 << 16, codec="pickle")
+        n = 500
+        ring.publish_many([{"sym": SYMS[i % 4], "i": i} for i in range(n)])
+        bridge = e.bridge(ringbus.Bus(), ack_wait=0.5, batch=64)
+        out = bridge.export_ring(ring, subject="md.tick.{sym}", key=lambda p: p["sym"])
+        with bridge.running():
+            wait_for(lambda: ring.pending == 0, what=lambda: f"committed: {out.stats()}")
+        s = out.stats()
+        assert s["polled"] == s["committed"] == n and s["pending"] == 0
+        assert ring.committed == s["sequence"] and bridge.stats()["acked"] == n
+        bridge.close()
+        ring.close()
+        got, _ = _imported(e, n)
+        _check(got, n)
+    finally:
+        stop(e)
