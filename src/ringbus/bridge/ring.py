@@ -33,8 +33,8 @@ _log = logging.getLogger("ringbus.bridge")
 
 class RingExport:
     """One ``MessageRing`` drained into the engine by a bridge; made by
-    :meth:`Bridge.export_ring`. ``committed`` is the ring's committed sequence, ``polled``
-    and ``pending`` what the reader took and what of it awaits the engine's ack."""
+    :meth:`Bridge.export_ring`. ``ring`` is its handle, ``stats()`` its counters,
+    ``failure`` what ended its reader (the bridge stopped then)."""
 
     def __init__(self, bridge: Any, ring: Any, subject: str, key: Key, owned: bool) -> None:
         self.ring = ring
@@ -46,8 +46,9 @@ class RingExport:
         self._ring_decode = None if codec is None else codec.decode
         # msgspec's MessagePack in the ring is the bridge's msgpack on the wire: passed as
         # it is (decoded only for its key).
-        self._as_is = getattr(codec, "name", None) == "msgspec" and bridge._codec.name == "msgpack"
-        if codec is None and spec_needs_key(self.spec) and not callable(self.spec.key):
+        self._as_is = (getattr(codec, "name", None) == "msgspec"
+                       and bridge._codec.name == "msgpack")
+        if codec is None and self.spec._tail is not None and not callable(self.spec.key):
             raise TypeError(f"ring {ring.shared!r} holds bytes (no codec): a subject with a "
                             f"placeholder needs key= a callable of the bytes, got "
                             f"{self.spec.key!r}")
@@ -191,7 +192,3 @@ class RingExport:
         self.stop()
         if self._owned:
             self.ring.close()
-
-
-def spec_needs_key(spec: Export) -> bool:
-    return spec._tail is not None
