@@ -21,7 +21,7 @@ from libc.stdint cimport int64_t
 from libc.string cimport memcpy
 
 from ringbus._atomic cimport (rb_fetch_add_relaxed_i64, rb_sequence_get, rb_sequence_set,
-                              rb_deadline_t, rb_deadline_in)
+                              rb_deadline_t, rb_deadline_in, rb_monotonic, rb_sleep_ns)
 from ringbus._ringbuffer cimport (RB_WAIT_BLOCK, RB_WAIT_SLEEP, rb_sequencer_barrier_available,
                                   rb_sequencer_wait_for)
 from ringbus._driver cimport Consumer, deadline_after, time_left
@@ -483,9 +483,11 @@ A bounded ring of variable-length messages, from producers to handlers.
         # A shared ring's poll never parks on the ring's condition variable: a process
         # killed while parked there (a bridge, say) stays counted among its waiters, and
         # glibc's condition variables are not robust to that: the next wake-up by a
-        # producer would wait for it forever. It polls, sleeping 50 us between looks.
-        cdef int strategy = RB_WAIT_SLEEP if (self.shared is not None
-                                              and self._wait == RB_WAIT_BLOCK) else self._wait
+        # producer would wait for it forever. It polls instead: 50 us sleeps for the first
+        # millisecond, then 1 ms ones (an idle bridge costs ~1,000 looks a second).
+        cdef bint no_park = self.shared is not None and self._wait == RB_WAIT_BLOCK
+        cdef int strategy = RB_WAIT_SLEEP if no_park else self._wait
+        cdef double since = rb_monotonic()
         avail = rb_sequencer_barrier_available(&self._q, c._deps, c._ndeps, next)
         while avail < next:
             end = self._known_gap(next)
@@ -507,10 +509,16 @@ A bounded ring of variable-length messages, from producers to handlers.
             slice_ = self._unblock_check if self._unblock_check > 0 else 0.1
             if 0 < left < slice_:
                 slice_ = left
-            until = rb_deadline_in(slice_)
-            with nogil:
-                avail = rb_sequencer_wait_for(&self._q, c._deps, c._ndeps, next, strategy,
-                                              &c._c.alert, until)
+            if no_park and rb_monotonic() - since > 0.001:
+                with nogil:
+                    rb_sleep_ns(<long>(1e9 * (slice_ if slice_ < 0.001 else 0.001)))
+                    avail = rb_sequencer_barrier_available(&self._q, c._deps, c._ndeps,
+                                                           next)
+            else:
+                until = rb_deadline_in(slice_ if not no_park or slice_ < 0.001 else 0.001)
+                with nogil:
+                    avail = rb_sequencer_wait_for(&self._q, c._deps, c._ndeps, next,
+                                                  strategy, &c._c.alert, until)
             PyErr_CheckSignals()
         out = []
         if avail < next:
