@@ -1,4 +1,4 @@
-"""``python -m ringbus``: the command line: ``bench`` and ``shm``.
+"""``python -m ringbus``: the command line: ``bench``, ``shm`` and ``bridge``.
 
     python -m ringbus bench                 # full run, < 5 minutes
     python -m ringbus bench --quick         # < 60 s, wider error bars
@@ -9,6 +9,8 @@
     python -m ringbus bench --only workers_cpu workers_tiny workers_latency
     python -m ringbus shm ls                # shared-memory rings on this machine
     python -m ringbus shm rm NAME           # remove one (say, what a kill -9 left)
+    python -m ringbus bridge nats --servers nats://127.0.0.1:4222 --stream md \
+        --ring ticks --subject 'md.tick.{sym}'   # a shared ring -> JetStream, in this process
 
 The work is in :mod:`ringbus.benchmarks`; this module only parses arguments.
 """
@@ -26,6 +28,38 @@ def _positive(text: str) -> int:
     return value
 
 
+def _bridge_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """``bridge``: its arguments (the work is in :mod:`ringbus.bridge.process`)."""
+    p = sub.add_parser(
+        "bridge", help="drain a shared MessageRing into NATS JetStream or Redis Streams",
+        description="Run a bridge in this process: attach the shared MessageRing --ring, "
+                    "publish its messages to the engine and commit the ring only as far as "
+                    "the engine acknowledged (a restart resumes there; copies are "
+                    "de-duplicated). Stops on SIGTERM or SIGINT.")
+    p.add_argument("engine", choices=("nats", "redis"))
+    p.add_argument("--ring", required=True, metavar="NAME",
+                   help="the shared ring's name (as given to shared=)")
+    p.add_argument("--subject", metavar="SUBJECT",
+                   help="subject (NATS) or stream key (Redis), a template like "
+                        "'md.tick.{sym}' takes each message's key (default: the stream's)")
+    p.add_argument("--key", metavar="FIELD",
+                   help="the field that fills the subject's placeholder (default: its name)")
+    p.add_argument("--servers", nargs="+", default=["nats://127.0.0.1:4222"], metavar="URL",
+                   help="NATS server URLs (default nats://127.0.0.1:4222)")
+    p.add_argument("--creds", metavar="FILE", help="NATS credentials file")
+    p.add_argument("--url", default="redis://127.0.0.1:6379/0",
+                   help="Redis URL (default redis://127.0.0.1:6379/0)")
+    p.add_argument("--stream", default="ringbus",
+                   help="JetStream stream / the Redis bridge's name (default ringbus)")
+    p.add_argument("--codec", choices=("msgpack", "json"), default="msgpack",
+                   help="how objects from the ring are encoded on the wire (default msgpack)")
+    p.add_argument("--batch", type=int, default=500, help="messages per publish (500)")
+    p.add_argument("--max-in-flight", type=int, default=10_000,
+                   help="messages polled and not yet acknowledged, at most (10000)")
+    p.add_argument("--ack-wait", type=float, default=5.0,
+                   help="seconds before an unacknowledged message is published again (5)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ringbus",
                                      description="ringbus command line.")
@@ -40,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     shm_sub.add_parser("ls", help="list the segments")
     rm = shm_sub.add_parser("rm", help="remove a segment by name")
     rm.add_argument("name", help="the segment's name (as given to shared=)")
+    _bridge_parser(sub)
     bench = sub.add_parser(
         "bench", help="compare ringbus with direct calls and peer libraries",
         description="Time ringbus's emit against direct calls (the floor), a plain-Python "
@@ -165,6 +200,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "bench":
         return _bench(args, parser)
+    if args.command == "bridge":
+        from ringbus.bridge.process import main as bridge_main
+        return bridge_main(args)
     if args.command == "shm":
         from ringbus import shm
         return shm.main(args.shm_command, getattr(args, "name", None))

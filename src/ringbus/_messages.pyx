@@ -14,11 +14,16 @@ driver (``_driver.pyx``) through what it shares with ``RecordRing`` (``RegionRin
 """
 cimport cython
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.pyport cimport PY_SSIZE_T_MAX
 from cpython.exc cimport PyErr_CheckSignals
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy
 
-from ringbus._atomic cimport rb_fetch_add_relaxed_i64, rb_sequence_get, rb_sequence_set
+from ringbus._atomic cimport (rb_fetch_add_relaxed_i64, rb_sequence_get, rb_sequence_set,
+                              rb_deadline_t, rb_deadline_in, rb_monotonic, rb_sleep_ns)
+from ringbus._ringbuffer cimport (RB_WAIT_BLOCK, RB_WAIT_SLEEP, rb_sequencer_barrier_available,
+                                  rb_sequencer_wait_for)
 from ringbus._driver cimport Consumer, deadline_after, time_left
 from ringbus._recordring cimport (
     RB_OVERFLOW_RAISE, RB_OVERFLOW_DROP, RB_KIND_MESSAGES, RB_FRAME_UNIT,
@@ -43,7 +48,7 @@ cdef extern from "Python.h":
 import os
 import warnings
 
-from ringbus._checks import power_of_two_arg
+from ringbus._checks import int_arg, power_of_two_arg
 from ringbus._driver import RingFull, ConsumerGone
 from ringbus._records import _OVERFLOW, _PRODUCERS, _WAIT
 from ringbus._region import shm_path
@@ -178,6 +183,11 @@ A bounded ring of variable-length messages, from producers to handlers.
     cdef object _encode
     cdef object _decode
     cdef object _storage                   # memoryview over the message storage
+    # poll(): the end of the last frame it handed out (at or past the committed sequence;
+    # commit() releases up to it), and the abandoned claims it skipped past the committed
+    # sequence, as (first, last) sequences (commit() steps over them: no frame is there).
+    cdef int64_t _read
+    cdef list _gaps
 
     def __init__(self, capacity_bytes=1 << 20, *, producers="multi", overflow="block",
                  wait="block", unblock_timeout=1.0, on_error="log", shared=None, codec=None):
@@ -257,6 +267,8 @@ A bounded ring of variable-length messages, from producers to handlers.
         region.export(h.records_offset, h.capacity * RB_FRAME_UNIT)
         self._bind_region(region, overflow, on_error, shared, "8-byte message slots")
         self._storage = memoryview(region)
+        self._read = -1
+        self._gaps = []
         self._open = True
         return 0
 
@@ -407,9 +419,7 @@ A bounded ring of variable-length messages, from producers to handlers.
             while s <= hi:
                 p = rb_message_frame(self._rr, s, bound, &units, &length)
                 if p == NULL:
-                    raise RuntimeError(f"{type(self).__name__}: the frame at sequence {s} is "
-                                       f"corrupt (its header does not fit the ring): the "
-                                       f"segment was written by something other than ringbus")
+                    self._corrupt(s)
                 if length >= 0:
                     off = <Py_ssize_t>((s & mask) * RB_FRAME_UNIT + RB_FRAME_UNIT)
                     views = (<PyMemoryViewObject *>storage).mbuf.exports
@@ -434,6 +444,175 @@ A bounded ring of variable-length messages, from producers to handlers.
                 self._release(unreleased, done)
         PyErr_CheckSignals()
         return handled
+
+    # -- the consumer, committing explicitly: poll and commit ------------------------------
+
+    def poll(self, max_messages=1024, timeout=0.0):
+        """Copies of up to ``max_messages`` messages past the last one polled, in order, as
+        ``[(sequence, bytes), ...]``, without committing them: the ring keeps their slots
+        (producers wait for room behind them) until :meth:`commit` releases them, and a
+        consumer process that dies first leaves them to the next one, which polls them
+        again (counted in ``redelivered``). ``sequence`` is the message's position in the
+        ring, the same in every process and across consumer restarts (a bridge's
+        de-duplication ids are made of it and :attr:`identity`). Waits up to ``timeout``
+        seconds (None: no limit) for a first message, without the GIL; [] if none came.
+
+        The other way to consume a ring: a handle either has handlers (drain, start) or
+        polls; a shared ring's consumer lease is taken by the first poll. A claim whose
+        producer died is skipped past (counted in ``abandoned``) as by handlers.
+        """
+        self._ready()
+        cdef Py_ssize_t limit = int_arg("max_messages", max_messages, low=1,
+                                        high=PY_SSIZE_T_MAX)
+        cdef double t = timeout_arg(timeout)
+        if self._started:
+            raise RuntimeError("poll() while the consumer thread runs: stop() it first")
+        if self._handlers:
+            raise RuntimeError("poll() on a ring with handlers: a handle consumes either "
+                               "by handlers (drain, start) or by poll() and commit()")
+        self._consume_here()
+        cdef Consumer c = self._consumer
+        cdef rb_record_header *h = self._rr.header
+        cdef int64_t committed = rb_sequence_get(&h.consumer.sequence)
+        if self._read < committed:
+            self._read = committed          # the first poll, or after a drain()
+        cdef int64_t next = self._read + 1, avail, end, bound, units = 0, length = 0
+        cdef double deadline = deadline_after(t), left, slice_
+        cdef rb_deadline_t until
+        cdef const unsigned char *p
+        # A shared ring's poll never parks on the ring's condition variable: a process
+        # killed while parked there (a bridge, say) stays counted among its waiters, and
+        # glibc's condition variables are not robust to that: the next wake-up by a
+        # producer would wait for it forever. It polls instead: 50 us sleeps for the first
+        # millisecond, then 1 ms ones (an idle bridge costs ~1,000 looks a second).
+        cdef bint no_park = self.shared is not None and self._wait == RB_WAIT_BLOCK
+        cdef int strategy = RB_WAIT_SLEEP if no_park else self._wait
+        cdef double since = rb_monotonic()
+        avail = rb_sequencer_barrier_available(&self._q, c._deps, c._ndeps, next)
+        while avail < next:
+            end = self._known_gap(next)
+            if end < next and self._unblock_check > 0:
+                end = self._abandoned_gap(next)
+                if end >= next:
+                    self._gaps.append((next, end))
+            if end >= next:
+                # Not released: what was polled before it may not be acknowledged yet.
+                # The commit past it releases it.
+                self._read = end
+                next = end + 1
+                avail = rb_sequencer_barrier_available(&self._q, c._deps, c._ndeps, next)
+                continue
+            left = time_left(deadline)
+            if left == 0:
+                break
+            # In slices: signals are checked, and abandoned claims looked for, between them.
+            slice_ = self._unblock_check if self._unblock_check > 0 else 0.1
+            if 0 < left < slice_:
+                slice_ = left
+            if no_park and rb_monotonic() - since > 0.001:
+                with nogil:
+                    rb_sleep_ns(<long>(1e9 * (slice_ if slice_ < 0.001 else 0.001)))
+                    avail = rb_sequencer_barrier_available(&self._q, c._deps, c._ndeps,
+                                                           next)
+            else:
+                until = rb_deadline_in(slice_ if not no_park or slice_ < 0.001 else 0.001)
+                with nogil:
+                    avail = rb_sequencer_wait_for(&self._q, c._deps, c._ndeps, next,
+                                                  strategy, &c._c.alert, until)
+            PyErr_CheckSignals()
+        out = []
+        if avail < next:
+            return out
+        # A frame that starts by avail ends by the cursor (claimed whole).
+        bound = rb_sequence_get(self._rr.seq.cursor)
+        cdef int64_t s = next, again = 0
+        while s <= avail and len(out) < limit:
+            p = rb_message_frame(self._rr, s, bound, &units, &length)
+            if p == NULL:
+                self._corrupt(s)
+            if length >= 0:
+                out.append((s + units - 1,
+                            PyBytes_FromStringAndSize(<const char *>p, <Py_ssize_t>length)))
+                if s + units - 1 <= self._redeliver_upto:
+                    again += 1
+            s += units
+        self._read = s - 1
+        # Handed out: a consumer process that dies now leaves the next one to mark these
+        # redelivered (as a handler's message is marked).
+        rb_sequence_set(&h.inflight, self._read)
+        if again:
+            rb_fetch_add_relaxed_i64(&h.redelivered.value, again)
+        return out
+
+    cdef int64_t _known_gap(self, int64_t next):
+        """The end of an abandoned claim skipped at ``next`` before a rewind(), else
+        next - 1 (the list is empty but for a producer's death)."""
+        for gap in self._gaps:
+            if (<tuple>gap)[0] == next:
+                return (<tuple>gap)[1]
+        return next - 1
+
+    def commit(self, sequence):
+        """Release every message polled up to ``sequence`` (one :meth:`poll` returned):
+        their slots go back to the producers, and a consumer that starts later resumes
+        after it. Committing at or below what is committed does nothing; past what was
+        polled, or inside a message, is a ValueError. Returns how many messages it
+        released. Any thread of the polling process may commit."""
+        self._ready()
+        cdef int64_t target = int_arg("sequence", sequence, low=-1)
+        cdef rb_record_header *h = self._rr.header
+        cdef int64_t committed = rb_sequence_get(&h.consumer.sequence)
+        if target <= committed:
+            return 0
+        if self.shared is not None and not self._leased:
+            raise RuntimeError(f"commit() on a handle that does not consume shared ring "
+                               f"{self.shared!r}: poll() on it first")
+        if target > self._read:
+            raise ValueError(f"sequence {target} is past what poll() returned (up to "
+                             f"{self._read})")
+        cdef int64_t s = committed + 1, units = 0, length = 0, n = 0
+        cdef int64_t bound = rb_sequence_get(self._rr.seq.cursor)
+        gaps = self._gaps
+        while s <= target:
+            if gaps and (<tuple>gaps[0])[0] <= s:
+                if (<tuple>gaps[0])[1] >= s:
+                    s = (<tuple>gaps[0])[1] + 1    # no frame there: step over it
+                del gaps[0]
+                continue
+            if rb_message_frame(self._rr, s, bound, &units, &length) == NULL:
+                self._corrupt(s)
+            if length >= 0:
+                n += 1
+            s += units
+        if s != target + 1:
+            raise ValueError(f"sequence {target} is inside a message (it ends at {s - 1}): "
+                             f"commit the sequences poll() returned")
+        self._release(n, target)
+        return n
+
+    def rewind(self):
+        """The next :meth:`poll` starts again after the committed sequence: what was polled
+        and not committed comes again (a bridge that restarts its reader does this). Takes
+        a shared ring's consumer lease, as poll does (RuntimeError if a live process holds
+        it), so a poller can claim the ring before it polls."""
+        self._ready()
+        if self._started or self._handlers:
+            raise RuntimeError("rewind() on a ring consumed by handlers (drain, start): "
+                               "poll() and commit() are the other way to consume it")
+        self._consume_here()
+        self._read = -1
+
+    @property
+    def committed(self):
+        """The consumer's committed sequence: every message up to it was handled (or, by
+        :meth:`commit`, released); the next consumer starts after it. -1: none yet."""
+        self._ready()
+        return rb_sequence_get(&self._rr.header.consumer.sequence)
+
+    cdef int _corrupt(self, int64_t s) except -1:
+        raise RuntimeError(f"{type(self).__name__}: the frame at sequence {s} is corrupt (its "
+                           f"header does not fit the ring): the segment was written by "
+                           f"something other than ringbus")
 
     cdef inline int _release(self, int64_t messages, int64_t done) except -1:
         # Counted before the release: `consumed` never passes what the slots show handled.

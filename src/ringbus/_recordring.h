@@ -86,7 +86,10 @@ typedef struct rb_record_header {
     char descr[RB_RECORD_DESCR_MAX];   /* the record dtype, or the message format, as text */
     int64_t creator_pid;         /* the process that laid the ring out */
     int32_t kind;                /* RB_KIND_*; messages: record_size is RB_FRAME_UNIT */
-    int32_t pad_kind;
+    /* Random, drawn when the ring is laid out: with the name and creator_pid, tells this
+     * ring from every other made before or after it under the same name (a bridge's
+     * de-duplication ids). Was padding: a segment of an older build reads 0 here. */
+    uint32_t nonce;
     double unblock_timeout;      /* seconds before an abandoned claim may be skipped */
 
     /* Producers. The cursor is the highest claimed (multi) or published (single) sequence. */

@@ -1,7 +1,7 @@
 # Declarations only: the record ring of _recordring.h (region layout, the process-local
 # handle, producers, consumer). The handle is opaque except for what Cython reads while it
 # alone holds the ring (configuration); everything shared goes through the functions.
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport int32_t, int64_t, uint32_t
 from ringbus._atomic cimport rb_sequence, rb_deadline_t, rb_atomic_i32
 from ringbus._ringbuffer cimport rb_consumer, rb_sequencer
 
@@ -37,6 +37,7 @@ cdef extern from "_recordring.h" nogil:
         char descr[1]                  # RB_RECORD_DESCR_MAX bytes
         int64_t creator_pid
         int32_t kind
+        uint32_t nonce
         double unblock_timeout
         rb_sequence messages
         rb_sequence consumed

@@ -45,6 +45,7 @@ cdef class RegionRing(Driver):
                                Py_ssize_t n, str unit, int64_t items, bint *failed)
     cdef Py_ssize_t _drain(self, str arg, object max_n) except -1
     cdef int _produce_here(self) except -1
+    cdef int64_t _abandoned_gap(self, int64_t next) except -2
     cdef int64_t _abandoned_count(self, int64_t lo, int64_t hi) noexcept
     cdef int64_t _published(self) noexcept
     cdef int64_t _dispatched(self) noexcept

@@ -238,6 +238,7 @@ cdef Region make_region(object shared, int kind, int64_t capacity, int64_t recor
         h.wait = wait
         h.unblock_timeout = unblock_timeout
         h.creator_pid = os.getpid()
+        h.nonce = int.from_bytes(os.urandom(4), "little")
         if descr:
             memcpy(h.descr, <const char *>descr, len(descr))
             h.descr_len = len(descr)
@@ -434,24 +435,32 @@ cdef class RegionRing(Driver):
         """The consumer waits for ``next``, claimed and not published: once for
         unblock_timeout, and only if its claimant is known dead (the claimants of
         _claimants.h), skip the abandoned slots and count them."""
+        cdef int64_t end = self._abandoned_gap(next)
+        if end < next:
+            return 0
+        rb_record_release(self._rr, end)
+        return 1
+
+    cdef int64_t _abandoned_gap(self, int64_t next) except -2:
+        """The end of the abandoned claim at ``next`` once it has waited unblock_timeout
+        there and its claimant is known dead (counted and logged), else next - 1."""
         cdef double now = rb_monotonic()
         cdef int64_t end
         if next != self._stuck_at:
             self._stuck_at = next
             self._stuck_since = now
-            return 0
+            return next - 1
         if now - self._stuck_since < self.unblock_timeout:
-            return 0
+            return next - 1
         end = rb_sequencer_unblock_gap(&self._q, next, rb_pid_gone)
         if end < next:
-            return 0
+            return next - 1
         rb_fetch_add_relaxed_i64(&self._rr.header.abandoned.value, self._abandoned_count(next, end))
-        rb_record_release(self._rr, end)
         self._stuck_at = -1
         _log.warning("ringbus: %s %r skipped sequences %d..%d: claimed by a producer that "
                      "died before publishing them (unblock_timeout=%ss)",
                      type(self).__name__, self.shared, next, end, self.unblock_timeout)
-        return 1
+        return end
 
     cdef int64_t _abandoned_count(self, int64_t lo, int64_t hi) noexcept:
         return hi - lo + 1
@@ -487,6 +496,16 @@ cdef class RegionRing(Driver):
         """The pid of the process that made the ring."""
         self._ready()
         return self._rr.header.creator_pid
+
+    @property
+    def identity(self):
+        """A name for this ring and no other, even one made later under the same name:
+        ``"<name>.<creator pid>.<nonce>"``, the nonce drawn when the ring was made and kept
+        in its header (a heap ring's name part is ``-``). What a bridge draining the ring
+        derives its de-duplication ids from, so they hold across its restarts."""
+        self._ready()
+        cdef rb_record_header *h = self._rr.header
+        return f"{self.shared or '-'}.{h.creator_pid}.{h.nonce:08x}"
 
     @property
     def consumer_pid(self):

@@ -444,6 +444,9 @@ def build(name: str, settings: Settings, progress: Optional[Callable[[str], None
             rows = ([Contender(RB_NATS_OUT, f"{RB_NATS_OUT} (acked)",
                                _Export(servers, "nats", n), n)] + _nats_peers(servers, n)
                     if not why else [Contender(RB_NATS_OUT, RB_NATS_OUT, status=why)])
+            if not why:
+                from ringbus.benchmarks.bridge_ring import ring_out
+                rows.insert(1, ring_out(servers, n, PAYLOAD))
             title = "100-byte payloads acknowledged by JetStream"
             ref = JS_ASYNC
         else:

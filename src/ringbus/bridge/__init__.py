@@ -9,10 +9,11 @@ from ringbus.bridge.base import Bridge, Export, Import
 from ringbus.bridge.codec import Codec, MalformedMessage
 from ringbus.bridge.nats import NatsBridge
 from ringbus.bridge.redis import RedisBridge
+from ringbus.bridge.ring import RingExport
 
-for _cls in (NatsBridge, RedisBridge, MalformedMessage):
+for _cls in (NatsBridge, RedisBridge, MalformedMessage, RingExport):
     _cls.__module__ = "ringbus.bridge"
 del _cls
 
 __all__ = ["NatsBridge", "RedisBridge", "Bridge", "Export", "Import", "Codec",
-           "MalformedMessage"]
+           "MalformedMessage", "RingExport"]

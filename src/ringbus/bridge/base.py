@@ -26,6 +26,9 @@ from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Tuple, 
 
 from ringbus.bridge.codec import Codec, MalformedMessage, Producer
 
+# The outbox's mark of a ring's message made ready to publish (ringbus.bridge.ring).
+READY: Any = object()
+
 __all__ = ["Bridge", "Export", "Import"]
 
 _log = logging.getLogger("ringbus.bridge")
@@ -153,6 +156,7 @@ class Bridge(ABC):
         self._name = f"{self._engine}-bridge-{next(_bridge_numbers)}"
         # By event type; a topic pattern's export (PatternExport) by its pattern.
         self._exports: Dict[Any, Export] = {}
+        self._rings: List[Any] = []         # RingExport (ringbus.bridge.ring)
         self._imports: List[Import] = []
         # Handed over by the bus's dispatching thread(s); drained by the loop. A deque: its
         # append and popleft are atomic, whichever threads call them.
@@ -220,6 +224,45 @@ class Bridge(ABC):
             self._batch_end_added = True
         self._add_closer()
         return spec
+
+    def export_ring(self, ring: Any, subject: Optional[str] = None, key: Key = None) -> Any:
+        """Carry the messages of a ``MessageRing`` (a handle, or the name of a shared one,
+        attached here) to the engine, as ``export`` carries events, committing the ring's
+        consumer sequence only as far as the engine acknowledged: a bridge process killed
+        at any moment loses none of them; the next one resumes from the committed sequence,
+        and their ids (the ring's identity and sequence) make the copies it publishes again
+        duplicates. The messages decoded by the ring's codec give the key; bytes (no codec)
+        are published as they are. Returns the ``RingExport`` (its ``stats()``). See
+        ``ringbus.bridge.ring``."""
+        from ringbus import MessageRing
+        from ringbus.bridge.ring import RingExport
+        self._not_running("export_ring")
+        if subject is None:
+            subject = self._default_subject()
+        if not isinstance(subject, str) or not subject:
+            raise TypeError(f"subject must be a non-empty str, got {subject!r}")
+        owned = isinstance(ring, str)
+        if owned:
+            ring = MessageRing.attach(ring)
+        elif not isinstance(ring, MessageRing):
+            raise TypeError(f"ring must be a ringbus.MessageRing or the name of a shared one, "
+                            f"got {type(ring).__name__}")
+        try:
+            if any(r.ring is ring or (ring.shared is not None and r.ring.shared == ring.shared)
+                   for r in self._rings):
+                raise ValueError(f"ring {ring.shared or ring!r} is exported already")
+            if ring.handlers or ring.started:
+                raise ValueError(f"ring {ring.shared or ring!r} is consumed by handlers: a "
+                                 f"bridge polls it (MessageRing.poll), on a handle of its own")
+            export = RingExport(self, ring, subject, key, owned)
+            self._check_subject(export.spec.pattern("x"), "subject")
+        except BaseException:
+            if owned:
+                ring.close()
+            raise
+        self._rings.append(export)
+        self._add_closer()
+        return export
 
     def import_(self, event_type: Any, subject: str, name: str) -> Import:
         bus = self._bus
@@ -311,6 +354,9 @@ class Bridge(ABC):
         encode, next_id = self._codec.encode, self._producer.next_id
         for _ in range(min(n, len(outbox))):
             spec, payload = popleft()
+            if spec is READY:
+                append(payload)         # a ring's message, made ready by its reader
+                continue
             try:
                 # The common cases inline: one subject, bytes passed through.
                 subject = spec._head if spec._tail is None else spec.subject_of(payload)
@@ -341,6 +387,11 @@ class Bridge(ABC):
             # on_error="raise": nothing to raise into on the bridge's loop; logged instead.
             _log.error("ringbus.bridge: %s event of type %s not carried: %r", self._engine,
                        event_type, exc)
+
+    def _confirmed(self, ids: List[str]) -> None:
+        """The engine acknowledged the records ``ids``: the rings' commits follow."""
+        for ring in self._rings:
+            ring.acked(ids)
 
     # -- the inbox (the loop -> the bus's consumer -> the loop) --------------------------------
 
@@ -441,8 +492,9 @@ class Bridge(ABC):
         create what is missing (streams, consumers, groups), then export and import."""
         if self._running:
             raise RuntimeError(f"{self!r} is running already")
-        if not self._exports and not self._imports:
-            raise RuntimeError("nothing to bridge: call export() or import_() first")
+        if not self._exports and not self._imports and not self._rings:
+            raise RuntimeError("nothing to bridge: call export(), export_ring() or import_() "
+                               "first")
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._wake = asyncio.Event()
@@ -456,14 +508,18 @@ class Bridge(ABC):
             await self._prepare()
             self._connecting = None
             self.stats_["connected"] = True
-            if self._exports:
+            if self._exports or self._rings:
                 tasks.append(asyncio.ensure_future(self._export_loop()))
+            for ring in self._rings:
+                ring.start()
             for spec in self._imports:
                 tasks.append(asyncio.ensure_future(self._import_loop(spec)))
             self._ready()
             await self._stopped.wait()
-            # Stop: the exporter sends what is in the outbox and waits for its acks; the
-            # importers finish the batch in hand.
+            # Stop: the rings' readers first (no more polled), then the exporter sends what
+            # is in the outbox and waits for its acks; the importers finish the batch in hand.
+            for ring in self._rings:
+                await asyncio.get_running_loop().run_in_executor(None, ring.stop)
             self._wake.set()
             done, pending = await asyncio.wait(tasks, timeout=self._stop_timeout)
             for task in pending:
@@ -473,6 +529,8 @@ class Bridge(ABC):
                 if not task.cancelled() and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
         finally:
+            for ring in self._rings:
+                ring.stop()
             for task in tasks:
                 task.cancel()
             self._running = False
@@ -561,6 +619,8 @@ class Bridge(ABC):
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
+        for ring in self._rings:
+            ring.close()
 
     def _close_with_bus(self, left: Optional[float]) -> None:
         self.close(left)
@@ -584,4 +644,6 @@ class Bridge(ABC):
         ``reconnects``, ``connected``."""
         out = dict(self.stats_)
         out["outbox"] = len(self._outbox)
+        if self._rings:
+            out["rings"] = {r.ring.shared or r.ring.identity: r.stats() for r in self._rings}
         return out

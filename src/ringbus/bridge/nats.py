@@ -361,12 +361,13 @@ class NatsBridge(Bridge):
         """The stream (made, or its subjects completed), the dead-letter stream, the PubAck
         inbox."""
         subjects = [e.pattern("*") for e in self._exports.values()]
+        subjects += [r.spec.pattern("*") for r in self._rings]
         subjects += [i.subject for i in self._imports]
         await self._ensure_stream(self.stream, subjects, self.duplicate_window)
         if self._imports:
             await self._ensure_stream(f"{self.stream}_dead", [self.dead_letter], 120.0)
         self._readers = {id(spec): await self._prepare_import(spec) for spec in self._imports}
-        if self._exports:
+        if self._exports or self._rings:
             self._inbox = self._nc.new_inbox() + "."
             if self.publish_link:
                 from ringbus.bridge.natslink import PublishLink
@@ -476,13 +477,20 @@ class NatsBridge(Bridge):
     def _acks(self, acks: List[Tuple[int, bytes]]) -> None:
         """The PubAcks of one read of the publish link."""
         pop, n = self._unacked.pop, 0
+        ids: Optional[List[str]] = [] if self._rings else None
         for seq, data in acks:
             if b'"error"' in data:
                 self._acked(seq, data)          # counted, logged, published again later
-            elif pop(seq, None) is not None:
-                n += 1
+            else:
+                held = pop(seq, None)
+                if held is not None:
+                    n += 1
+                    if ids is not None:
+                        ids.append(held[0])
         if n:
             self._count_acks(n)
+            if ids:
+                self._confirmed(ids)
 
     def _acked(self, seq: int, data: bytes) -> None:
         stats = self.stats_
@@ -493,9 +501,12 @@ class NatsBridge(Bridge):
             _log.warning("ringbus.bridge: JetStream refused a message: %s",
                          data.decode(errors="replace"))
             return
-        if self._unacked.pop(seq, None) is None:
+        held = self._unacked.pop(seq, None)
+        if held is None:
             return                      # the ack of a copy published again
         self._count_acks(1)
+        if self._rings:
+            self._confirmed([held[0]])
 
     def _count_acks(self, n: int) -> None:
         stats = self.stats_

@@ -249,6 +249,8 @@ class RedisBridge(Bridge):
                 self._answered()
             stats["acked"] += len(records)
             stats["in_flight"] = 0
+            if self._rings:
+                self._confirmed([r[0] for r in records])
             self._made_room()
 
     async def _send(self, packed: bytes, n: int) -> None:
