@@ -324,3 +324,34 @@ def test_the_window_refuses_a_bad_inbox():
     assert inspect.signature(PubWindow).parameters.keys() == {
         "inbox", "id_header", "codec_header"}
     assert str(inspect.signature(XaddFramer)) == "(maxlen=None)"
+
+
+def test_redis_replies_are_read_from_the_stream_as_they_come():
+    pytest.importorskip("redis")
+    import asyncio
+
+    from ringbus.bridge.redis import _replies
+
+    async def read(pieces, n, eof=False):
+        stream = asyncio.StreamReader()
+
+        async def feed():
+            for piece in pieces:
+                await asyncio.sleep(0)
+                stream.feed_data(piece)
+            if eof:
+                stream.feed_eof()
+        feeder = asyncio.ensure_future(feed())
+        try:
+            return await _replies(stream, n)
+        finally:
+            await feeder
+    cuts = [REPLIES[i:i + 3] for i in range(0, len(REPLIES), 3)]
+    assert asyncio.run(read(cuts, 9)) == "ERR wrong type"
+    assert asyncio.run(read([b"$1\r\na\r\n", b":1\r\n"], 2)) is None
+    with pytest.raises(ConnectionError, match="closed"):
+        asyncio.run(read([b"$1\r\na\r\n"], 2, eof=True))
+    with pytest.raises(ConnectionError, match="more than 1"):
+        asyncio.run(read([b":1\r\n:2\r\n"], 1))
+    with pytest.raises(ValueError):
+        asyncio.run(read([b"?garbage\r\n"], 1))
