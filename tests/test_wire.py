@@ -15,6 +15,7 @@ from ringbus._wire import PubWindow, XaddFramer, count_replies  # noqa: E402
 from ringbus.bridge.base import Export  # noqa: E402
 from ringbus.bridge.codec import Codec, Producer  # noqa: E402
 from ringbus.bridge.natslink import PublishLink  # noqa: E402
+from stress import SCALE  # noqa: E402
 
 INBOX = b"_INBOX.abc."
 ONE = Export(1, "md.tick", None)
@@ -201,7 +202,7 @@ def test_random_bytes_never_crash_the_parsers():
     rng = random.Random(12)
     pieces = [_ack(1), _ack(2, reply=b"q"), b"PING\r\n", b"-ERR x\r\n", b"MSG ", b"\r\n",
               b"$5\r\nhello\r\n", b"*2\r\n", b":1\r\n", b"+OK\r\n", b"-ERR no\r\n", b"$-1\r\n"]
-    for _ in range(3000):
+    for _ in range(max(300, int(3000 * SCALE))):
         buf = b"".join(rng.choice(pieces) if rng.random() < 0.7 else
                        bytes(rng.randrange(256) for _ in range(rng.randrange(12)))
                        for _ in range(rng.randrange(8)))

@@ -299,13 +299,17 @@ class NatsBridge(Bridge):
             await self._ensure_stream(f"{self.stream}_dead", [self.dead_letter], 120.0)
         self._readers = {id(spec): await self._prepare_import(spec) for spec in self._imports}
         if self._exports:
-            self._inbox = self._nc.new_inbox() + "."
             if self.publish_link:
                 from ringbus._wire import PubWindow
                 from ringbus.bridge.natslink import PublishLink
                 auth = self._auth
-                self._window = PubWindow(self._inbox.encode(), ID_HEADER.encode(),
-                                         CODEC_HEADER.encode())
+                if self._window is None:
+                    # One window (and inbox: its frames name it) for the bridge's life:
+                    # what a stop left unacknowledged goes again, as it was, at the next run.
+                    self._inbox = self._nc.new_inbox() + "."
+                    self._window = PubWindow(self._inbox.encode(), ID_HEADER.encode(),
+                                             CODEC_HEADER.encode())
+                self._resend = len(self._window) > 0
                 self._link = PublishLink(self.servers, self._inbox, window=self._window,
                                          user=auth["user"],
                                          password=auth["password"], token=auth["token"],
@@ -314,6 +318,7 @@ class NatsBridge(Bridge):
                 await self._link.connect()
                 self._link_task = asyncio.ensure_future(self._link.run())
             else:
+                self._inbox = self._nc.new_inbox() + "."
                 await self._nc.subscribe(self._inbox + "*", cb=self._on_puback,
                                          pending_msgs_limit=-1, pending_bytes_limit=-1)
 
