@@ -178,6 +178,7 @@ def test_feed_stops_at_a_line_that_is_not_a_msg_and_at_a_partial_one():
     b"MSG _INBOX.abc.1\r\n", b"MSG _INBOX.abc.1 1\r\n",
     b"MSG _INBOX.abc.1 1 r x 5\r\n", b"MSG _INBOX.abc.1 1 -5\r\n",
     b"MSG _INBOX.abc.1 1 5x\r\n", b"MSG _INBOX.abc.1 1 99999999999999\r\n",
+    b"MSG _INBOX.abc.1 1 999999999\r\n",           # past any server's max_payload
     b"MSG _INBOX.abc.1 1 2\r\nabcd\r\n",            # the size does not end the data
 ])
 def test_a_malformed_msg_is_a_value_error(line):

@@ -30,6 +30,9 @@ cdef enum:
     # A line of the protocol longer than this without its CRLF is garbage, not a line
     # still arriving: refused instead of buffered without end.
     LINE_MAX = 4096
+    # A PubAck is a few dozen bytes and a server's max_payload 1 MiB by default (64 MiB at
+    # most): a size past that is not a message to wait for.
+    MSG_MAX = 64 << 20
 
 
 # -- an output buffer ------------------------------------------------------------------------
@@ -396,7 +399,7 @@ cdef class PubWindow:
             if ntok < 3 or ntok > 4:
                 raise ValueError(f"malformed MSG line: {buf[pos:eol][:200]!r}")
             size = _size(p, tok[ntok - 1], tok_end[ntok - 1])
-            if size < 0:
+            if size < 0 or size > MSG_MAX:
                 raise ValueError(f"malformed MSG size: {buf[pos:eol][:200]!r}")
             start = eol + 2
             stop = start + size
