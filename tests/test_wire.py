@@ -295,6 +295,13 @@ def test_replies_are_counted_with_the_first_error():
     assert count_replies(REPLIES, pos, 100)[1:] == (7, "ERR second")
 
 
+def test_resp3_replies_are_counted_and_its_pushes_skipped():
+    buf = (b"_\r\n,1.5\r\n#t\r\n(123\r\n!3\r\nERR\r\n=7\r\ntxt:abc\r\n%1\r\n+k\r\n:1\r\n"
+           b">2\r\n+invalidate\r\n*1\r\n$1\r\nk\r\n~2\r\n:1\r\n:2\r\n")
+    assert count_replies(buf, 0, 100) == (len(buf), 8, None)
+    assert count_replies(buf[:-4], 0, 100)[1] == 7       # the set not all here yet
+
+
 def test_replies_split_at_every_byte_boundary_count_once():
     for cut in range(len(REPLIES) + 1):
         pos, n, _ = count_replies(REPLIES[:cut], 0, 100)

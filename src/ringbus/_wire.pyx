@@ -569,8 +569,9 @@ cdef class XaddFramer:
 
 def count_replies(bytes buf, Py_ssize_t pos, Py_ssize_t want):
     """Read up to ``want`` RESP replies at ``buf[pos:]`` (simple strings, errors,
-    integers, bulk strings, and arrays of those, nested): (where it stopped, how many
-    were whole, the first error's text or None). Stops at a reply not all here yet; raises
+    integers, bulk strings, and arrays of those, nested; RESP3's types too, its pushes
+    skipped, not counted): (where it stopped, how many were whole, the first error's text
+    or None). Stops at a reply not all here yet; raises
     ValueError on bytes that are not RESP."""
     cdef const char *p = PyBytes_AS_STRING(buf)
     cdef Py_ssize_t end = PyBytes_GET_SIZE(buf)
@@ -590,8 +591,9 @@ def count_replies(bytes buf, Py_ssize_t pos, Py_ssize_t want):
             break
         if nxt == -2:
             raise ValueError(f"not a RESP reply: {buf[pos:pos + 60]!r}")
+        if p[pos] != b'>':              # a RESP3 push (client tracking) answers nothing
+            got += 1
         pos = nxt
-        got += 1
     return pos, got, error
 
 
@@ -603,16 +605,22 @@ cdef Py_ssize_t _resp_skip(const char *p, Py_ssize_t pos, Py_ssize_t end, int de
     if eol < 0:
         return -1
     c = p[pos]
-    if c == b'+' or c == b'-' or c == b':':
+    # RESP2, and RESP3's one-line types (null, double, boolean, big number).
+    if c == b'+' or c == b'-' or c == b':' or c == b'_' or c == b',' or c == b'#' \
+            or c == b'(':
         return eol + 2
-    if c != b'$' and c != b'*':
+    # Bulk (string, RESP3 error, verbatim), aggregate (array, set, map, push).
+    if c != b'$' and c != b'!' and c != b'=' and c != b'*' and c != b'~' and c != b'%' \
+            and c != b'>':
         return -2
     if eol - pos == 3 and p[pos + 1] == b'-' and p[pos + 2] == b'1':
         return eol + 2                  # a nil
     n = _size(p, pos + 1, eol)
     if n < 0:
         return -2
-    if c == b'$':
+    if c == b'%':
+        n *= 2                          # a map: keys and values
+    if c == b'$' or c == b'!' or c == b'=':
         if eol + 2 + n + 2 > end:
             return -1
         if p[eol + 2 + n] != b'\r' or p[eol + 3 + n] != b'\n':
