@@ -174,3 +174,37 @@ def test_an_importer_killed_mid_batch_loses_nothing_delivered(engine, tmp_path):
     assert set(handled) == {str(i) for i in range(n)}
     # At-least-once across the crash: what ran but was not acked ran again, no more.
     assert len(handled) - n <= 200
+
+
+def test_what_a_stop_left_unacknowledged_goes_at_the_next_run():
+    """The NATS link's window lives as long as the bridge: a stop that timed out waiting
+    for acks (the server paused) leaves its frames there, written again first thing at the
+    next run (same inbox, same ids), and the stream stores each event once."""
+    engine = start("nats")
+    try:
+        bus = ringbus.Bus()
+        TICK = bus.event_type("md.tick")
+        exporter = engine.bridge(bus, ack_wait=0.3)
+        exporter.export(TICK, subject="md.tick.{sym}", key="sym")
+        n = 40
+        with bus.running():
+            try:
+                with exporter.running(timeout=0.5):
+                    engine.server.pause()
+                    bus.publish_many(TICK, [{"sym": SYMS[i % 4], "i": i} for i in range(n)])
+                    wait_for(lambda: exporter.stats()["exported"] == n)
+            finally:
+                engine.server.resume()
+            assert exporter.stats()["acked"] == 0 and exporter.stats()["in_flight"] == n
+            with exporter.running():
+                wait_for(lambda: exporter.stats()["acked"] == n,
+                         what=lambda: f"the rest acked: {exporter.stats()}")
+        got = []
+        in_bus, importer = _importer(engine, got)
+        with in_bus.running(), importer.running():
+            wait_for(lambda: len(got) >= n, what=lambda: f"imported: {importer.stats()}")
+            time.sleep(0.2)
+        _check(got, n)
+        assert importer.stats()["duplicates_dropped"] == 0     # the stream had each once
+    finally:
+        stop(engine)

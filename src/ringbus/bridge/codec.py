@@ -6,7 +6,6 @@ a bridge decodes data from the network, and unpickling it would run whatever it 
 """
 from __future__ import annotations
 
-import itertools
 import os
 import uuid
 from typing import Any, Callable, Tuple
@@ -25,7 +24,7 @@ class Codec:
     """``Codec("msgpack")`` or ``Codec("json")``: encode(payload) -> (kind, bytes);
     decode(kind, data) -> payload, where kind ``"bytes"`` is passed through."""
 
-    __slots__ = ("name", "_encode", "_decode")
+    __slots__ = ("name", "encoder", "_encode", "_decode")
 
     def __init__(self, name: str = "msgpack") -> None:
         if name not in CODECS:
@@ -38,7 +37,10 @@ class Codec:
                               "'ringbus[redis]'") from exc
         self.name = name
         module = msgspec.msgpack if name == "msgpack" else msgspec.json
-        self._encode: Callable[[Any], bytes] = module.Encoder().encode
+        # Public for the compiled framers (ringbus._wire): they encode a batch with one
+        # encode_into a reused buffer.
+        self.encoder: Any = module.Encoder()
+        self._encode: Callable[[Any], bytes] = self.encoder.encode
         self._decode: Callable[[bytes], Any] = module.Decoder().decode
 
     def encode(self, payload: Any) -> Tuple[str, bytes]:
@@ -69,13 +71,16 @@ class Codec:
 class Producer:
     """The de-duplication ids of one exporting bridge: ``producer:sequence``. The producer
     part is new at every process start (and every bridge), so a restarted exporter's events
-    are never taken for duplicates of the last run's; the sequence counts from 1."""
+    are never taken for duplicates of the last run's; the sequence counts from 1. ``count``
+    is the last sequence given: the compiled framers (ringbus._wire) continue it a batch at
+    a time."""
 
-    __slots__ = ("name", "_next")
+    __slots__ = ("name", "count")
 
     def __init__(self) -> None:
         self.name = f"{uuid.uuid4().hex[:16]}-{os.getpid()}"
-        self._next = itertools.count(1).__next__
+        self.count = 0
 
     def next_id(self) -> str:
-        return f"{self.name}:{self._next()}"
+        self.count += 1
+        return f"{self.name}:{self.count}"

@@ -171,8 +171,10 @@ class NatsBridge(Bridge):
             s.startswith(("nats://", "tls://")) for s in servers)
         self._link: Any = None
         self._link_task: Optional["asyncio.Task[None]"] = None
-        # Export: our sequence -> [id, subject, kind, data, sent_at]; insertion order is
-        # the first publish order, which every re-publish keeps.
+        # Export through the link: a ringbus._wire.PubWindow, the frames from publish to
+        # PubAck. Through nats-py: our sequence -> [id, subject, kind, data, sent_at];
+        # insertion order is the first publish order, which every re-publish keeps.
+        self._window: Any = None
         self._unacked: Dict[int, List[Any]] = {}
         self._seq = 0
         self._inbox = ""
@@ -328,24 +330,23 @@ class NatsBridge(Bridge):
         link = self._link
         return bool(link.connected) if link is not None else bool(self._nc.is_connected)
 
+    async def _write(self, frames: bytes) -> bool:
+        """Write frames on the link; False if it is down (they wait for the re-publish
+        after the reconnect)."""
+        link = self._link
+        if not link.connected:
+            return False
+        if frames:
+            link.write(frames)
+            await link.drain()
+        return True
+
     async def _send(self, seqs: Any) -> bool:
-        """Publish the unacknowledged messages ``seqs`` (in order); False if the connection
-        went down first (the rest then waits for the re-publish after the reconnect)."""
-        unacked, link = self._unacked, self._link
+        """Publish the unacknowledged messages ``seqs`` (in order) through nats-py; False if
+        the connection went down first (the rest then waits for the re-publish after the
+        reconnect)."""
+        unacked = self._unacked
         now = time.monotonic()
-        if link is not None:
-            if not link.connected:
-                return False
-            frames = []
-            for seq in seqs:
-                held = unacked.get(seq)
-                if held is not None:
-                    held[4] = now
-                    frames.append(held[5])
-            if frames:
-                link.write(b"".join(frames))
-                await link.drain()
-            return True
         nc, inbox = self._nc, self._inbox
         for seq in seqs:
             if not nc.is_connected:
@@ -368,15 +369,23 @@ class NatsBridge(Bridge):
             await self._ensure_stream(f"{self.stream}_dead", [self.dead_letter], 120.0)
         self._readers = {id(spec): await self._prepare_import(spec) for spec in self._imports}
         if self._exports or self._rings:
-            self._inbox = self._nc.new_inbox() + "."
             if self.publish_link:
+                from ringbus._wire import PubWindow
                 from ringbus.bridge.natslink import PublishLink
-                self._link = PublishLink(self.servers, self._inbox, on_ack=self._acks,
-                                         on_lost=self._link_lost, on_back=self._link_back,
-                                         **self._link_auth())
+                if self._window is None:
+                    # One window (and inbox: its frames name it) for the bridge's life:
+                    # what a stop left unacknowledged goes again, as it was, at the next run.
+                    self._inbox = self._nc.new_inbox() + "."
+                    self._window = PubWindow(self._inbox.encode(), ID_HEADER.encode(),
+                                             CODEC_HEADER.encode())
+                self._resend = len(self._window) > 0
+                self._link = PublishLink(self.servers, self._inbox, window=self._window,
+                                         on_ack=self._acks, on_lost=self._link_lost,
+                                         on_back=self._link_back, **self._link_auth())
                 await self._link.connect()
                 self._link_task = asyncio.ensure_future(self._link.run())
             else:
+                self._inbox = self._nc.new_inbox() + "."
                 await self._nc.subscribe(self._inbox + "*", cb=self._on_puback,
                                          pending_msgs_limit=-1, pending_bytes_limit=-1)
 
@@ -431,7 +440,8 @@ class NatsBridge(Bridge):
     async def _export_turns(self) -> None:
         changed, wake = self._changed, self._wake
         assert changed is not None and wake is not None
-        stats, unacked, up = self.stats_, self._unacked, self._up
+        stats, up, window = self.stats_, self._up, self._window
+        unacked: Any = window if window is not None else self._unacked
         watchdog = asyncio.ensure_future(self._watch_acks())
         try:
             while True:
@@ -452,15 +462,29 @@ class NatsBridge(Bridge):
                     changed.clear()
                     await changed.wait()
                     continue
+                if window is not None:
+                    # The batch framed in one compiled call (ringbus._wire).
+                    failed: List[Tuple[Any, Any, Exception]] = []
+                    first = window.next_seq
+                    frames = window.take(self._outbox, min(self.batch, room), self._codec,
+                                         self._producer, time.monotonic(), failed)
+                    for spec, payload, exc in failed:
+                        stats["export_errors"] += 1
+                        self._report(spec.event_type, payload, exc)
+                    if not frames:
+                        continue
+                    stats["exported"] += window.next_seq - first
+                    stats["in_flight"] = len(window)
+                    if not await self._write(frames):
+                        self._resend = True
+                    continue
                 records = self._take(min(self.batch, room))
                 if not records:
                     continue
                 now = time.monotonic()
                 first = seq = self._seq + 1
-                frame = self._link.frame if self._link is not None else None
                 for msg_id, subject, kind, data in records:
-                    unacked[seq] = [msg_id, subject, kind, data, now,
-                                    frame(seq, subject, msg_id, kind, data) if frame else None]
+                    unacked[seq] = [msg_id, subject, kind, data, now]
                     seq += 1
                 self._seq = seq - 1
                 stats["exported"] += len(records)
@@ -474,32 +498,22 @@ class NatsBridge(Bridge):
     async def _on_puback(self, msg: Any) -> None:
         self._acked(int(msg.subject[len(self._inbox):]), msg.data)
 
-    def _acks(self, acks: List[Tuple[int, bytes]]) -> None:
-        """The PubAcks of one read of the publish link."""
-        pop, n = self._unacked.pop, 0
-        ids: Optional[List[str]] = [] if self._rings else None
-        for seq, data in acks:
-            if b'"error"' in data:
-                self._acked(seq, data)          # counted, logged, published again later
-            else:
-                held = pop(seq, None)
-                if held is not None:
-                    n += 1
-                    if ids is not None:
-                        ids.append(held[0])
+    def _acks(self, n: int, errors: List[Tuple[int, bytes]]) -> None:
+        """The PubAcks of one read of the publish link: ``n`` released from the window;
+        ``errors``: refused (counted, logged, published again later). A shared ring's
+        messages among them are confirmed to its ledger (ringbus.bridge.ring)."""
+        for seq, data in errors:
+            self._refused(data)
         if n:
             self._count_acks(n)
-            if ids:
-                self._confirmed(ids)
+            if self._rings:
+                ids = self._window.take_confirmed()
+                if ids:
+                    self._confirmed(ids)
 
     def _acked(self, seq: int, data: bytes) -> None:
-        stats = self.stats_
         if b'"error"' in data:
-            # Not stored (e.g. the stream is full, or missing): published again by the
-            # ack watchdog after ack_wait.
-            stats["export_errors"] += 1
-            _log.warning("ringbus.bridge: JetStream refused a message: %s",
-                         data.decode(errors="replace"))
+            self._refused(data)
             return
         held = self._unacked.pop(seq, None)
         if held is None:
@@ -508,18 +522,33 @@ class NatsBridge(Bridge):
         if self._rings:
             self._confirmed([held[0]])
 
+    def _refused(self, data: bytes) -> None:
+        # Not stored (e.g. the stream is full, or missing): published again by the ack
+        # watchdog after ack_wait.
+        self.stats_["export_errors"] += 1
+        _log.warning("ringbus.bridge: JetStream refused a message: %s",
+                     data.decode(errors="replace"))
+
+    def _in_flight(self) -> int:
+        window = self._window
+        return len(window) if window is not None else len(self._unacked)
+
     def _count_acks(self, n: int) -> None:
         stats = self.stats_
         stats["acked"] += n
-        stats["in_flight"] = len(self._unacked)
+        in_flight = stats["in_flight"] = self._in_flight()
         if stats["stalled"]:
             stats["stalled"] = False
             _log.warning("ringbus.bridge: JetStream acknowledges again (NATS %s)",
                          [_redact(s) for s in self.servers])
         changed = self._changed
         if changed is not None and not changed.is_set() and \
-                len(self._unacked) <= self.max_in_flight // 2:
+                in_flight <= self.max_in_flight // 2:
             changed.set()
+        if len(self._outbox) + in_flight <= self.max_in_flight:
+            # Whenever the bus's thread may go on (its test in _hand_over), not only at the
+            # first ack past half: it would otherwise sleep out its 50 ms timeout while the
+            # exporter's window runs dry.
             self._made_room()
 
     async def _watch_acks(self) -> None:
@@ -527,11 +556,16 @@ class NatsBridge(Bridge):
         again (it and all after it, in order)."""
         while True:
             await asyncio.sleep(self.ack_wait / 4)
-            unacked = self._unacked
-            if not unacked:
-                continue
-            oldest = next(iter(unacked.values()))
-            waited = time.monotonic() - oldest[4]
+            window, unacked = self._window, self._unacked
+            if window is not None:
+                sent_at = window.oldest_sent_at
+                if sent_at is None:
+                    continue
+            else:
+                if not unacked:
+                    continue
+                sent_at = next(iter(unacked.values()))[4]
+            waited = time.monotonic() - sent_at
             if waited < self.ack_wait:
                 continue
             stats = self.stats_
@@ -540,7 +574,7 @@ class NatsBridge(Bridge):
                 stats["stalled"] = True
                 _log.warning("ringbus.bridge: no ack from JetStream for %.1f s (NATS %s, %d "
                              "in flight); publishing them again", waited,
-                             [_redact(s) for s in self.servers], len(unacked))
+                             [_redact(s) for s in self.servers], self._in_flight())
             self._republish()
 
     def _republish(self) -> None:
@@ -550,6 +584,15 @@ class NatsBridge(Bridge):
             self._changed.set()
 
     async def _publish_again(self) -> None:
+        window = self._window
+        if window is not None:
+            n = len(window)
+            if n and self._link is not None:
+                if await self._write(window.unacked(time.monotonic())):
+                    self.stats_["retried"] += n
+                else:
+                    self._resend = True
+            return
         seqs = list(self._unacked)
         if not seqs or self._nc is None:
             return

@@ -5,7 +5,9 @@ save is nats-py's per-message work: a coroutine and a header dict per publish, a
 and a queue hop per delivered message, an awaited publish per ack.
 
 - :class:`PublishLink` (export): ``HPUB`` with the ``Nats-Msg-Id`` header, a batch in one
-  write; JetStream's PubAcks (``MSG``) matched by one regex each, handed over per read.
+  write; JetStream's PubAcks (``MSG``) parsed a read at a time by the compiled
+  :class:`ringbus._wire.PubWindow`, which framed the batch and holds each frame until its
+  PubAck.
 - :class:`PullLink` (import): pull requests to a durable consumer, the delivered ``HMSG``s
   parsed from the read buffer, and the acks / NAKs / terms of a batch in one write.
 
@@ -189,56 +191,36 @@ class _Link(ABC):
 
 
 class PublishLink(_Link):
-    """The exporter's link: ``publish(records)``, then ``await drain()``;
-    ``on_ack(acks)`` gets the PubAcks of each read, a list of (sequence, data)."""
+    """The exporter's link: ``write(frames)`` (made by its :class:`ringbus._wire.PubWindow`),
+    then ``await drain()``; each read's PubAcks release their messages from the window
+    (compiled: no per-message Python), then ``on_ack(acked, errors)`` is called once: how
+    many were released, and the (sequence, data) of those that carried an error."""
 
     what = "publish link"
 
-    def __init__(self, servers: Sequence[str], inbox: str, *,
-                 on_ack: Callable[[List[Tuple[int, bytes]]], None], **kw: Any) -> None:
+    def __init__(self, servers: Sequence[str], inbox: str, *, window: Any,
+                 on_ack: Callable[[int, List[Tuple[int, bytes]]], None], **kw: Any) -> None:
         super().__init__(servers, inbox, **kw)
+        self.window = window
         self.on_ack = on_ack
-        # "MSG <inbox><seq> <sid> [reply] <size>": nats-server 2.9 leaves two spaces where
-        # the reply is empty.
-        self._ack = re.compile(re.escape(inbox.encode()) + rb"(\d+) +\d+ +(?:\S+ +)?(\d+)\r\n")
-
-    def frame(self, seq: int, subject: str, msg_id: str, kind: str, data: bytes) -> bytes:
-        """The HPUB of one message, made once: a re-publish writes it again as it is."""
-        hdr = f"NATS/1.0\r\nNats-Msg-Id: {msg_id}\r\nRingbus-Codec: {kind}\r\n\r\n"
-        hlen = len(hdr)                     # ASCII: ids, codec names
-        return b"%s%s\r\n" % (
-            f"HPUB {subject} {self.inbox}{seq} {hlen} {hlen + len(data)}\r\n{hdr}".encode(),
-            data)
 
     def _parse(self, buf: bytes) -> int:
-        match = self._ack.match
-        acks: List[Tuple[int, bytes]] = []
-        pos, end = 0, len(buf)
+        feed, window = self.window.feed, self.window
+        acked, pos, end = 0, 0, len(buf)
         while pos < end:
-            if buf.startswith(b"MSG ", pos):
-                m = match(buf, pos + 4)
-                if m is not None:
-                    start = m.end()
-                    stop = start + int(m.group(2))
-                    if stop + 2 > end:
-                        break                   # the payload is not all here yet
-                    acks.append((int(m.group(1)), buf[start:stop]))
-                    pos = stop + 2
-                    continue
+            pos = feed(buf, pos)
+            acked += window.acked
+            if pos >= end or buf.startswith(b"MSG ", pos):
+                break                           # all done, or a message not all here yet
             eol = buf.find(b"\r\n", pos)
             if eol < 0:
                 break
-            if buf.startswith(b"MSG ", pos):
-                # Not an ack of ours (nothing else is subscribed): skip its payload.
-                stop = eol + 2 + int(buf[pos:eol].split()[-1])
-                if stop + 2 > end:
-                    break
-                pos = stop + 2
-                continue
             self._control(buf, pos, eol)
             pos = eol + 2
-        if acks:
-            self.on_ack(acks)                   # one call per read
+        errors = window.errors
+        if acked or errors:
+            self.on_ack(acked, list(errors))    # one call per read
+            errors.clear()
         return pos
 
 

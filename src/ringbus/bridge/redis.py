@@ -37,28 +37,23 @@ def _redact(url: str) -> str:
     return re.sub(r"//[^@/]*@", "//***@", url)
 
 
-def _bulk(b: bytes) -> bytes:
-    return b"$%d\r\n%s\r\n" % (len(b), b)
-
-
-def _pack_xadds(records: List[Tuple[str, str, str, bytes]], maxlen: Optional[int]) -> bytes:
-    """``XADD key [MAXLEN ~ n] * id <id> c <codec> d <data>`` for each record, in RESP,
-    as one buffer (what redis-py's pipeline would send, without its per-command objects)."""
-    trim = b"" if maxlen is None else _bulk(b"MAXLEN") + _bulk(b"~") + _bulk(b"%d" % maxlen)
-    head = b"*%d\r\n$4\r\nXADD\r\n" % (9 if maxlen is None else 12)
-    heads: Dict[str, bytes] = {}
-    out: List[bytes] = []
-    append = out.append
-    for msg_id, key, kind, data in records:
-        h = heads.get(key)
-        if h is None:
-            h = heads[key] = head + _bulk(key.encode()) + trim + _bulk(b"*") + _bulk(b"id")
-        mid = msg_id.encode()
-        append(b"%s$%d\r\n%s\r\n$1\r\nc\r\n%s$1\r\nd\r\n$%d\r\n" % (
-            h, len(mid), mid, _bulk(kind.encode()), len(data)))
-        append(data)
-        append(b"\r\n")
-    return b"".join(out)
+async def _replies(stream: asyncio.StreamReader, n: int) -> Optional[str]:
+    """Read ``n`` RESP replies from ``stream``: the first error's text, or None."""
+    from ringbus._wire import count_replies
+    buf, got, first_error = b"", 0, None
+    while got < n:
+        chunk = await stream.read(1 << 16)
+        if not chunk:
+            raise ConnectionError("Redis closed the connection")
+        buf = buf + chunk if buf else chunk
+        pos, k, error = count_replies(buf, 0, n - got)
+        got += k
+        buf = buf[pos:]
+        if first_error is None:
+            first_error = error
+    if buf:
+        raise ConnectionError(f"Redis sent more than {n} replies: {buf[:60]!r}")
+    return first_error
 
 
 def _pattern(subject: str) -> Optional[str]:
@@ -207,9 +202,10 @@ class RedisBridge(Bridge):
     # -- export -----------------------------------------------------------------------------
 
     async def _export_loop(self) -> None:
+        from ringbus._wire import XaddFramer
         wake, stats = self._wake, self.stats_
         assert wake is not None
-        maxlen = self.maxlen
+        framer = XaddFramer(self.maxlen)
         while True:
             if not self._outbox:
                 if self._stopping:
@@ -218,28 +214,33 @@ class RedisBridge(Bridge):
                 if not self._outbox:
                     await wake.wait()
                 continue
-            # Up to 4 batches a write: one round trip and one fsync for more XADDs.
-            records = self._take(min(4 * self.batch, self.max_in_flight))
-            if not records:
+            # Up to 4 batches a write: one round trip and one fsync for more XADDs, framed
+            # in one compiled call (ringbus._wire).
+            failed: List[Tuple[Any, Any, Exception]] = []
+            packed = framer.take(self._outbox, min(4 * self.batch, self.max_in_flight),
+                                 self._codec, self._producer, failed)
+            for spec, payload, exc in failed:
+                stats["export_errors"] += 1
+                self._report(spec.event_type, payload, exc)
+            n = framer.count
+            if not n:
                 continue
-            stats["exported"] += len(records)
-            stats["in_flight"] = len(records)
+            stats["exported"] += n
+            stats["in_flight"] = n
             tries = 0
-            packed = _pack_xadds(records, maxlen)
             while True:
                 try:
-                    await asyncio.wait_for(self._send(packed, len(records)), self.ack_wait)
+                    await asyncio.wait_for(self._send(packed, n), self.ack_wait)
                     break
                 except Exception as exc:
                     tries += 1
-                    stats["retried"] += len(records)
+                    stats["retried"] += n
                     if not stats["stalled"]:
                         stats["stalls"] += 1
                         stats["stalled"] = True
                         stats["connected"] = False
                         _log.warning("ringbus.bridge: no ack from Redis %s for %d XADD(s) "
-                                     "(%s); sending them again", _redact(self.url),
-                                     len(records),
+                                     "(%s); sending them again", _redact(self.url), n,
                                      f"{type(exc).__name__}: {_redact(str(exc))[:200]}")
                     if self._stopping and tries > 2:
                         raise
@@ -247,30 +248,37 @@ class RedisBridge(Bridge):
             if stats["stalled"]:
                 stats["stalled"] = False
                 self._answered()
-            stats["acked"] += len(records)
+            stats["acked"] += n
             stats["in_flight"] = 0
-            if self._rings:
-                self._confirmed([r[0] for r in records])
+            if self._rings and framer.ids:
+                self._confirmed(framer.ids)     # a shared ring's messages: to its ledger
             self._made_room()
 
     async def _send(self, packed: bytes, n: int) -> None:
         """One write of ``n`` packed XADDs on a connection of redis-py's pool (it made the
-        connection: AUTH, TLS, database), then their ``n`` replies. A connection that
-        failed or timed out mid-way is dropped, never reused with replies pending."""
+        connection: AUTH, TLS, database), then their ``n`` replies, read from its stream
+        and counted by ringbus._wire (redis-py's parser is empty between commands: each
+        reads its replies whole; its read_response per reply cost more than the XADD). A
+        connection that failed or timed out mid-way is dropped, never reused with replies
+        pending."""
         pool = self._r.connection_pool
         conn = await pool.get_connection()
         ok = False
         try:
             await conn.send_packed_command(packed, check_health=False)
-            read = conn.read_response
-            first_error = None
-            for _ in range(n):
-                reply = await read()
-                if isinstance(reply, Exception) and first_error is None:
-                    first_error = reply
+            stream = getattr(conn, "_reader", None)
+            if isinstance(stream, asyncio.StreamReader):
+                first_error = await _replies(stream, n)
+            else:                                   # pragma: no cover - other redis-py
+                first_error = None
+                for _ in range(n):
+                    reply = await conn.read_response()
+                    if isinstance(reply, Exception) and first_error is None:
+                        first_error = str(reply)
             ok = True
             if first_error is not None:
-                raise first_error
+                from redis.exceptions import ResponseError
+                raise ResponseError(first_error)
         finally:
             if not ok:
                 await conn.disconnect()
