@@ -503,7 +503,7 @@ class NatsBridge(Bridge):
         ``errors``: refused (counted, logged, published again later). A shared ring's
         messages among them are confirmed to its ledger (ringbus.bridge.ring)."""
         for seq, data in errors:
-            self._refused(data)
+            self._not_stored(data)
         if n:
             self._count_acks(n)
             if self._rings:
@@ -513,7 +513,7 @@ class NatsBridge(Bridge):
 
     def _acked(self, seq: int, data: bytes) -> None:
         if b'"error"' in data:
-            self._refused(data)
+            self._not_stored(data)
             return
         held = self._unacked.pop(seq, None)
         if held is None:
@@ -522,7 +522,7 @@ class NatsBridge(Bridge):
         if self._rings:
             self._confirmed([held[0]])
 
-    def _refused(self, data: bytes) -> None:
+    def _not_stored(self, data: bytes) -> None:
         # Not stored (e.g. the stream is full, or missing): published again by the ack
         # watchdog after ack_wait.
         self.stats_["export_errors"] += 1
