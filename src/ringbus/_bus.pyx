@@ -424,7 +424,9 @@ An in-process event bus.
         """
         self._need_open()
         cdef Py_ssize_t t = self._checked(event_type)
-        return self._ring_for(t, lane).publish_c(t, payload, timeout_arg(timeout)) == 1
+        if self._type_ring is None and lane is None:    # no lanes: the ring, borrowed
+            return self._ring.publish_c(t, payload, timeout_arg(timeout)) == 1
+        return self._lane_ring(t, lane).publish_c(t, payload, timeout_arg(timeout)) == 1
 
     def publish_conflated(self, event_type, key, payload=None, timeout=None):
         """Publish an event that conflates per ``(event_type, key)``: while one of the same
@@ -445,7 +447,9 @@ An in-process event bus.
         counts nothing as dropped). ``lane=`` as for :meth:`publish`."""
         self._need_open()
         cdef Py_ssize_t t = self._checked(event_type)
-        return self._ring_for(t, lane).try_publish_c(t, payload) == 1
+        if self._type_ring is None and lane is None:
+            return self._ring.try_publish_c(t, payload) == 1
+        return self._lane_ring(t, lane).try_publish_c(t, payload) == 1
 
     def publish_many(self, event_type, payloads, timeout=None, lane=None):
         """Queue one event of ``event_type`` per payload, claiming runs of slots at once;
@@ -884,7 +888,11 @@ An in-process event bus.
         """
         self._need_open()
         cdef Py_ssize_t t = self._checked(event_type)
-        cdef RingBuffer ring = self._ring_for(t, lane)
+        if self._type_ring is None and lane is None:
+            if self._aio_ready is not None and self._ring.try_publish_c(t, payload) == 1:
+                return self._aio_ready
+            return _aio.publish_wait(self, t, payload, timeout, self._ring)
+        cdef RingBuffer ring = self._lane_ring(t, lane)
         if self._aio_ready is not None and ring.try_publish_c(t, payload) == 1:
             return self._aio_ready
         return _aio.publish_wait(self, t, payload, timeout, ring)
