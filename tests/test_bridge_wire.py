@@ -105,3 +105,43 @@ def test_nats_export_batches_are_stored_whole_with_their_ids():
         assert [mid.rsplit(":", 1)[1] for _, mid, _ in got] == [str(i) for i in range(1, n + 1)]
     finally:
         stop(engine)
+
+
+@pytest.mark.parametrize("publish_link", [True, False])
+def test_a_message_jetstream_does_not_store_is_counted_reported_and_sent_again(
+        caplog, publish_link):
+    # The stream exists with room for 3 messages and refuses new ones past that: the
+    # PubAcks of the others carry an error. Counted, logged, kept unacknowledged and
+    # published again after ack_wait; once there is room, they are stored.
+    caplog.set_level(logging.WARNING, logger="ringbus.bridge")
+    engine = start("nats")
+    try:
+        import nats
+        from nats.js.api import DiscardPolicy, StreamConfig
+
+        async def make(purge=False):
+            nc = await nats.connect(engine.url)
+            js = nc.jetstream()
+            if purge:
+                await js.purge_stream("WF")
+            else:
+                await js.add_stream(StreamConfig(name="WF", subjects=["wf.>"], max_msgs=3,
+                                                 discard=DiscardPolicy.NEW))
+            await nc.close()
+        asyncio.run(make())
+        bus = ringbus.Bus()
+        T = bus.event_type("wf.out")
+        bridge = engine.bridge(bus, stream="WF", ack_wait=0.5)
+        bridge.publish_link = publish_link
+        bridge.export(T, subject="wf.x")
+        with bus.running(), bridge.running():
+            bus.publish_many(T, [b"m%d" % i for i in range(5)])
+            wait_for(lambda: bridge.stats()["export_errors"] >= 2,
+                     what=lambda: f"{bridge.stats()}")
+            assert bridge.stats()["acked"] == 3
+            wait_for(lambda: "JetStream refused a message" in caplog.text)
+            asyncio.run(make(purge=True))
+            wait_for(lambda: bridge.stats()["acked"] == 5, what=lambda: f"{bridge.stats()}")
+        assert bridge.stats()["in_flight"] == 0
+    finally:
+        stop(engine)
