@@ -417,3 +417,55 @@ def test_a_process_killed_holding_the_parker_mutex_does_not_stall_the_ring(name,
 
 def test_no_segment_is_left_behind_by_the_fault_tests():
     assert left_behind() == []
+
+
+DEAD_WAITER = """
+import subprocess, sys, time, ringbus
+name = sys.argv[1]
+ring = ringbus.MessageRing(4096, shared=name)        # wait="block": consumers park
+parked = subprocess.Popen([sys.executable, "-c", (
+    "import ringbus, time\\n"
+    f"r = ringbus.MessageRing.attach({name!r})\\n"
+    "r.subscribe(lambda v: None)\\n"
+    "r.start()\\n"
+    "print('started', flush=True)\\n"
+    "time.sleep(600)\\n")], stdout=subprocess.PIPE, text=True)
+parked.stdout.readline()
+time.sleep(0.3)                                     # idle: parked
+parked.kill()
+parked.wait()
+again = ringbus.MessageRing.attach(name)            # the next consumer parks too
+got = []
+again.subscribe(lambda v: got.append(bytes(v)))
+again.start()
+time.sleep(0.2)
+for i in range(5):
+    ring.publish(b"x")                              # each a wake-up
+    time.sleep(0.02)
+again.stop()
+print("delivered", len(got), flush=True)
+ring.unlink()
+"""
+
+
+def test_a_process_killed_while_parked_does_not_hang_the_next_wake_up(name):
+    # A consumer process killed while it sleeps in the ring's parker: the next consumer parks
+    # too, and the producer's wake-ups reach it. With a process-shared glibc condition
+    # variable the dead waiter made the next broadcast wait for ever (5 runs in 6, holding
+    # the GIL); parked threads now sleep on a futex word, which a dead sleeper leaves as it
+    # was. Three rounds, each in a child with a deadline.
+    for round_ in range(3):
+        child = run(DEAD_WAITER, f"{name}-{round_}")
+        try:
+            out, err = child.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            out, err = child.communicate()
+            out = "hung"
+        finally:
+            reap(child)
+            try:
+                os.unlink(f"/dev/shm/ringbus.{name}-{round_}")
+            except FileNotFoundError:
+                pass
+        assert out.strip() == "delivered 5", (out, err[-2000:])

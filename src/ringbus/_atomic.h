@@ -63,6 +63,9 @@ typedef int rb_deadline_t;                 /* the model treats every timed wait 
  * model reports instead of a delay it cannot see. */
 #define RB_COND_WAIT_UNTIL(c, m, d) \
     ((d) == 0 ? rl::rl_pthread_cond_wait((c), (m), $) : rl::rl_pthread_cond_timedwait((c), (m), 0, $))
+/* The models check the park/wake protocol on a condition variable (production Linux sleeps
+ * on a futex word in its place: the same handshake, see rb_parker in _ringbuffer.h). */
+#define RB_PARK_FUTEX 0
 
 #else
 /* ---------------------------------------------------------------------- production layer */
@@ -173,6 +176,37 @@ static inline int rb_mutex_init_shared(pthread_mutex_t *m)
     return rc;
 }
 
+/* Linux: parked threads sleep on a futex word (_ringbuffer.h's rb_parker), not on a condition
+ * variable. A process killed while it sleeps on a futex leaves nothing behind; one killed
+ * while it waits on a process-shared glibc condition variable leaves it waiting for that
+ * waiter's acknowledgement, so the next broadcast blocks for ever. */
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <limits.h>
+#define RB_PARK_FUTEX 1
+
+/* Sleep while *word == expected, until a wake-up, a signal or `d` (CLOCK_MONOTONIC, absolute;
+ * {0, 0}: none). Returns at once if *word != expected. `shared`: the word is in memory other
+ * processes map (no FUTEX_PRIVATE_FLAG). Callers loop: a return says nothing. */
+static inline void rb_futex_wait(rb_atomic_i32 *word, int32_t expected, rb_deadline_t d,
+                                 int shared)
+{
+    int op = FUTEX_WAIT_BITSET | (shared ? 0 : FUTEX_PRIVATE_FLAG);
+    const struct timespec *until = (d.tv_sec == 0 && d.tv_nsec == 0) ? NULL : &d;
+    syscall(SYS_futex, (int32_t *)word, op, expected, until, NULL, FUTEX_BITSET_MATCH_ANY);
+}
+
+static inline void rb_futex_wake_all(rb_atomic_i32 *word, int shared)
+{
+    int op = FUTEX_WAKE | (shared ? 0 : FUTEX_PRIVATE_FLAG);
+    syscall(SYS_futex, (int32_t *)word, op, INT_MAX, NULL, NULL, 0);
+}
+#else
+#define RB_PARK_FUTEX 0
+#endif
+
 #define RB_MUTEX_INIT(m) pthread_mutex_init((m), NULL)
 #define RB_MUTEX_INIT_SHARED(m) rb_mutex_init_shared((m))
 #define RB_COND_INIT_SHARED(c) rb_cond_init_monotonic((c), 1)
@@ -263,6 +297,10 @@ static inline void rb_store_release_i32(rb_atomic_i32 *p, int32_t v) { RB_STORE(
 static inline int32_t rb_fetch_add_relaxed_i32(rb_atomic_i32 *p, int32_t v)
 {
     return RB_FETCH_ADD(p, v, relaxed);
+}
+static inline int32_t rb_fetch_add_release_i32(rb_atomic_i32 *p, int32_t v)
+{
+    return RB_FETCH_ADD(p, v, release);
 }
 /* Relaxed: its callers order it with a seq_cst fence (see rb_signal_take). */
 static inline int32_t rb_exchange_relaxed_i32(rb_atomic_i32 *p, int32_t v)

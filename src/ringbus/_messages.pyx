@@ -480,11 +480,12 @@ A bounded ring of variable-length messages, from producers to handlers.
         cdef double deadline = deadline_after(t), left, slice_
         cdef rb_deadline_t until
         cdef const unsigned char *p
-        # A shared ring's poll never parks on the ring's condition variable: a process
-        # killed while parked there (a bridge, say) stays counted among its waiters, and
-        # glibc's condition variables are not robust to that: the next wake-up by a
-        # producer would wait for it forever. It polls instead: 50 us sleeps for the first
-        # millisecond, then 1 ms ones (an idle bridge costs ~1,000 looks a second).
+        # A shared ring's poll does not park: it polls, 50 us sleeps for the first
+        # millisecond, then 1 ms ones (an idle bridge costs ~1,000 looks a second). It was
+        # written so while a process killed parked on a glibc condition variable could hang
+        # the ring's next wake-up; parked threads now sleep on a futex word, which a dead
+        # sleeper leaves as it was (_ringbuffer.h, rb_parker), and the poll kept its
+        # measured, bounded cost.
         cdef bint no_park = self.shared is not None and self._wait == RB_WAIT_BLOCK
         cdef int strategy = RB_WAIT_SLEEP if no_park else self._wait
         cdef double since = rb_monotonic()

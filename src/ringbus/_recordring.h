@@ -29,7 +29,7 @@
 /* Bumped whenever the header or the region's layout changes. */
 /* 3: the wait strategy, the dtype's descriptor, the creator and the consumer lease.
  * 4: the ring's kind (records or messages), unblock_timeout, the message counters. */
-#define RB_RECORD_LAYOUT_VERSION 5
+#define RB_RECORD_LAYOUT_VERSION 6   /* 6: the parker's futex word */
 /* Bytes of the dtype descriptor a header holds (the text numpy.lib.format writes). */
 #define RB_RECORD_DESCR_MAX 2048
 

@@ -53,7 +53,14 @@ typedef struct rb_parker {
     rb_atomic_i32 waiters;       /* threads between rb_park_begin and rb_park_end */
     RB_PAD(pad_after, 4);
     rb_mutex_t mutex;
-    rb_cond_t cond;
+    rb_cond_t cond;              /* where waiters sleep unless RB_PARK_FUTEX */
+    /* RB_PARK_FUTEX: waiters sleep on this word instead, and a wake-up bumps it. A waiter
+     * killed in its sleep leaves only `waiters` too high (a spare wake-up each time); one
+     * killed waiting on a process-shared glibc condition variable would make the next
+     * broadcast wait for it for ever. */
+    rb_atomic_i32 word;
+    int32_t token;               /* `word` as the waiter in hand read it (guarded by mutex) */
+    int32_t shared;              /* the parker is in memory other processes map */
 } rb_parker;
 
 typedef struct rb_ring {
@@ -209,6 +216,9 @@ static inline rb_sequencer rb_ring_sequencer(rb_ring *r)
 static inline void rb_parker_init(rb_parker *p, int shared)
 {
     rb_store_relaxed_i32(&p->waiters, 0);
+    rb_store_relaxed_i32(&p->word, 0);
+    p->token = 0;
+    p->shared = shared;
     if (shared) {
         RB_MUTEX_INIT_SHARED(&p->mutex);
         RB_COND_INIT_SHARED(&p->cond);
@@ -594,9 +604,17 @@ static inline void rb_parker_wake(rb_parker *p)
 {
     rb_fence_seq_cst();
     if (rb_load_relaxed_i32(&p->waiters) > 0) {
+#if RB_PARK_FUTEX
+        /* No mutex: a waiter that read the word before this bump returns from its futex
+         * wait at once; one that read it after sees the event in its re-check (release
+         * here, acquire in rb_parker_begin). */
+        rb_fetch_add_release_i32(&p->word, 1);
+        rb_futex_wake_all(&p->word, p->shared);
+#else
         RB_MUTEX_LOCK(&p->mutex);
         RB_COND_BROADCAST(&p->cond);
         RB_MUTEX_UNLOCK(&p->mutex);
+#endif
     }
 }
 
@@ -612,13 +630,25 @@ static inline void rb_parker_begin(rb_parker *p)
     RB_MUTEX_LOCK(&p->mutex);
     rb_fetch_add_relaxed_i32(&p->waiters, 1);
     rb_fence_seq_cst();
+#if RB_PARK_FUTEX
+    /* Before the caller's re-check: a wake-up after this read changes the word, and the
+     * futex wait then returns at once. */
+    p->token = rb_load_acquire_i32(&p->word);
+#endif
 }
 
 /* Between rb_parker_begin and rb_parker_end, after the condition was re-checked and found
  * unmet. May return early (spurious wake-up, deadline): callers loop. */
 static inline void rb_parker_wait(rb_parker *p, rb_deadline_t deadline)
 {
+#if RB_PARK_FUTEX
+    int32_t token = p->token;
+    RB_MUTEX_UNLOCK(&p->mutex);
+    rb_futex_wait(&p->word, token, deadline, p->shared);
+    RB_MUTEX_LOCK(&p->mutex);
+#else
     RB_COND_WAIT_UNTIL(&p->cond, &p->mutex, deadline);
+#endif
 }
 
 static inline void rb_parker_end(rb_parker *p)
