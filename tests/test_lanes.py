@@ -387,6 +387,20 @@ def test_bad_lanes_are_refused_naming_the_argument():
     assert bus.pending == 0
 
 
+def test_a_bus_without_lanes_refuses_another_bus_s_lanes_and_unknown_names():
+    bus, md, order = _bus()
+    other = Bus()
+    other.add_lane("x", priority=1)
+    for lane in other.lanes:                # its "default" too: another ring
+        with pytest.raises(ValueError, match="not a lane of this bus"):
+            bus.publish(md, 1, lane=lane)
+    with pytest.raises(ValueError, match="no lane named 'x'"):
+        bus.try_publish(md, 1, lane="x")
+    with pytest.raises(TypeError, match="lane must be"):
+        bus.publish_many(md, [1], lane=object())
+    assert bus.publish(md, 1, lane=bus.lanes[0]) and bus.pending == 1
+
+
 def test_lanes_and_stages_do_not_mix_and_lanes_change_only_while_idle():
     bus, md, order = _bus()
     bus.stage("journal", lambda t, p: None, before="dispatch")

@@ -402,7 +402,7 @@ An in-process event bus.
             if lane == _lanes_py.DEFAULT_LANE or (isinstance(lane, _lanes_py.Lane)
                                                    and lane.ring is self._ring):
                 return self._ring
-            _lanes_py.lane_by_name(self._lane_list, lane)      # raises, naming the problem
+            _lanes_py.refuse_lane(self._lane_list, lane)       # raises, naming the problem
         return <RingBuffer>r
 
     def publish(self, event_type, payload=None, timeout=None, lane=None):

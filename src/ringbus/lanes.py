@@ -14,7 +14,7 @@ lanes, the priority rule decides.
 from __future__ import annotations
 
 import weakref
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, NoReturn, Optional
 
 from ringbus._ring import RingBuffer
 from ringbus._lanes import MAX_LANES
@@ -137,18 +137,12 @@ def new_lane(bus: Any, lanes: List[Lane], name: Any, priority: Any, capacity: An
     return Lane(bus, name, priority, ring, batch, patience)
 
 
-def lane_by_name(lanes: Optional[List[Lane]], lane: Any) -> Lane:
-    """``lane=`` of a publish call: a Lane of this bus or a lane's name."""
+def refuse_lane(lanes: Optional[List[Lane]], lane: Any) -> NoReturn:
+    """Raise for a ``lane=`` that names no lane of this bus (the bus looked it up first):
+    a Lane of another bus, an unknown name, or something that is neither."""
     if isinstance(lane, Lane):
-        if lanes is not None and any(lane is x for x in lanes):
-            return lane
-        if lanes is None and lane.name == DEFAULT_LANE:
-            return lane
         raise ValueError(f"lane: {lane!r} is not a lane of this bus")
     if isinstance(lane, str):
-        for x in lanes or ():
-            if x.name == lane:
-                return x
         names = [x.name for x in lanes] if lanes else [DEFAULT_LANE]
         raise ValueError(f"lane: this bus has no lane named {lane!r} (lanes: {names})")
     raise TypeError(f"lane must be None, a lane name (str) or a ringbus.Lane, got "
